@@ -1,0 +1,79 @@
+import type { ParsedStatement } from './sql-statements.ts';
+import type { Phase } from './step.ts';
+
+/**
+ * What each phase must not do, checked on PostgreSQL's parse tree. Expand runs while the old release serves
+ * traffic, so it must not remove or rename anything that release reads. Contract runs after the old release is
+ * gone and only removes, so it must not add tables or columns (they belong in expand, before the new code runs).
+ * Migrate moves data only.
+ *
+ * Returns one finding per offending statement; a file may override them with `-- emc:allow-destructive <reason>`.
+ */
+export function lintPhase(phase: Phase, statement: ParsedStatement): string[] {
+  switch (phase) {
+    case 'expand':
+      return expandFindings(statement);
+    case 'contract':
+      return contractFindings(statement);
+    case 'migrate':
+      return MIGRATE_STATEMENTS.has(statement.type)
+        ? []
+        : [`a migrate step may only run INSERT, UPDATE, DELETE, MERGE or SELECT, found ${statement.type}`];
+  }
+}
+
+const MIGRATE_STATEMENTS = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'SelectStmt']);
+
+function expandFindings({ type, node }: ParsedStatement): string[] {
+  if (type === 'DropStmt' && DROPPED_RELATIONS.has(String(node.removeType))) {
+    return [`expand must not drop a ${kindOf(String(node.removeType))} (the old release may still use it)`];
+  }
+  if (type === 'TruncateStmt') return ['expand must not truncate a table (the old release may still use its rows)'];
+  if (type === 'RenameStmt' && RENAMED_RELATIONS.has(String(node.renameType))) {
+    return [`expand must not rename a ${kindOf(String(node.renameType))} (the old release still uses the old name)`];
+  }
+  if (type === 'AlterTableStmt') {
+    return alterCommands(node)
+      .filter((cmd) => cmd.subtype === 'AT_DropColumn')
+      .map((cmd) => `expand must not drop column "${String(cmd.name)}" (the old release may still read it)`);
+  }
+  return [];
+}
+
+function contractFindings({ type, node }: ParsedStatement): string[] {
+  if (type === 'CreateStmt') return ['contract must not create a table (add it in expand, before the new release runs)'];
+  if (type === 'CreateTableAsStmt') {
+    return ['contract must not create a table (add it in expand, before the new release runs)'];
+  }
+  if (type === 'AlterTableStmt') {
+    return alterCommands(node)
+      .filter((cmd) => cmd.subtype === 'AT_AddColumn')
+      .map((cmd) => {
+        const def = (cmd.def as { ColumnDef?: { colname?: string } } | undefined)?.ColumnDef;
+        return `contract must not add column "${def?.colname ?? '?'}" (add it in expand, before the new release runs)`;
+      });
+  }
+  return [];
+}
+
+const DROPPED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SCHEMA']);
+const RENAMED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_COLUMN', 'OBJECT_VIEW', 'OBJECT_SCHEMA']);
+
+function kindOf(objectType: string): string {
+  return objectType.replace(/^OBJECT_/, '').toLowerCase().replace('matview', 'materialized view');
+}
+
+function alterCommands(node: Record<string, unknown>): Record<string, unknown>[] {
+  const cmds = (node.cmds as { AlterTableCmd?: Record<string, unknown> }[] | undefined) ?? [];
+  return cmds.flatMap((c) => (c.AlterTableCmd ? [c.AlterTableCmd] : []));
+}
+
+/** Statements PostgreSQL refuses to run inside a transaction block. */
+export function needsNoTransaction({ type, node }: ParsedStatement): boolean {
+  if (type === 'IndexStmt' || type === 'DropStmt' || type === 'ReindexStmt') {
+    if (node.concurrent === true) return true;
+    const params = (node.params as { DefElem?: { defname?: string } }[] | undefined) ?? [];
+    return params.some((p) => p.DefElem?.defname === 'concurrently');
+  }
+  return type === 'VacuumStmt' || type === 'CreatedbStmt' || type === 'DropdbStmt';
+}

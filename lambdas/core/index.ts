@@ -1,0 +1,18 @@
+/** The engine's public surface: what the Lambda handlers, the CLI and the tests call. Knows nothing of Lambda. */
+export { loadCatalog, RELEASES_FILE } from './catalog/load-catalog.ts';
+export { PHASES, stepId, stepsUpTo, type Catalog, type Phase, type Step } from './catalog/step.ts';
+export * from './errors.ts';
+export { contract, type ContractOptions } from './phases/contract.ts';
+export { expand, type SchemaPhaseResult } from './phases/expand.ts';
+export { inspect, resolveTarget } from './phases/inspect.ts';
+export { migrate, type MigrateResult, type MigrateStepProgress } from './phases/migrate.ts';
+export { plan, type Plan } from './phases/plan.ts';
+export type { EngineEvent, RunContext } from './phases/run-context.ts';
+export { DEFAULT_SETTINGS, resolveSettings, settingsOverridesSchema, type SettingsOverrides, type UpgradeSettings } from './settings.ts';
+export { PgSqlClient } from './sql/pg-client.ts';
+export type { SqlClient, SqlParams, SqlResult, SqlSession, SqlValue } from './sql/sql-client.ts';
+export { formatVersion, NO_VERSION, type CompositeVersion } from './state/composite-version.ts';
+export { readState } from './state/database-state.ts';
+export { readHistory, type HistoryEntry } from './state/history.ts';
+export { acquireLease, currentLease, releaseLease } from './state/lease.ts';
+export { ensureStateSchema, STATE_SCHEMA } from './state/schema.ts';

@@ -1,0 +1,40 @@
+import type { Catalog } from '../catalog/step.ts';
+import { PhaseGateError } from '../errors.ts';
+import { ensureStateSchema } from '../state/schema.ts';
+import { applySchemaStep, type StepRun } from './apply-schema-step.ts';
+import type { SchemaPhaseResult } from './expand.ts';
+import { contractGates } from './gates.ts';
+import { inspect } from './inspect.ts';
+import type { RunContext } from './run-context.ts';
+
+export interface ContractOptions {
+  /**
+   * The drain gate's verdict: no task of the old release is running. Contract drops what the old release uses, so
+   * it never runs without this.
+   */
+  readonly drainConfirmed: boolean;
+}
+
+/**
+ * Applies every pending contract step up to the target release, once its gates are open: expand at the target's
+ * head, every migration finished with nothing pending, and the old release drained.
+ */
+export async function contract(
+  ctx: RunContext,
+  catalog: Catalog,
+  target: string | undefined,
+  options: ContractOptions,
+): Promise<SchemaPhaseResult> {
+  await ensureStateSchema(ctx.client);
+  const inspection = await inspect(ctx.client, catalog, target);
+  const closed = await contractGates(ctx.client, catalog, inspection, options.drainConfirmed);
+  if (closed.length > 0 && inspection.pending.contract.length > 0) throw new PhaseGateError('contract', closed);
+  const stepsRun: StepRun[] = [];
+  for (const step of inspection.pending.contract) stepsRun.push(await applySchemaStep(ctx, step));
+  return {
+    phase: 'contract',
+    stepsRun,
+    versionBefore: inspection.versionText,
+    versionAfter: stepsRun.at(-1)?.version ?? inspection.versionText,
+  };
+}

@@ -1,0 +1,26 @@
+import type { Catalog } from '../catalog/step.ts';
+import { ensureStateSchema } from '../state/schema.ts';
+import { applySchemaStep, type StepRun } from './apply-schema-step.ts';
+import { inspect } from './inspect.ts';
+import type { RunContext } from './run-context.ts';
+
+export interface SchemaPhaseResult {
+  readonly phase: 'expand' | 'contract';
+  readonly stepsRun: readonly StepRun[];
+  readonly versionBefore: string;
+  readonly versionAfter: string;
+}
+
+/** Applies every pending expand step up to the target release, in order, each in its own transaction. */
+export async function expand(ctx: RunContext, catalog: Catalog, target?: string): Promise<SchemaPhaseResult> {
+  await ensureStateSchema(ctx.client);
+  const inspection = await inspect(ctx.client, catalog, target);
+  const stepsRun: StepRun[] = [];
+  for (const step of inspection.pending.expand) stepsRun.push(await applySchemaStep(ctx, step));
+  return {
+    phase: 'expand',
+    stepsRun,
+    versionBefore: inspection.versionText,
+    versionAfter: stepsRun.at(-1)?.version ?? inspection.versionText,
+  };
+}

@@ -1,0 +1,282 @@
+import type { Catalog, Step } from '../catalog/step.ts';
+import { PhaseGateError, StepFailedError } from '../errors.ts';
+import { keysetSource, repeatUntilZeroSource, type BatchSource } from '../migrate/batch-source.ts';
+import { STATE_SCHEMA, ensureStateSchema } from '../state/schema.ts';
+import { isApplied, readProgress, readState, recordApplied, type MigrateProgress } from '../state/database-state.ts';
+import { formatVersion } from '../state/composite-version.ts';
+import { recordHistory } from '../state/history.ts';
+import { renewLease } from '../state/lease.ts';
+import { inspect, type Inspection } from './inspect.ts';
+import type { RunContext } from './run-context.ts';
+import { failStep } from './step-errors.ts';
+
+/** A keyset step whose pending query still finds rows after this many full passes is stuck, not slow. */
+const MAX_PASSES = 3;
+
+export interface MigrateStepProgress {
+  readonly stepId: string;
+  readonly rowsDone: number;
+  /** Rows still to migrate: the step's pending query, or an estimate from table statistics; null when unknown. */
+  readonly remaining: number | null;
+  readonly cursor: string | null;
+  readonly batches: number;
+  readonly finished: boolean;
+}
+
+export interface MigrateResult {
+  readonly phase: 'migrate';
+  /** True when every migrate step up to the target is finished: the state machine stops looping. */
+  readonly finished: boolean;
+  /** Rows changed by this call. */
+  readonly rowsThisCall: number;
+  readonly batchesThisCall: number;
+  readonly durationMs: number;
+  readonly steps: readonly MigrateStepProgress[];
+  /** Steps finished by this call. */
+  readonly stepsFinished: readonly string[];
+  readonly version: string;
+}
+
+/**
+ * Runs migrate batches for at most `settings.migrateBudgetMs`, step after step in catalog order, and reports how
+ * far it got. Each batch is one transaction holding the batch's writes AND its progress row, so a crash at any
+ * point neither loses nor repeats a batch. Call again until `finished`.
+ */
+export async function migrate(ctx: RunContext, catalog: Catalog, target?: string): Promise<MigrateResult> {
+  const started = Date.now();
+  await ensureStateSchema(ctx.client);
+  const inspection = await inspect(ctx.client, catalog, target);
+  if (inspection.pending.expand.length > 0) {
+    throw new PhaseGateError('migrate', [
+      `expand steps are not applied yet: ${inspection.pending.expand.map((s) => s.id).join(', ')}`,
+    ]);
+  }
+  const steps = [...(await reopenedSteps(ctx, catalog, inspection)), ...inspection.pending.migrate];
+  const deadline = started + ctx.settings.migrateBudgetMs;
+  let rowsThisCall = 0;
+  let batchesThisCall = 0;
+  const stepsFinished: string[] = [];
+  const progress: MigrateStepProgress[] = [];
+  for (const step of steps) {
+    const outcome = Date.now() < deadline
+      ? await migrateStep(ctx, step, deadline)
+      : { rows: 0, batches: 0, finished: false };
+    rowsThisCall += outcome.rows;
+    batchesThisCall += outcome.batches;
+    if (outcome.finished) stepsFinished.push(step.id);
+    progress.push(await describeProgress(ctx, step, outcome.finished));
+  }
+  return {
+    phase: 'migrate',
+    finished: progress.every((p) => p.finished),
+    rowsThisCall,
+    batchesThisCall,
+    durationMs: Date.now() - started,
+    steps: progress,
+    stepsFinished,
+    version: inspection.versionText,
+  };
+}
+
+/**
+ * Finished migrate steps of releases not yet contracted whose pending query finds rows again (the old release
+ * wrote them after the step finished, with no trigger to carry them over). They get another pass, so that
+ * contract's gate can open instead of dropping those rows' old columns.
+ */
+async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Inspection): Promise<Step[]> {
+  const releasesToContract = new Set(inspection.pending.contract.map((s) => s.release));
+  const reopened: Step[] = [];
+  for (const step of catalog.steps) {
+    if (step.phase !== 'migrate' || !releasesToContract.has(step.release) || inspection.pending.migrate.includes(step)) {
+      continue;
+    }
+    const pending = await pendingRows(ctx, step);
+    if (pending === undefined || pending === 0) continue;
+    await ctx.client.query(
+      `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, updated_at = now()
+       WHERE step_id = :step`,
+      { step: step.id },
+    );
+    ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: 1 });
+    reopened.push(step);
+  }
+  return reopened;
+}
+
+async function migrateStep(
+  ctx: RunContext,
+  step: Step,
+  deadline: number,
+): Promise<{ rows: number; batches: number; finished: boolean }> {
+  const startedAt = new Date();
+  ctx.onEvent?.({ type: 'step-started', stepId: step.id, phase: step.phase });
+  const migration = step.migration!;
+  const batchSize = migration.batchSize ?? ctx.settings.batchSize;
+  let rows = 0;
+  let batches = 0;
+  try {
+    const source = migration.strategy.kind === 'keyset' ? await keysetSource(ctx.client, step) : repeatUntilZeroSource();
+    await ctx.client.query(
+      `INSERT INTO ${STATE_SCHEMA}.migrate_progress (step_id) VALUES (:step) ON CONFLICT (step_id) DO NOTHING`,
+      { step: step.id },
+    );
+    let progress = (await readProgress(ctx.client, step.id))!;
+    let lastBatchMs = 0;
+    while (Date.now() + lastBatchMs < deadline) {
+      const batchStart = Date.now();
+      const batch = await runBatch(ctx, step, source, progress, batchSize);
+      lastBatchMs = Date.now() - batchStart;
+      rows += batch.rows;
+      batches += batch.ran ? 1 : 0;
+      progress = batch.progress;
+      if (batch.ran) {
+        ctx.onEvent?.({
+          type: 'batch',
+          stepId: step.id,
+          rows: batch.rows,
+          rowsDone: progress.rowsDone,
+          cursor: progress.cursor,
+          durationMs: lastBatchMs,
+        });
+      }
+      if (batch.passEnded) {
+        if (await finishOrRestartPass(ctx, step, progress, rows, startedAt)) return { rows, batches, finished: true };
+        progress = (await readProgress(ctx.client, step.id))!;
+      }
+      if (ctx.settings.batchPauseMs > 0 && Date.now() + ctx.settings.batchPauseMs < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, ctx.settings.batchPauseMs));
+      }
+    }
+    await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, rowsAffected: rows, outcome: 'continued' });
+    return { rows, batches, finished: false };
+  } catch (error) {
+    throw await failStep(ctx, step, startedAt, error instanceof StepFailedError ? undefined : step.statements[0], error);
+  }
+}
+
+/**
+ * One batch, one transaction: renew the lease, plan the range, run the user's statement, and move the cursor.
+ * The cursor update is guarded by the cursor read before the batch, so two runners can never both apply it.
+ */
+async function runBatch(
+  ctx: RunContext,
+  step: Step,
+  source: BatchSource,
+  progress: MigrateProgress,
+  batchSize: number,
+): Promise<{ ran: boolean; rows: number; passEnded: boolean; progress: MigrateProgress }> {
+  return ctx.client.transaction(async (tx) => {
+    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
+    await tx.query(`SET LOCAL lock_timeout = ${ctx.settings.lockTimeoutMs}`);
+    await tx.query(`SET LOCAL statement_timeout = ${ctx.settings.batchStatementTimeoutMs}`);
+    const planned = await source.next(tx, progress.cursor, batchSize);
+    if (!planned) return { ran: false, rows: 0, passEnded: true, progress };
+    const result = await tx.query(step.statements[0]!.sql, planned.params);
+    const moved = await tx.query(
+      `UPDATE ${STATE_SCHEMA}.migrate_progress
+       SET cursor = :cursor, rows_done = rows_done + :rows, keys_scanned = keys_scanned + :keys,
+           batches = batches + 1, updated_at = now()
+       WHERE step_id = :step AND cursor IS NOT DISTINCT FROM :previous AND pass = :pass`,
+      {
+        step: step.id,
+        cursor: planned.cursorAfter ?? null,
+        rows: result.rowCount,
+        keys: planned.keys,
+        previous: progress.cursor ?? null,
+        pass: progress.pass,
+      },
+    );
+    if (moved.rowCount !== 1) {
+      throw new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run during a batch', {
+        transactional: true,
+      });
+    }
+    return {
+      ran: true,
+      rows: result.rowCount,
+      passEnded: planned.lastOfPass || source.endsPass(result.rowCount),
+      progress: {
+        ...progress,
+        cursor: planned.cursorAfter,
+        rowsDone: progress.rowsDone + result.rowCount,
+        keysScanned: progress.keysScanned + planned.keys,
+        batches: progress.batches + 1,
+      },
+    };
+  });
+}
+
+/**
+ * At the end of a pass: if the step's pending query finds no rows (or it has none), the step is finished and
+ * recorded as applied in one transaction. Otherwise rows appeared behind the cursor (written by the old release
+ * while the pass ran): a keyset step starts another pass, a bounded number of times.
+ */
+async function finishOrRestartPass(
+  ctx: RunContext,
+  step: Step,
+  progress: MigrateProgress,
+  rowsThisCall: number,
+  startedAt: Date,
+): Promise<boolean> {
+  const pending = await pendingRows(ctx, step);
+  if (pending !== undefined && pending > 0) {
+    if (step.migration!.strategy.kind === 'repeat-until-zero' || progress.pass >= MAX_PASSES) {
+      throw new StepFailedError(
+        step.id,
+        step.migration!.pendingSql ?? '',
+        undefined,
+        `its pending query still counts ${pending} rows after ${step.migration!.strategy.kind === 'keyset' ? `${progress.pass} full passes` : 'the statement changed no row'}: the batch statement does not migrate the rows the pending query counts (${step.file})`,
+        { transactional: true },
+      );
+    }
+    await ctx.client.query(
+      `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = pass + 1, updated_at = now() WHERE step_id = :step`,
+      { step: step.id },
+    );
+    ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: progress.pass + 1 });
+    return false;
+  }
+  await ctx.client.transaction(async (tx) => {
+    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
+    await tx.query(`UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = true, updated_at = now() WHERE step_id = :step`, {
+      step: step.id,
+    });
+    const version = (await isApplied(tx, step.id))
+      ? (await readState(tx)).version
+      : await recordApplied(tx, step, ctx.runId);
+    await recordHistory(tx, { runId: ctx.runId, step, startedAt, rowsAffected: rowsThisCall, outcome: 'succeeded' });
+    ctx.onEvent?.({ type: 'step-succeeded', stepId: step.id, durationMs: Date.now() - startedAt.getTime(), version: formatVersion(version) });
+  });
+  return true;
+}
+
+/** The step's pending query, or undefined when it has none. */
+export async function pendingRows(ctx: Pick<RunContext, 'client'>, step: Step): Promise<number | undefined> {
+  const sql = step.migration?.pendingSql;
+  if (!sql) return undefined;
+  const result = await ctx.client.query(sql);
+  const value = Object.values(result.rows[0] ?? {})[0];
+  const count = Number(value ?? 0);
+  if (!Number.isFinite(count)) {
+    throw new StepFailedError(step.id, sql, undefined, `its pending query returned "${String(value)}", not a number`, {
+      transactional: true,
+    });
+  }
+  return count;
+}
+
+async function describeProgress(ctx: RunContext, step: Step, finished: boolean): Promise<MigrateStepProgress> {
+  const progress = await readProgress(ctx.client, step.id);
+  let remaining: number | undefined = finished ? 0 : await pendingRows(ctx, step);
+  if (remaining === undefined && step.migration!.strategy.kind === 'keyset') {
+    remaining = await (await keysetSource(ctx.client, step)).estimateRemaining(ctx.client, progress?.keysScanned ?? 0);
+  }
+  return {
+    stepId: step.id,
+    rowsDone: progress?.rowsDone ?? 0,
+    remaining: remaining ?? null,
+    cursor: progress?.cursor ?? null,
+    batches: progress?.batches ?? 0,
+    finished,
+  };
+}

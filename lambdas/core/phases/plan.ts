@@ -1,0 +1,73 @@
+import type { Catalog, Phase, Step } from '../catalog/step.ts';
+import type { SqlClient } from '../sql/sql-client.ts';
+import { currentLease } from '../state/lease.ts';
+import { stateSchemaExists } from '../state/schema.ts';
+import { contractGates } from './gates.ts';
+import { inspect } from './inspect.ts';
+
+export interface PlannedStep {
+  readonly stepId: string;
+  readonly file: string;
+  readonly transactional: boolean;
+}
+
+export interface PlannedMigration extends PlannedStep {
+  readonly strategy: string;
+  readonly rowsDone: number;
+  readonly cursor: string | null;
+}
+
+export interface Plan {
+  readonly target: string;
+  /** The composite version now, e.g. `bexar_expand03, bexar_contract01`. */
+  readonly version: string;
+  readonly pending: {
+    readonly expand: readonly PlannedStep[];
+    readonly migrate: readonly PlannedMigration[];
+    readonly contract: readonly PlannedStep[];
+  };
+  /** The first phase with work left, or null when the database is at the target. */
+  readonly nextPhase: Phase | null;
+  /** Why contract could not run now, besides the drain (which only the drain gate can tell). */
+  readonly contractBlockedBy: readonly string[];
+  /** Phase-lint findings allowed by `emc:allow-destructive` in steps still to run, with their reasons. */
+  readonly lintOverrides: readonly { stepId: string; reason: string; findings: readonly string[] }[];
+  readonly lease: { readonly owner: string; readonly expiresAt: string } | null;
+}
+
+/**
+ * What an upgrade to `target` would do, without doing it: read-only, and it does not even create the tool's own
+ * schema. Throws the same errors the phases would (unknown release, drift, a newer database).
+ */
+export async function plan(client: SqlClient, catalog: Catalog, target?: string): Promise<Plan> {
+  const inspection = await inspect(client, catalog, target);
+  const { expand, migrate, contract } = inspection.pending;
+  const lease = (await stateSchemaExists(client)) ? await currentLease(client) : undefined;
+  const blockedBy = (await contractGates(client, catalog, inspection, true)).filter(
+    (r) => !r.startsWith('expand steps') && !r.startsWith('migrations are not'),
+  );
+  const summary = (s: Step): PlannedStep => ({ stepId: s.id, file: s.file, transactional: s.transactional });
+  return {
+    target: inspection.target,
+    version: inspection.versionText,
+    pending: {
+      expand: expand.map(summary),
+      migrate: migrate.map((s) => {
+        const progress = inspection.state.progress.get(s.id);
+        return {
+          ...summary(s),
+          strategy: s.migration!.strategy.kind,
+          rowsDone: progress?.rowsDone ?? 0,
+          cursor: progress?.cursor ?? null,
+        };
+      }),
+      contract: contract.map(summary),
+    },
+    nextPhase: expand.length ? 'expand' : migrate.length ? 'migrate' : contract.length || blockedBy.length ? 'contract' : null,
+    contractBlockedBy: blockedBy,
+    lintOverrides: [...expand, ...migrate, ...contract].flatMap((s) =>
+      s.lintOverride ? [{ stepId: s.id, reason: s.lintOverride.reason, findings: s.lintOverride.findings }] : [],
+    ),
+    lease: lease ? { owner: lease.owner, expiresAt: lease.expiresAt.toISOString() } : null,
+  };
+}

@@ -1,0 +1,28 @@
+import type { SqlClient } from '../sql/sql-client.ts';
+import type { UpgradeSettings } from '../settings.ts';
+
+/** An event the engine reports while it works; the Lambda handlers log them, the CLI prints them. */
+export type EngineEvent =
+  | { readonly type: 'step-started'; readonly stepId: string; readonly phase: string }
+  | { readonly type: 'step-succeeded'; readonly stepId: string; readonly durationMs: number; readonly version: string }
+  | { readonly type: 'step-failed'; readonly stepId: string; readonly error: string }
+  | { readonly type: 'index-already-built'; readonly stepId: string; readonly index: string }
+  | { readonly type: 'invalid-index-dropped'; readonly stepId: string; readonly index: string }
+  | {
+      readonly type: 'batch';
+      readonly stepId: string;
+      readonly rows: number;
+      readonly rowsDone: number;
+      readonly cursor: string | undefined;
+      readonly durationMs: number;
+    }
+  | { readonly type: 'migrate-pass-restarted'; readonly stepId: string; readonly pending: number; readonly pass: number };
+
+/** What every phase needs: the database, who is running (the lease owner, recorded in history), and the settings. */
+export interface RunContext {
+  readonly client: SqlClient;
+  /** The run's identity: the Step Functions execution ARN, or a local run id. Holds the lease. */
+  readonly runId: string;
+  readonly settings: UpgradeSettings;
+  readonly onEvent?: (event: EngineEvent) => void;
+}

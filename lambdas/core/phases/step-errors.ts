@@ -1,0 +1,51 @@
+import type { Statement, Step } from '../catalog/step.ts';
+import { EmcError, LockTimeoutError, StepFailedError } from '../errors.ts';
+import { LOCK_NOT_AVAILABLE, SqlError } from '../sql/sql-client.ts';
+import { finishHistory, recordHistory } from '../state/history.ts';
+import type { RunContext } from './run-context.ts';
+
+/** SQLSTATE 40P01: deadlock_detected. Like a lock timeout, the same statement may succeed when tried again. */
+const DEADLOCK_DETECTED = '40P01';
+
+/**
+ * Turns what a step threw into the engine's typed error and records the failure in history (after the rollback,
+ * so only the history row remains). Errors of the engine itself (lease lost, ...) pass through unchanged; so does
+ * a dropped connection, after which nothing can be recorded. `runningHistoryId` is the `running` row a step
+ * outside a transaction started with: it is finished as failed instead of a new row being written.
+ */
+export async function failStep(
+  ctx: RunContext,
+  step: Step,
+  startedAt: Date,
+  statement: Statement | undefined,
+  error: unknown,
+  runningHistoryId?: number,
+): Promise<Error> {
+  const typed = toStepError(step, statement, error);
+  ctx.onEvent?.({ type: 'step-failed', stepId: step.id, error: typed.message });
+  try {
+    if (runningHistoryId === undefined) {
+      await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, outcome: 'failed', error: typed.message });
+    } else {
+      await finishHistory(ctx.client, runningHistoryId, 'failed', typed.message);
+    }
+  } catch {
+    // The database is unreachable: the typed error still tells the caller what happened.
+  }
+  return typed;
+}
+
+export function toStepError(step: Step, statement: Statement | undefined, error: unknown): Error {
+  if (error instanceof EmcError) return error;
+  if (error instanceof SqlError) {
+    const where = statement ? ` (${step.file}, statement at line ${statement.line})` : '';
+    if (error.sqlState === LOCK_NOT_AVAILABLE || error.sqlState === DEADLOCK_DETECTED) {
+      return new LockTimeoutError(step.id, `${error.message}${where}`, { cause: error });
+    }
+    return new StepFailedError(step.id, statement?.sql ?? '', error.sqlState, `${error.message}${where}`, {
+      cause: error,
+      transactional: step.transactional,
+    });
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}

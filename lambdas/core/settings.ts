@@ -1,0 +1,51 @@
+import { z } from 'zod';
+
+/**
+ * Tuning of a run. Every value has a documented default (docs/operators.md repeats this table) and may be
+ * overridden by the construct's props and then by the execution input.
+ */
+export interface UpgradeSettings {
+  /** Rows per migrate batch (one transaction each), unless the step's file says otherwise. @default 1000 */
+  readonly batchSize: number;
+  /** Pause between two batches, leaving room for the application's own writes. @default 20 */
+  readonly batchPauseMs: number;
+  /** `lock_timeout` for every DDL step and every batch: how long a statement may queue behind a lock. @default 2000 */
+  readonly lockTimeoutMs: number;
+  /** `statement_timeout` for one batch statement. @default 30000 */
+  readonly batchStatementTimeoutMs: number;
+  /** How long one migrate call runs batches before it returns its progress. @default 60000 */
+  readonly migrateBudgetMs: number;
+  /** How long the upgrade lease lives without renewal; every step and batch renews it. @default 900 */
+  readonly leaseTtlSeconds: number;
+}
+
+export const DEFAULT_SETTINGS: UpgradeSettings = {
+  batchSize: 1000,
+  batchPauseMs: 20,
+  lockTimeoutMs: 2000,
+  batchStatementTimeoutMs: 30_000,
+  migrateBudgetMs: 60_000,
+  leaseTtlSeconds: 900,
+};
+
+/** The overridable settings, validated: from the execution input, CLI flags or construct props. */
+export const settingsOverridesSchema = z.strictObject({
+  batchSize: z.number().int().min(1).max(100_000).optional(),
+  batchPauseMs: z.number().int().min(0).max(60_000).optional(),
+  lockTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+  batchStatementTimeoutMs: z.number().int().min(1000).max(3_600_000).optional(),
+  migrateBudgetMs: z.number().int().min(1000).max(840_000).optional(),
+  leaseTtlSeconds: z.number().int().min(60).max(86_400).optional(),
+});
+
+export type SettingsOverrides = z.infer<typeof settingsOverridesSchema>;
+
+export function resolveSettings(...layers: (SettingsOverrides | undefined)[]): UpgradeSettings {
+  const merged: Record<string, number> = { ...DEFAULT_SETTINGS };
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer ?? {})) {
+      if (value !== undefined) merged[key] = value;
+    }
+  }
+  return merged as unknown as UpgradeSettings;
+}

@@ -1,0 +1,86 @@
+import pg from 'pg';
+import { toPositional } from './named-parameters.ts';
+import { ensureParserLoaded } from './parser.ts';
+import {
+  SqlError,
+  type QueryOptions,
+  type SqlClient,
+  type SqlParams,
+  type SqlResult,
+  type SqlRow,
+  type SqlSession,
+  type SqlValue,
+} from './sql-client.ts';
+
+/** `SqlClient` over node-postgres: local runs, tests and `--database-url`. */
+export class PgSqlClient implements SqlClient {
+  private readonly pool: pg.Pool;
+
+  constructor(connectionString: string, options: { applicationName?: string } = {}) {
+    this.pool = new pg.Pool({
+      connectionString,
+      max: 2,
+      application_name: options.applicationName ?? 'emc-upgrade',
+    });
+    // An idle connection dropped by the server must not crash the process; the next query gets a new one.
+    this.pool.on('error', () => {});
+  }
+
+  async query<Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams, _options?: QueryOptions): Promise<SqlResult<Row>> {
+    await ensureParserLoaded();
+    return run<Row>(this.pool, sql, params);
+  }
+
+  async transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
+    await ensureParserLoaded();
+    const connection = await this.pool.connect();
+    let broken: unknown;
+    try {
+      await run(connection, 'BEGIN');
+      const result = await work({ query: (sql, params) => run(connection, sql, params) });
+      await run(connection, 'COMMIT');
+      return result;
+    } catch (error) {
+      try {
+        await connection.query('ROLLBACK');
+      } catch (rollbackError) {
+        broken = rollbackError;
+      }
+      throw error;
+    } finally {
+      // A connection whose ROLLBACK failed is in an unknown state: destroy it instead of reusing it.
+      connection.release(broken instanceof Error ? broken : undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+async function run<Row extends SqlRow>(
+  executor: pg.Pool | pg.PoolClient,
+  sql: string,
+  params?: SqlParams,
+): Promise<SqlResult<Row>> {
+  const { text, values } = toPositional(sql, params);
+  try {
+    const result = await executor.query<Row>(text, values.map(toPgValue));
+    return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
+  } catch (error) {
+    const sqlState = (error as { code?: unknown }).code;
+    throw new SqlError(
+      (error as Error).message,
+      typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState : undefined,
+      { cause: error },
+    );
+  }
+}
+
+function toPgValue(value: SqlValue): unknown {
+  if (value === null || typeof value !== 'object' || value instanceof Date || value instanceof Uint8Array) {
+    return typeof value === 'bigint' ? value.toString() : value;
+  }
+  if ('json' in value) return JSON.stringify(value.json);
+  return value.uuid;
+}

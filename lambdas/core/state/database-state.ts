@@ -1,0 +1,134 @@
+import type { Phase, Step } from '../catalog/step.ts';
+import type { SqlSession } from '../sql/sql-client.ts';
+import { formatVersion, type CompositeVersion } from './composite-version.ts';
+import { STATE_SCHEMA, stateSchemaExists } from './schema.ts';
+
+export interface AppliedStep {
+  readonly stepId: string;
+  readonly phase: Phase;
+  readonly checksum: string;
+  readonly runId: string;
+}
+
+export interface MigrateProgress {
+  readonly stepId: string;
+  /** Last key done (keyset), as text; undefined before the first batch of a pass. */
+  readonly cursor: string | undefined;
+  /** A keyset step restarts with a new pass when its pending query still finds rows after it reached the end. */
+  readonly pass: number;
+  readonly rowsDone: number;
+  readonly keysScanned: number;
+  readonly batches: number;
+  readonly finished: boolean;
+}
+
+/** Everything the engine knows about a database, read in one go. */
+export interface DatabaseState {
+  readonly version: CompositeVersion;
+  /** Applied steps in the order they were applied. */
+  readonly applied: readonly AppliedStep[];
+  readonly progress: ReadonlyMap<string, MigrateProgress>;
+}
+
+export const EMPTY_STATE: DatabaseState = {
+  version: { expand: undefined, contract: undefined },
+  applied: [],
+  progress: new Map(),
+};
+
+/** Reads the state; a database the tool never touched reads as empty (and is not changed). */
+export async function readState(session: SqlSession): Promise<DatabaseState> {
+  if (!(await stateSchemaExists(session))) return EMPTY_STATE;
+  const version = await session.query<{ expand_step: string | null; contract_step: string | null }>(
+    `SELECT expand_step, contract_step FROM ${STATE_SCHEMA}.version`,
+  );
+  const applied = await session.query<{ step_id: string; phase: Phase; checksum: string; run_id: string }>(
+    `SELECT step_id, phase, checksum, run_id FROM ${STATE_SCHEMA}.applied_step ORDER BY applied_at, step_id`,
+  );
+  const progress = await session.query<{
+    step_id: string;
+    cursor: string | null;
+    pass: number;
+    rows_done: string;
+    keys_scanned: string;
+    batches: string;
+    finished: boolean;
+  }>(`SELECT step_id, cursor, pass, rows_done, keys_scanned, batches, finished FROM ${STATE_SCHEMA}.migrate_progress`);
+  const row = version.rows[0];
+  return {
+    version: { expand: row?.expand_step ?? undefined, contract: row?.contract_step ?? undefined },
+    applied: applied.rows.map((r) => ({ stepId: r.step_id, phase: r.phase, checksum: r.checksum, runId: r.run_id })),
+    progress: new Map(progress.rows.map((r) => [r.step_id, toProgress(r)])),
+  };
+}
+
+export async function readProgress(session: SqlSession, stepId: string): Promise<MigrateProgress | undefined> {
+  const result = await session.query<{
+    step_id: string;
+    cursor: string | null;
+    pass: number;
+    rows_done: string;
+    keys_scanned: string;
+    batches: string;
+    finished: boolean;
+  }>(
+    `SELECT step_id, cursor, pass, rows_done, keys_scanned, batches, finished
+     FROM ${STATE_SCHEMA}.migrate_progress WHERE step_id = :step`,
+    { step: stepId },
+  );
+  return result.rows[0] && toProgress(result.rows[0]);
+}
+
+function toProgress(r: {
+  step_id: string;
+  cursor: string | null;
+  pass: number;
+  rows_done: string;
+  keys_scanned: string;
+  batches: string;
+  finished: boolean;
+}): MigrateProgress {
+  return {
+    stepId: r.step_id,
+    cursor: r.cursor ?? undefined,
+    pass: Number(r.pass),
+    rowsDone: Number(r.rows_done),
+    keysScanned: Number(r.keys_scanned),
+    batches: Number(r.batches),
+    finished: r.finished,
+  };
+}
+
+/**
+ * Records `step` as applied and moves the composite version. Callers run this in the step's own transaction, so
+ * the version never says a step ran that did not commit, nor misses one that did.
+ */
+export async function recordApplied(tx: SqlSession, step: Step, runId: string): Promise<CompositeVersion> {
+  await tx.query(
+    `INSERT INTO ${STATE_SCHEMA}.applied_step (step_id, release, phase, number, checksum, run_id)
+     VALUES (:id, :release, :phase, :number, :checksum, :run)`,
+    { id: step.id, release: step.release, phase: step.phase, number: step.number, checksum: step.checksum, run: runId },
+  );
+  const current = await tx.query<{ expand_step: string | null; contract_step: string | null }>(
+    `SELECT expand_step, contract_step FROM ${STATE_SCHEMA}.version FOR UPDATE`,
+  );
+  const row = current.rows[0];
+  const version: CompositeVersion = {
+    expand: step.phase === 'expand' ? step.id : (row?.expand_step ?? undefined),
+    contract: step.phase === 'contract' ? step.id : (row?.contract_step ?? undefined),
+  };
+  await tx.query(
+    `INSERT INTO ${STATE_SCHEMA}.version AS v (singleton, expand_step, contract_step, composite, updated_at)
+     VALUES (true, :expand, :contract, :composite, now())
+     ON CONFLICT (singleton) DO UPDATE
+       SET expand_step = excluded.expand_step, contract_step = excluded.contract_step,
+           composite = excluded.composite, updated_at = now()`,
+    { expand: version.expand ?? null, contract: version.contract ?? null, composite: formatVersion(version) },
+  );
+  return version;
+}
+
+export async function isApplied(session: SqlSession, stepId: string): Promise<boolean> {
+  const result = await session.query(`SELECT 1 FROM ${STATE_SCHEMA}.applied_step WHERE step_id = :step`, { step: stepId });
+  return result.rowCount > 0;
+}

@@ -1,0 +1,77 @@
+import { LeaseHeldError, LeaseLostError } from '../errors.ts';
+import type { SqlClient, SqlSession } from '../sql/sql-client.ts';
+import { STATE_SCHEMA } from './schema.ts';
+
+/** One lease per database: only one upgrade at a time. */
+const LEASE_NAME = 'upgrade';
+
+// Timestamps cross both SQL clients as epoch milliseconds: the Data API returns timestamptz as text without zone.
+const EXPIRES_MS = `(extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms`;
+
+export interface Lease {
+  readonly owner: string;
+  readonly expiresAt: Date;
+}
+
+/**
+ * Takes the lease for `owner` for `ttlSeconds`, or renews it if `owner` already holds it. A lease whose holder
+ * died expires and can then be taken. Throws `LeaseHeldError` naming the live holder otherwise.
+ */
+export async function acquireLease(client: SqlClient, owner: string, ttlSeconds: number): Promise<Lease> {
+  const taken = await client.query<{ owner: string; expires_ms: number }>(
+    `INSERT INTO ${STATE_SCHEMA}.lease AS l (name, owner, acquired_at, expires_at)
+     VALUES (:name, :owner, now(), now() + make_interval(secs => :ttl))
+     ON CONFLICT (name) DO UPDATE
+       SET owner = excluded.owner,
+           acquired_at = CASE WHEN l.owner = excluded.owner THEN l.acquired_at ELSE now() END,
+           expires_at = excluded.expires_at
+       WHERE l.owner = excluded.owner OR l.expires_at <= now()
+     RETURNING owner, ${EXPIRES_MS}`,
+    { name: LEASE_NAME, owner, ttl: ttlSeconds },
+  );
+  const row = taken.rows[0];
+  if (row) return { owner: row.owner, expiresAt: new Date(row.expires_ms) };
+  const holder = await currentLease(client);
+  // The holder released it between the two statements: try once more.
+  if (!holder) return acquireLease(client, owner, ttlSeconds);
+  throw new LeaseHeldError(holder.owner, holder.expiresAt);
+}
+
+/**
+ * Inside a step's transaction: fails unless `owner` holds a live lease, and extends it. Because it runs in the
+ * same transaction as the step's writes, a run that lost its lease can never commit a step.
+ */
+export async function renewLease(session: SqlSession, owner: string, ttlSeconds: number): Promise<void> {
+  const renewed = await session.query(
+    `UPDATE ${STATE_SCHEMA}.lease SET expires_at = now() + make_interval(secs => :ttl)
+     WHERE name = :name AND owner = :owner AND expires_at > now()`,
+    { name: LEASE_NAME, owner, ttl: ttlSeconds },
+  );
+  if (renewed.rowCount === 0) {
+    const holder = await currentLease(session);
+    throw new LeaseLostError(
+      holder
+        ? `Run ${owner} does not hold the upgrade lease: ${holder.owner} holds it until ${holder.expiresAt.toISOString()}.`
+        : `Run ${owner} does not hold the upgrade lease (it expired or was released).`,
+    );
+  }
+}
+
+/** Releases the lease if `owner` holds it; a no-op otherwise (safe to call from every failure path). */
+export async function releaseLease(client: SqlClient, owner: string): Promise<boolean> {
+  const released = await client.query(`DELETE FROM ${STATE_SCHEMA}.lease WHERE name = :name AND owner = :owner`, {
+    name: LEASE_NAME,
+    owner,
+  });
+  return released.rowCount > 0;
+}
+
+/** The live lease, or undefined when none is held (an expired lease counts as none). */
+export async function currentLease(session: SqlSession): Promise<Lease | undefined> {
+  const result = await session.query<{ owner: string; expires_ms: number }>(
+    `SELECT owner, ${EXPIRES_MS} FROM ${STATE_SCHEMA}.lease WHERE name = :name AND expires_at > now()`,
+    { name: LEASE_NAME },
+  );
+  const row = result.rows[0];
+  return row ? { owner: row.owner, expiresAt: new Date(row.expires_ms) } : undefined;
+}
