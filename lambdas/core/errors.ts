@@ -157,6 +157,23 @@ export class LockTimeoutError extends EmcError {
   }
 }
 
+/**
+ * A CREATE INDEX CONCURRENTLY of this step is still being built (it outlived the Data API's call limit, or a
+ * previous attempt's build goes on). Retried later: by then the index is valid (the statement is skipped) or the
+ * build died (its invalid index is dropped and rebuilt).
+ */
+export class IndexBuildInProgressError extends EmcError {
+  readonly transient = true;
+  readonly nextAction =
+    'The index build continues in the database; the step is retried until it finishes. See pg_stat_progress_create_index.';
+  constructor(
+    readonly stepId: string,
+    readonly index: string,
+  ) {
+    super(`Step ${stepId}: index ${index} is still being built concurrently.`);
+  }
+}
+
 /** Aurora Serverless is resuming from a pause; the call may be retried after a few seconds. */
 export class DatabaseResumingError extends EmcError {
   readonly transient = true;

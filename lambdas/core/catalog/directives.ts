@@ -42,7 +42,7 @@ export function readDirectives(text: string, phase: Phase): { directives: Direct
     }
     const spec = DIRECTIVES[name as DirectiveName];
     if (!(spec.phases as readonly Phase[]).includes(phase)) {
-      problems.push({ line, message: `directive "emc:${name}" is not allowed in a ${phase} step (only in ${spec.phases.join(', ')})` });
+      problems.push({ line, message: `directive "emc:${name}" is not allowed in ${phase === 'expand' ? 'an' : 'a'} ${phase} step (only in ${spec.phases.join(', ')})` });
       return;
     }
     if (spec.argument === 'none' && argument) {

@@ -39,6 +39,11 @@ const STRATEGY_PARAMETERS: Record<BatchStrategy['kind'], readonly string[]> = {
  */
 export async function loadCatalog(directory: string): Promise<Catalog> {
   await ensureParserLoaded();
+  return loadCatalogSync(directory);
+}
+
+/** `loadCatalog` for synchronous callers (a CDK construct); `ensureParserLoaded()` must have resolved. */
+export function loadCatalogSync(directory: string): Catalog {
   const problems: CatalogProblem[] = [];
   const releases = readReleases(directory, problems);
   const folders = listFolders(directory, problems);
@@ -190,9 +195,9 @@ function loadStep(
   }
 
   const transactional = !directive('no-transaction');
-  const findings: string[] = [];
+  const findings: { line: number; message: string }[] = [];
   for (const statement of split.statements) {
-    for (const finding of lintPhase(phase, statement)) findings.push(`line ${statement.line}: ${finding}`);
+    for (const message of lintPhase(phase, statement)) findings.push({ line: statement.line, message });
     if (transactional && needsNoTransaction(statement)) {
       problem(
         `${statement.type} cannot run inside a transaction; put it in its own step marked "-- emc:no-transaction"`,
@@ -205,7 +210,9 @@ function loadStep(
   }
   const override = directive('allow-destructive');
   if (findings.length > 0 && !override) {
-    for (const f of findings) problem(`${f} (override with "-- emc:allow-destructive <reason>" only if justified)`);
+    for (const f of findings) {
+      problem(`${f.message} (override with "-- emc:allow-destructive <reason>" only if justified)`, f.line);
+    }
   }
   if (override && findings.length === 0) {
     problem('"emc:allow-destructive" overrides nothing: the file has no statement the phase lint refuses', override.line);
@@ -233,7 +240,9 @@ function loadStep(
     checksum: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
     statements: split.statements.map(toStatement),
     transactional,
-    lintOverride: override ? { reason: override.argument, findings } : undefined,
+    lintOverride: override
+      ? { reason: override.argument, findings: findings.map((f) => `line ${f.line}: ${f.message}`) }
+      : undefined,
     migration,
   };
 }

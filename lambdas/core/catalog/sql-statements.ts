@@ -23,14 +23,18 @@ export type SplitResult =
  * Parser offsets are UTF-8 byte offsets, so slicing is done on the bytes. Requires `ensureParserLoaded()`.
  */
 export function splitStatements(text: string): SplitResult {
+  // libpg-query's scanner and parser throw on an empty string instead of returning no statements.
+  if (text.length === 0) return { ok: true, statements: [] };
   const parsable = withPlaceholdersAsParams(text);
   const bytes = Buffer.from(text, 'utf8');
   let tree: ParseResult;
   try {
     tree = parseSync(parsable);
   } catch (error) {
+    // PostgreSQL reports the error position in characters (0-based here), not bytes: convert before slicing bytes.
     const cursor = (error as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition ?? 0;
-    return { ok: false, message: (error as Error).message, ...lineAndColumn(bytes, cursor) };
+    const offset = Buffer.byteLength([...text].slice(0, cursor).join(''));
+    return { ok: false, message: (error as Error).message, ...lineAndColumn(bytes, offset) };
   }
   const statements = (tree.stmts ?? []).flatMap((raw): ParsedStatement[] => {
     const wrapper = raw.stmt as Record<string, unknown> | undefined;
@@ -66,5 +70,5 @@ function withoutLeadingComments(text: string): string {
 function lineAndColumn(bytes: Buffer, offset: number): { line: number; column: number } {
   const before = bytes.subarray(0, Math.min(Math.max(offset, 0), bytes.length)).toString('utf8');
   const lines = before.split('\n');
-  return { line: lines.length, column: lines[lines.length - 1]!.length + 1 };
+  return { line: lines.length, column: [...lines[lines.length - 1]!].length + 1 };
 }

@@ -1,4 +1,6 @@
 import type { Statement, Step } from '../catalog/step.ts';
+import { IndexBuildInProgressError } from '../errors.ts';
+import { StatementStillRunningError } from '../sql/sql-client.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { recordApplied } from '../state/database-state.ts';
 import { finishHistory, recordHistory, startHistory } from '../state/history.ts';
@@ -70,7 +72,14 @@ async function applyStatementByStatement(ctx: RunContext, step: Step, startedAt:
       if (statement.concurrentIndex && (await prepareConcurrentIndex(ctx, step, statement.concurrentIndex)) === 'built') {
         continue;
       }
-      await ctx.client.query(statement.sql, {}, { longRunning: true });
+      try {
+        await ctx.client.query(statement.sql, {}, { longRunning: true });
+      } catch (error) {
+        if (error instanceof StatementStillRunningError && statement.concurrentIndex) {
+          throw new IndexBuildInProgressError(step.id, statement.concurrentIndex.name);
+        }
+        throw error;
+      }
     }
     current = undefined;
     const id = historyId;
@@ -91,8 +100,9 @@ async function prepareConcurrentIndex(
   step: Step,
   index: { schema: string | undefined; name: string },
 ): Promise<'built' | 'absent'> {
-  const found = await ctx.client.query<{ qualified: string; valid: boolean }>(
-    `SELECT format('%I.%I', n.nspname, c.relname) AS qualified, i.indisvalid AS valid
+  const found = await ctx.client.query<{ qualified: string; valid: boolean; building: boolean }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS qualified, i.indisvalid AS valid,
+            EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid) AS building
      FROM pg_index i
      JOIN pg_class c ON c.oid = i.indexrelid
      JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -106,6 +116,8 @@ async function prepareConcurrentIndex(
     ctx.onEvent?.({ type: 'index-already-built', stepId: step.id, index: existing.qualified });
     return 'built';
   }
+  // Invalid while a build is under way is not a leftover: dropping it would restart the build forever.
+  if (existing.building) throw new IndexBuildInProgressError(step.id, existing.qualified);
   await ctx.client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${existing.qualified}`, {}, { longRunning: true });
   ctx.onEvent?.({ type: 'invalid-index-dropped', stepId: step.id, index: existing.qualified });
   return 'absent';

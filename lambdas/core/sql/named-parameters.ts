@@ -63,10 +63,14 @@ function placeholders(sql: string): Placeholder[] {
   ensureParserLoaded.assertLoaded();
   const tokens = scanSync(sql).tokens;
   const found: Placeholder[] = [];
+  // Inside brackets a colon is an array slice (`tags[1:n]`), never a placeholder.
+  let brackets = 0;
   for (let i = 0; i + 1 < tokens.length; i++) {
     const colon = tokens[i]!;
     const ident = tokens[i + 1]!;
-    if (colon.text === ':' && ident.start === colon.end && /^[A-Za-z_][A-Za-z0-9_]*$/.test(ident.text)) {
+    if (colon.text === '[') brackets++;
+    if (colon.text === ']') brackets = Math.max(0, brackets - 1);
+    if (brackets === 0 && colon.text === ':' && ident.start === colon.end && /^[A-Za-z_][A-Za-z0-9_]*$/.test(ident.text)) {
       found.push({ name: ident.text, start: colon.start, end: ident.end });
     }
   }

@@ -64,6 +64,17 @@ export class SqlError extends Error {
   }
 }
 
+/**
+ * A long-running statement outlived the client's call limit but was left running in the database (the Data API's
+ * `continueAfterTimeout`): it may still succeed, so the caller must not simply repeat it.
+ */
+export class StatementStillRunningError extends SqlError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, undefined, options);
+    this.name = 'StatementStillRunningError';
+  }
+}
+
 /** SQLSTATE 55P03 lock_not_available, raised by `lock_timeout`. */
 export const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE 57014 query_canceled, raised by `statement_timeout`. */

@@ -1,0 +1,349 @@
+import {
+  BeginTransactionCommand,
+  CommitTransactionCommand,
+  ExecuteStatementCommand,
+  RDSDataClient,
+  RollbackTransactionCommand,
+  type ExecuteStatementCommandInput,
+  type SqlParameter,
+} from '@aws-sdk/client-rds-data';
+import { DatabaseResumingError, DatabaseUnavailableError } from '../errors.ts';
+import { placeholderNames } from './named-parameters.ts';
+import { ensureParserLoaded } from './parser.ts';
+import {
+  QUERY_CANCELED,
+  SqlError,
+  StatementStillRunningError,
+  type QueryOptions,
+  type SqlClient,
+  type SqlParams,
+  type SqlResult,
+  type SqlRow,
+  type SqlSession,
+  type SqlValue,
+} from './sql-client.ts';
+
+export interface DataApiRetryOptions {
+  /** Calls made in all (the first one included) before giving up. Default 6. */
+  readonly attempts?: number;
+  /** Delay before the first retry; it doubles on each further retry. Default 1000 ms. */
+  readonly baseDelayMs?: number;
+}
+
+export interface DataApiSqlClientOptions {
+  /** ARN of the Aurora DB cluster. */
+  readonly resourceArn: string;
+  /** ARN of the Secrets Manager secret holding the database credentials. */
+  readonly secretArn: string;
+  readonly database: string;
+  /**
+   * An SDK client to use instead of the one this class creates. It is not destroyed by `close()`. Configure it with
+   * `maxAttempts: 1`: the SDK's own retries would repeat statements inside a transaction (see `createClient`).
+   */
+  readonly client?: RDSDataClient;
+  readonly retry?: DataApiRetryOptions;
+  /** How to wait between retries; tests replace it. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+const DEFAULT_ATTEMPTS = 6;
+const DEFAULT_BASE_DELAY_MS = 1000;
+
+/** Aurora Serverless v2 is waking up from a pause: the Data API asks to try again after a few seconds. */
+const RESUMING_ERRORS = new Set(['DatabaseResumingException']);
+/**
+ * The API throttles, or the writer is briefly unavailable (failover, scaling), or the request never got an answer.
+ * `StatementTimeoutException` is deliberately absent: the statement ran for 45 s and repeating it would not help.
+ */
+const UNAVAILABLE_ERRORS = new Set([
+  'ThrottlingException',
+  'ServiceUnavailableError',
+  'DatabaseUnavailableException',
+  // Network failures below the API: the SDK's own retries are off (see createClient), so they are classified here.
+  'TimeoutError',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
+/** How the Data API reports an error the database raised. `BadRequestException` is what older endpoints send. */
+const SQL_ERRORS = new Set(['DatabaseErrorException', 'BadRequestException']);
+/**
+ * Result too large. Older endpoints say "Database returned more than the allowed response size limit" (as a
+ * `BadRequestException` or `DatabaseErrorException`); newer ones raise `UnsupportedResultException` with "The result
+ * exceeds the size limit". Both are recognised.
+ */
+const RESPONSE_TOO_LARGE = /allowed response size limit|exceeds the size limit/i;
+const SQLSTATE = /SQLState:\s*([0-9A-Z]{5})\b/i;
+
+/**
+ * `SqlClient` over the RDS Data API (in Lambda: no VPC connection, no connection pool).
+ *
+ * - One statement per call; `:name` placeholders are sent as typed `parameters` that the Data API binds itself.
+ *   Only the placeholders the statement uses are sent, and a placeholder without a value is an error before the
+ *   call, exactly as in `PgSqlClient`.
+ * - Results are requested as JSON (`formatRecordsAs: 'JSON'`): one object per row keyed by column label. Per the
+ *   Data API's JSON type mapping: int2/int4/int8 are JSON numbers (int8 values beyond 2^53 are kept exact as
+ *   strings here), numeric is a string, float is a number, booleans and NULL are native, bytea is base64 text, and
+ *   every other type (timestamps, uuid, json/jsonb, ...) is a string. json/jsonb columns therefore come back as text,
+ *   not parsed as node-postgres does: the engine reads none.
+ * - Size: the Data API refuses a result over 1 MiB. The engine's own queries return a handful of small rows by
+ *   design (state rows, one aggregate per batch), so they never page; a query that hits the limit fails with a
+ *   `SqlError` that says to page it. There is no automatic paging.
+ * - Retries: only calls that are safe to repeat are retried (every call outside a transaction, and
+ *   BeginTransaction): Aurora resuming, throttling and brief unavailability, with exponential backoff. A statement
+ *   inside a transaction is never retried: the typed error is thrown and the state machine retries the whole step.
+ */
+export class DataApiSqlClient implements SqlClient {
+  private readonly client: RDSDataClient;
+  private readonly ownsClient: boolean;
+  private readonly attempts: number;
+  private readonly baseDelayMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private closed = false;
+
+  constructor(private readonly options: DataApiSqlClientOptions) {
+    this.ownsClient = options.client === undefined;
+    this.client = options.client ?? createClient();
+    this.attempts = Math.max(1, Math.floor(options.retry?.attempts ?? DEFAULT_ATTEMPTS));
+    this.baseDelayMs = Math.max(0, options.retry?.baseDelayMs ?? DEFAULT_BASE_DELAY_MS);
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  async query<Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams, options?: QueryOptions): Promise<SqlResult<Row>> {
+    this.assertOpen();
+    const input = await this.statementInput(sql, params, options, undefined);
+    return this.withRetry(() => this.execute<Row>(input));
+  }
+
+  async transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
+    this.assertOpen();
+    const begun = await this.withRetry(() =>
+      this.call(() =>
+        this.client.send(
+          new BeginTransactionCommand({
+            resourceArn: this.options.resourceArn,
+            secretArn: this.options.secretArn,
+            database: this.options.database,
+          }),
+        ),
+      ),
+    );
+    const transactionId = begun.transactionId;
+    if (!transactionId) throw new Error('The RDS Data API began a transaction but returned no transactionId.');
+    const ids = { resourceArn: this.options.resourceArn, secretArn: this.options.secretArn, transactionId };
+    try {
+      const result = await work({
+        // Never retried: a repeated statement inside a transaction could apply twice.
+        query: async <Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams) =>
+          this.execute<Row>(await this.statementInput(sql, params, undefined, transactionId)),
+      });
+      await this.call(() => this.client.send(new CommitTransactionCommand(ids)));
+      return result;
+    } catch (error) {
+      // Also after a failed commit: a transaction left open would hold its locks until the Data API's 3-minute
+      // idle timeout. If it is already gone, the rollback fails and that failure is dropped.
+      try {
+        await this.client.send(new RollbackTransactionCommand(ids));
+      } catch {
+        // The original error is the one that matters.
+      }
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsClient) this.client.destroy();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('The Data API SQL client is closed.');
+  }
+
+  private async statementInput(
+    sql: string,
+    params: SqlParams | undefined,
+    options: QueryOptions | undefined,
+    transactionId: string | undefined,
+  ): Promise<ExecuteStatementCommandInput> {
+    await ensureParserLoaded();
+    const parameters: SqlParameter[] = [];
+    for (const name of placeholderNames(sql)) {
+      if (params === undefined || !Object.hasOwn(params, name)) {
+        throw new Error(`The SQL uses the parameter :${name}, but no value was given for it.`);
+      }
+      parameters.push(toSqlParameter(name, params[name]!));
+    }
+    return {
+      resourceArn: this.options.resourceArn,
+      secretArn: this.options.secretArn,
+      database: this.options.database,
+      sql,
+      ...(parameters.length > 0 ? { parameters } : {}),
+      ...(transactionId === undefined ? {} : { transactionId }),
+      ...(options?.longRunning ? { continueAfterTimeout: true } : {}),
+      formatRecordsAs: 'JSON',
+      // The defaults, stated: integers as JSON numbers (see parseRecords for int8), numeric as exact strings.
+      resultSetOptions: { longReturnType: 'LONG', decimalReturnType: 'STRING' },
+    };
+  }
+
+  private async execute<Row extends SqlRow>(input: ExecuteStatementCommandInput): Promise<SqlResult<Row>> {
+    const output = await this.call(
+      () => this.client.send(new ExecuteStatementCommand(input)),
+      input.continueAfterTimeout === true,
+    );
+    const rows = output.formattedRecords ? (parseRecords(output.formattedRecords) as Row[]) : [];
+    const updated = output.numberOfRecordsUpdated ?? 0;
+    // DML reports its count; a SELECT reports 0 updated records and returns rows.
+    return { rows, rowCount: updated === 0 && rows.length > 0 ? rows.length : updated };
+  }
+
+  /** Sends one command, turning a failure into the engine's error types. */
+  private async call<Output>(send: () => Promise<Output>, continuedAfterTimeout = false): Promise<Output> {
+    try {
+      return await send();
+    } catch (error) {
+      throw toTypedError(error, continuedAfterTimeout);
+    }
+  }
+
+  /** Runs a call that is safe to repeat, retrying Aurora resuming and throttling with exponential backoff. */
+  private async withRetry<T>(call: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        const transient = error instanceof DatabaseResumingError || error instanceof DatabaseUnavailableError;
+        if (!transient || attempt >= this.attempts) throw error;
+        await this.sleep(this.baseDelayMs * 2 ** (attempt - 1));
+      }
+    }
+  }
+}
+
+/**
+ * The SDK's own retries are turned off: it would re-send an ExecuteStatement that failed with a 5xx or a network
+ * error, which inside a transaction (or for a statement that did run) can apply it twice; the AWS guide warns of
+ * exactly this. This class retries what is safe to retry. The HTTP request has no timeout of its own (the SDK
+ * default), so the Data API's 45 s call limit always answers first.
+ */
+function createClient(): RDSDataClient {
+  return new RDSDataClient({ maxAttempts: 1 });
+}
+
+function toSqlParameter(name: string, value: SqlValue): SqlParameter {
+  if (value === null) return { name, value: { isNull: true } };
+  switch (typeof value) {
+    case 'string':
+      return { name, value: { stringValue: value } };
+    case 'number':
+      return { name, value: Number.isSafeInteger(value) ? { longValue: value } : { doubleValue: value } };
+    case 'bigint':
+      return value >= -BigInt(Number.MAX_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+        ? { name, value: { longValue: Number(value) } }
+        : // A JSON number beyond 2^53 would be rounded on the way: send the exact digits as a DECIMAL instead.
+          { name, value: { stringValue: value.toString() }, typeHint: 'DECIMAL' };
+    case 'boolean':
+      return { name, value: { booleanValue: value } };
+  }
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new TypeError(`The parameter :${name} is an invalid Date.`);
+    // The Data API's TIMESTAMP format is `YYYY-MM-DD HH:MM:SS[.FFF]`, without a zone: always written in UTC.
+    return { name, value: { stringValue: value.toISOString().replace('T', ' ').replace('Z', '') }, typeHint: 'TIMESTAMP' };
+  }
+  if (value instanceof Uint8Array) return { name, value: { blobValue: value } };
+  if ('json' in value) {
+    const text = JSON.stringify(value.json);
+    if (text === undefined) throw new TypeError(`The parameter :${name} has a JSON value that cannot be serialized.`);
+    return { name, value: { stringValue: text }, typeHint: 'JSON' };
+  }
+  return { name, value: { stringValue: value.uuid }, typeHint: 'UUID' };
+}
+
+/**
+ * Parses `formattedRecords`, an array of row objects. JSON.parse would round an int8 beyond 2^53 (the Data API writes
+ * BIGINT as a JSON number), so such integer literals are quoted first and come out as exact strings, which is what
+ * the engine expects of int8 (`Number()` or `BigInt()` of it).
+ */
+export function parseRecords(text: string): SqlRow[] {
+  const parsed: unknown = JSON.parse(quoteUnsafeIntegers(text));
+  if (!Array.isArray(parsed)) throw new Error('The RDS Data API returned formattedRecords that is not a JSON array.');
+  return parsed as SqlRow[];
+}
+
+function quoteUnsafeIntegers(text: string): string {
+  const number = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  let out = '';
+  let copied = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      // Skip the string, escapes included.
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      number.lastIndex = i;
+      const token = number.exec(text)?.[0];
+      if (token === undefined) continue;
+      if (/^-?\d+$/.test(token) && !Number.isSafeInteger(Number(token))) {
+        out += `${text.slice(copied, i)}"${token}"`;
+        copied = i + token.length;
+      }
+      i += token.length - 1;
+    }
+  }
+  return copied === 0 ? text : out + text.slice(copied);
+}
+
+function toTypedError(error: unknown, continuedAfterTimeout: boolean): unknown {
+  const name = errorName(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (name === undefined) return error;
+  if ((SQL_ERRORS.has(name) || name === 'UnsupportedResultException') && RESPONSE_TOO_LARGE.test(message)) {
+    return new SqlError(
+      `The result is larger than the RDS Data API returns in one call (1 MiB): page the query (LIMIT with a keyset ` +
+        `WHERE, and one call per page) or select fewer columns. Data API: ${message}`,
+      undefined,
+      { cause: error },
+    );
+  }
+  if (SQL_ERRORS.has(name)) return new SqlError(message, SQLSTATE.exec(message)?.[1]?.toUpperCase(), { cause: error });
+  if (name === 'StatementTimeoutException') {
+    return continuedAfterTimeout
+      ? new StatementStillRunningError(
+          `The statement ran past the RDS Data API's 45 s call limit; it was sent with continueAfterTimeout, so it ` +
+            `may still be running in the database (check pg_stat_activity before running it again). ${message}`,
+          { cause: error },
+        )
+      : new SqlError(
+          `The statement ran past the RDS Data API's 45 s call limit and was cancelled. ${message}`,
+          QUERY_CANCELED,
+          { cause: error },
+        );
+  }
+  if (name === 'UnsupportedResultException') {
+    return new SqlError(`The RDS Data API cannot return this result (cast the column to text): ${message}`, undefined, {
+      cause: error,
+    });
+  }
+  if (RESUMING_ERRORS.has(name)) {
+    return new DatabaseResumingError(`Aurora is resuming from a pause (${name}): ${message}`, { cause: error });
+  }
+  if (UNAVAILABLE_ERRORS.has(name)) {
+    return new DatabaseUnavailableError(`The RDS Data API is throttling or unavailable (${name}): ${message}`, {
+      cause: error,
+    });
+  }
+  return error;
+}
+
+/** The SDK's exception name, or a Node network error's code. */
+function errorName(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { name, code } = error as { name?: unknown; code?: unknown };
+  if (typeof code === 'string' && UNAVAILABLE_ERRORS.has(code)) return code;
+  return typeof name === 'string' ? name : undefined;
+}

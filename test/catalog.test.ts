@@ -1,0 +1,514 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCatalog } from '../lambdas/core/catalog/load-catalog.ts';
+import type { Catalog, Step } from '../lambdas/core/catalog/step.ts';
+import { CatalogError, type CatalogProblem } from '../lambdas/core/errors.ts';
+import { DEMO_MIGRATIONS, writeMigrations } from './support/catalog-fixtures.ts';
+
+/** A harmless expand step. */
+const ADD = 'ALTER TABLE t ADD COLUMN c int;\n';
+/** A valid keyset migrate statement. */
+const KEYSET_UPDATE = 'UPDATE t SET c = 1 WHERE id BETWEEN :from_key AND :to_key;\n';
+
+async function loadFailure(directory: string): Promise<CatalogError> {
+  const error = await loadCatalog(directory).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error, 'the catalog should have been refused').toBeInstanceOf(CatalogError);
+  expect((error as CatalogError).name).toBe('CatalogError');
+  return error as CatalogError;
+}
+
+function step(catalog: Catalog, id: string): Step {
+  const found = catalog.steps.find((s) => s.id === id);
+  expect(found, `step ${id}`).toBeDefined();
+  return found!;
+}
+
+interface Expected {
+  readonly file: string;
+  /** The essential part of the message. */
+  readonly message: string | RegExp;
+  readonly line?: number;
+  readonly column?: number;
+}
+
+interface BadCase {
+  readonly name: string;
+  readonly files: Record<string, string>;
+  readonly releases?: string[];
+  /** Changes the written directory before loading (e.g. removes releases.json). */
+  readonly tweak?: (directory: string) => void;
+  /** Every problem the catalog must report, and no other. */
+  readonly problems: readonly Expected[];
+}
+
+const BAD_CATALOGS: BadCase[] = [
+  {
+    name: 'missing releases.json',
+    files: { 'a/expand01_x.sql': ADD },
+    tweak: (d) => rmSync(join(d, 'releases.json')),
+    problems: [{ file: 'releases.json', message: /^missing: the migrations directory .* must declare the order of releases in releases\.json/ }],
+  },
+  {
+    name: 'releases.json is not valid JSON',
+    files: { 'releases.json': '{"releases": ["a"', 'a/expand01_x.sql': ADD },
+    problems: [{ file: 'releases.json', message: /^not valid JSON: / }],
+  },
+  {
+    name: 'releases.json without a releases list',
+    files: { 'releases.json': '{"order": ["a"]}', 'a/expand01_x.sql': ADD },
+    problems: [
+      { file: 'releases.json', message: /^releases: / },
+      { file: 'releases.json', message: /unrecognized key.*"order"/i },
+    ],
+  },
+  {
+    name: 'release listed twice',
+    files: { 'a/expand01_x.sql': ADD, 'b/expand01_x.sql': ADD },
+    releases: ['a', 'b', 'a'],
+    problems: [{ file: 'releases.json', message: 'release "a" is listed more than once' }],
+  },
+  {
+    name: 'release folder not listed',
+    files: { 'a/expand01_x.sql': ADD, 'b/expand01_x.sql': ADD },
+    releases: ['a'],
+    problems: [{ file: 'b/', message: 'release folder "b" is not listed in releases.json' }],
+  },
+  {
+    name: 'release listed but absent',
+    files: { 'a/expand01_x.sql': ADD },
+    releases: ['a', 'b'],
+    problems: [{ file: 'releases.json', message: 'release "b" is listed but has no folder b/' }],
+  },
+  {
+    name: 'bad file name',
+    files: { 'a/expand01_x.sql': ADD, 'a/expand2_Add-Col.sql': ADD },
+    problems: [{ file: 'a/expand2_Add-Col.sql', message: /^bad file name: expected expandNN_<words>\.sql/ }],
+  },
+  {
+    name: 'file name with an unknown phase',
+    files: { 'a/expand01_x.sql': ADD, 'a/cleanup01_x.sql': ADD },
+    problems: [{ file: 'a/cleanup01_x.sql', message: /^bad file name/ }],
+  },
+  {
+    name: 'duplicate number',
+    files: { 'a/expand01_a.sql': ADD, 'a/expand01_b.sql': ADD },
+    problems: [{ file: 'a/expand01_b.sql', message: 'duplicate number: expand01 is also used by a/expand01_a.sql' }],
+  },
+  {
+    name: 'missing number',
+    files: { 'a/expand01_x.sql': ADD, 'a/expand03_z.sql': ADD },
+    problems: [{ file: 'a/expand03_z.sql', message: 'missing number: a_expand02 comes before it' }],
+  },
+  {
+    name: 'release folder without steps',
+    files: { 'a/expand01_x.sql': ADD, 'b/README.md': '# nothing yet\n' },
+    problems: [{ file: 'b/', message: 'release folder has no migration steps' }],
+  },
+  {
+    name: 'empty file',
+    files: { 'a/expand01_x.sql': ADD, 'a/expand02_empty.sql': '' },
+    problems: [{ file: 'a/expand02_empty.sql', message: 'empty file: no SQL statement' }],
+  },
+  {
+    name: 'comment-only file',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_todo.sql': '-- TODO: drop the old column; later\n/* nothing; yet */\n' },
+    problems: [{ file: 'a/contract01_todo.sql', message: 'empty file: no SQL statement' }],
+  },
+  {
+    name: 'parse error on line 3',
+    files: {
+      'a/expand01_x.sql': 'ALTER TABLE t ADD COLUMN a int;\nALTER TABLE t ADD COLUMN b int;\nALTER TABLE t ADD COLUMN FROM int;\n',
+    },
+    problems: [{ file: 'a/expand01_x.sql', message: 'SQL does not parse: syntax error at or near "FROM"', line: 3, column: 26 }],
+  },
+  {
+    name: 'parse error after multi-byte text',
+    files: { 'a/expand01_x.sql': '-- café 🎉 naïve\nSELECT 1;\n  SELEC x;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: 'SQL does not parse: syntax error at or near "SELEC"', line: 3, column: 3 }],
+  },
+  {
+    // The column counts characters: 'é' and the emoji are one each.
+    name: 'parse error after multi-byte text on the same line',
+    files: { 'a/expand01_x.sql': "SELECT 1;\nSELECT 'é🎉', FROM t;\n" },
+    problems: [{ file: 'a/expand01_x.sql', message: 'SQL does not parse: syntax error at or near "FROM"', line: 2, column: 14 }],
+  },
+  {
+    name: 'unknown directive',
+    files: { 'a/expand01_x.sql': `-- emc:transactionless\n${ADD}` },
+    problems: [{ file: 'a/expand01_x.sql', message: 'unknown directive "emc:transactionless"', line: 1 }],
+  },
+  {
+    name: 'directive in the wrong phase',
+    files: { 'a/expand01_x.sql': ADD, 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:no-transaction\n${KEYSET_UPDATE}` },
+    problems: [
+      {
+        file: 'a/migrate01_m.sql',
+        message: 'directive "emc:no-transaction" is not allowed in a migrate step (only in expand, contract)',
+        line: 2,
+      },
+    ],
+  },
+  {
+    name: 'directive given twice',
+    files: { 'a/expand01_x.sql': `-- emc:no-transaction\n-- emc:no-transaction\n${ADD}` },
+    problems: [{ file: 'a/expand01_x.sql', message: 'directive "emc:no-transaction" appears more than once', line: 2 }],
+  },
+  {
+    name: 'expand drops a column',
+    files: { 'a/expand01_x.sql': `${ADD}ALTER TABLE t DROP COLUMN old;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not drop column "old" .*emc:allow-destructive/, line: 2 }],
+  },
+  {
+    name: 'expand drops a table',
+    files: { 'a/expand01_x.sql': 'DROP TABLE IF EXISTS legacy;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not drop a table/, line: 1 }],
+  },
+  {
+    name: 'expand renames a column',
+    files: { 'a/expand01_x.sql': 'ALTER TABLE t RENAME COLUMN owner TO owner_id;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not rename a column/, line: 1 }],
+  },
+  {
+    name: 'expand renames a table',
+    files: { 'a/expand01_x.sql': 'ALTER TABLE t RENAME TO t2;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not rename a table/, line: 1 }],
+  },
+  {
+    name: 'contract adds a column',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\nALTER TABLE t ADD COLUMN extra int;\n' },
+    problems: [{ file: 'a/contract01_x.sql', message: /^contract must not add column "extra"/, line: 2 }],
+  },
+  {
+    name: 'contract creates a table',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'CREATE TABLE audit (id bigint);\n' },
+    problems: [{ file: 'a/contract01_x.sql', message: /^contract must not create a table/, line: 1 }],
+  },
+  {
+    name: 'override that overrides nothing',
+    files: { 'a/expand01_x.sql': `-- emc:allow-destructive just in case\n${ADD}` },
+    problems: [{ file: 'a/expand01_x.sql', message: '"emc:allow-destructive" overrides nothing', line: 1 }],
+  },
+  {
+    name: 'CREATE INDEX CONCURRENTLY without no-transaction',
+    files: { 'a/expand01_x.sql': `${ADD}CREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n` },
+    problems: [
+      { file: 'a/expand01_x.sql', message: 'IndexStmt cannot run inside a transaction; put it in its own step marked "-- emc:no-transaction"', line: 2 },
+    ],
+  },
+  {
+    name: 'DROP INDEX CONCURRENTLY in a transactional contract step',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'DROP INDEX CONCURRENTLY t_c_idx;\n' },
+    problems: [{ file: 'a/contract01_x.sql', message: 'DropStmt cannot run inside a transaction', line: 1 }],
+  },
+  {
+    name: 'unnamed concurrent index',
+    files: { 'a/expand01_x.sql': '-- emc:no-transaction\n\nCREATE INDEX CONCURRENTLY ON t (c);\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: 'CREATE INDEX CONCURRENTLY must name its index', line: 3 }],
+  },
+  {
+    name: 'migrate without strategy',
+    files: { 'a/migrate01_m.sql': 'UPDATE t SET c = 1 WHERE c IS NULL;\n' },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'a migrate step must declare its batch strategy' }],
+  },
+  {
+    name: 'migrate with both strategies',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:repeat-until-zero\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'choose one batch strategy: "emc:keyset" or "emc:repeat-until-zero", not both' }],
+  },
+  {
+    name: 'keyset statement missing :to_key',
+    files: { 'a/migrate01_m.sql': '-- emc:keyset table=t key=id\nUPDATE t SET c = 1 WHERE id >= :from_key;\n' },
+    problems: [{ file: 'a/migrate01_m.sql', message: /^a keyset statement must use :from_key and :to_key; missing :to_key$/, line: 2 }],
+  },
+  {
+    name: 'migrate statement with an unknown placeholder',
+    files: { 'a/migrate01_m.sql': '-- emc:repeat-until-zero\nDELETE FROM t WHERE id IN (SELECT id FROM t WHERE c < :cutoff LIMIT :batch_size);\n' },
+    problems: [{ file: 'a/migrate01_m.sql', message: /^a repeat-until-zero statement must use :batch_size; unknown :cutoff$/, line: 2 }],
+  },
+  {
+    name: 'two statements in a migrate file',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n${KEYSET_UPDATE}${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'a migrate step holds exactly one statement (the batch), found 2' }],
+  },
+  {
+    name: 'keyset directive without a key',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:keyset" needs table=<[schema.]table> and key=<column>', line: 1 }],
+  },
+  {
+    name: 'batch-size that is not a number',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:batch-size lots\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:batch-size" must be a whole number from 1 to 100000, found "lots"', line: 2 }],
+  },
+  {
+    name: 'batch-size zero',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:batch-size 0\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:batch-size" must be a whole number from 1 to 100000, found "0"', line: 2 }],
+  },
+  {
+    name: 'pending that is not a SELECT',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending DELETE FROM t\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must be one SELECT', line: 2 }],
+  },
+  {
+    name: 'migrate step running DDL',
+    files: { 'a/migrate01_m.sql': '-- emc:repeat-until-zero\nALTER TABLE t ADD COLUMN c int;\n' },
+    problems: [
+      { file: 'a/migrate01_m.sql', message: /^a migrate step may only run INSERT, UPDATE, DELETE, MERGE or SELECT, found AlterTableStmt/, line: 2 },
+      { file: 'a/migrate01_m.sql', message: 'a repeat-until-zero statement must use :batch_size; missing :batch_size', line: 2 },
+    ],
+  },
+  {
+    name: 'parameters in an expand step',
+    files: { 'a/expand01_x.sql': `${ADD}UPDATE t SET c = :value WHERE id = :id;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: 'expand steps take no parameters, found :value, :id', line: 2 }],
+  },
+];
+
+describe('loadCatalog refuses a bad catalog, naming the file', () => {
+  it.each(BAD_CATALOGS)('$name', async ({ files, releases, tweak, problems }) => {
+    const directory = writeMigrations(files, releases);
+    tweak?.(directory);
+    const error = await loadFailure(directory);
+
+    expect(error.problems).toHaveLength(problems.length);
+    for (const expected of problems) {
+      const matches = (p: CatalogProblem) =>
+        p.file === expected.file &&
+        (typeof expected.message === 'string' ? p.message.includes(expected.message) : expected.message.test(p.message));
+      const found = error.problems.find(matches);
+      expect(found, `no problem in ${expected.file} matching ${String(expected.message)}; got ${error.message}`).toBeDefined();
+      if (expected.line !== undefined) expect(found!.line).toBe(expected.line);
+      if (expected.column !== undefined) expect(found!.column).toBe(expected.column);
+      // The error's message lists the problem with its place, for the operator reading a log.
+      const where = [expected.file, expected.line, expected.column].filter((x) => x !== undefined).join(':');
+      expect(error.message).toContain(`  - ${where}: ${found!.message}`);
+    }
+  });
+
+  it('reports several problems in several files together in one CatalogError', async () => {
+    const directory = writeMigrations(
+      {
+        'a/expand01_x.sql': ADD,
+        'a/expand03_gap.sql': ADD,
+        'a/Expand04.sql': ADD,
+        'b/expand01_empty.sql': '',
+        'b/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\nALTER TABLE t DROP COLUMN;\n',
+        'b/migrate01_m.sql': '-- emc:frobnicate\nUPDATE t SET c = 1;\n',
+        'c/expand01_x.sql': ADD,
+      },
+      ['a', 'b', 'd'],
+    );
+    const error = await loadFailure(directory);
+    const summary = error.problems.map((p) => [p.file, p.line]);
+    expect(summary).toEqual(
+      expect.arrayContaining([
+        ['c/', undefined],
+        ['a/Expand04.sql', undefined],
+        ['a/expand03_gap.sql', undefined],
+        ['b/expand01_empty.sql', undefined],
+        ['b/migrate01_m.sql', 1],
+        ['b/migrate01_m.sql', undefined],
+        ['b/contract01_x.sql', 2],
+        ['releases.json', undefined],
+      ]),
+    );
+    expect(error.problems).toHaveLength(8);
+    expect(error.message).toMatch(/^The migrations catalog has 8 problems:\n/);
+    expect(error.message).toContain('b/contract01_x.sql:2:');
+    expect(error.message).toContain('releases.json: release "d" is listed but has no folder d/');
+    expect(error.message).toContain('b/migrate01_m.sql:1: unknown directive "emc:frobnicate"');
+    expect(error.transient).toBe(false);
+  });
+});
+
+describe('loadCatalog on good catalogs', () => {
+  it('loads the demo catalog: bexar, nine steps in order', async () => {
+    const catalog = await loadCatalog(DEMO_MIGRATIONS);
+    expect(catalog.releases).toEqual(['bexar']);
+    expect(catalog.steps.map((s) => [s.id, s.release, s.phase, s.number])).toEqual([
+      ['bexar_expand01', 'bexar', 'expand', 1],
+      ['bexar_expand02', 'bexar', 'expand', 2],
+      ['bexar_expand03', 'bexar', 'expand', 3],
+      ['bexar_migrate01', 'bexar', 'migrate', 1],
+      ['bexar_migrate02', 'bexar', 'migrate', 2],
+      ['bexar_migrate03', 'bexar', 'migrate', 3],
+      ['bexar_contract01', 'bexar', 'contract', 1],
+      ['bexar_contract02', 'bexar', 'contract', 2],
+      ['bexar_contract03', 'bexar', 'contract', 3],
+    ]);
+    for (const s of catalog.steps) {
+      const bytes = readFileSync(join(DEMO_MIGRATIONS, s.file));
+      expect(s.checksum).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+      expect(s.file.startsWith('bexar/')).toBe(true);
+      expect(s.migration === undefined).toBe(s.phase !== 'migrate');
+    }
+
+    const expand01 = step(catalog, 'bexar_expand01');
+    expect(expand01.file).toBe('bexar/expand01_add_visibility.sql');
+    expect(expand01.transactional).toBe(true);
+    expect(expand01.lintOverride).toBeUndefined();
+    expect(expand01.statements.map((s) => s.line)).toEqual([3, 5, 7, 24]);
+    expect(expand01.statements[0]!.sql).toBe('ALTER TABLE images ADD COLUMN visibility text');
+    expect(expand01.statements[2]!.sql).toMatch(/^CREATE FUNCTION images_sync_visibility\(\)[\s\S]*\nEND\n\$\$$/);
+
+    const expand03 = step(catalog, 'bexar_expand03');
+    expect(expand03.transactional).toBe(false);
+    expect(expand03.statements).toEqual([
+      {
+        sql: 'CREATE INDEX CONCURRENTLY IF NOT EXISTS images_owner_id_idx ON images (owner_id)',
+        line: 4,
+        concurrentIndex: { schema: undefined, name: 'images_owner_id_idx' },
+      },
+    ]);
+
+    const migrate01 = step(catalog, 'bexar_migrate01');
+    expect(migrate01.migration).toEqual({
+      strategy: { kind: 'keyset', table: { schema: undefined, name: 'images' }, key: 'id' },
+      batchSize: undefined,
+      pendingSql: 'SELECT count(*) FROM images WHERE visibility IS NULL',
+    });
+    expect(migrate01.statements).toHaveLength(1);
+    expect(migrate01.statements[0]!.line).toBe(3);
+
+    const migrate03 = step(catalog, 'bexar_migrate03');
+    expect(migrate03.migration).toEqual({
+      strategy: { kind: 'repeat-until-zero' },
+      batchSize: 500,
+      pendingSql: 'SELECT count(*) FROM images WHERE name <> btrim(name)',
+    });
+    expect(migrate03.statements[0]!.line).toBe(6);
+
+    expect(step(catalog, 'bexar_contract01').statements).toHaveLength(3);
+    expect(step(catalog, 'bexar_contract03').statements).toHaveLength(5);
+  });
+
+  it('splits plpgsql bodies, strings and comments holding semicolons with the real parser', async () => {
+    const fn = [
+      'CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$',
+      'BEGIN',
+      "  NEW.s := 'a;b'; -- inner; comment",
+      '  RETURN NEW;',
+      'END',
+      '$$',
+    ].join('\n');
+    const fn2 = "CREATE FUNCTION g() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN PERFORM 1; RETURN 2; END $body$";
+    const text = [
+      '-- header; with a semicolon',
+      `${fn};`,
+      '',
+      '/* block comment; with a semicolon */',
+      "INSERT INTO t (s) VALUES ('x;y');  -- trailing; comment",
+      `  ${fn2};`,
+      "SELECT 'it''s; fine' AS v",
+      '',
+    ].join('\n');
+    const catalog = await loadCatalog(writeMigrations({ 'a/expand01_fn.sql': text }));
+    const [s] = catalog.steps;
+    expect(s!.statements.map((x) => [x.line, x.sql])).toEqual([
+      [2, fn],
+      [10, "INSERT INTO t (s) VALUES ('x;y')"],
+      [11, fn2],
+      [12, "SELECT 'it''s; fine' AS v"],
+    ]);
+  });
+
+  it('keeps statement text exact after multi-byte UTF-8 text', async () => {
+    const text =
+      '-- café 🎉 naïve 日本語; still a comment\n' +
+      "ALTER TABLE t ADD COLUMN note text DEFAULT 'crème brûlée ☕';\n" +
+      '/* 🚀🚀 */ ALTER TABLE t ADD COLUMN b int;\n';
+    const catalog = await loadCatalog(writeMigrations({ 'a/expand01_utf8.sql': text }));
+    expect(catalog.steps[0]!.statements).toEqual([
+      { sql: "ALTER TABLE t ADD COLUMN note text DEFAULT 'crème brûlée ☕'", line: 2 },
+      { sql: 'ALTER TABLE t ADD COLUMN b int', line: 3 },
+    ]);
+  });
+
+  it('keeps the release order of releases.json, not the alphabetical one', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations(
+        {
+          'alpha/expand01_x.sql': ADD,
+          'alpha/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+          'zeta/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+          'zeta/expand01_x.sql': ADD,
+          'zeta/expand02_y.sql': ADD,
+          'zeta/migrate01_m.sql': `-- emc:keyset table=t key=id\n${KEYSET_UPDATE}`,
+        },
+        ['zeta', 'alpha'],
+      ),
+    );
+    expect(catalog.releases).toEqual(['zeta', 'alpha']);
+    expect(catalog.steps.map((s) => s.id)).toEqual([
+      'zeta_expand01',
+      'zeta_expand02',
+      'zeta_migrate01',
+      'zeta_contract01',
+      'alpha_expand01',
+      'alpha_contract01',
+    ]);
+  });
+
+  it('ignores README and markdown files in a release folder', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({ 'a/README': 'notes', 'a/notes.md': '# notes', 'a/expand01_x.sql': ADD }),
+    );
+    expect(catalog.steps.map((s) => s.id)).toEqual(['a_expand01']);
+  });
+
+  it('checksums the file bytes: one changed byte changes the checksum', async () => {
+    const load = async (sql: string) =>
+      (await loadCatalog(writeMigrations({ 'a/expand01_x.sql': sql }))).steps[0]!.checksum;
+    const original = 'ALTER TABLE t ADD COLUMN c int;\n';
+    const a = await load(original);
+    expect(a).toBe(`sha256:${createHash('sha256').update(original).digest('hex')}`);
+    expect(await load(original)).toBe(a);
+    expect(await load('ALTER TABLE t ADD COLUMN d int;\n')).not.toBe(a);
+    // Even a change that leaves the statements the same (trailing whitespace) is a change.
+    expect(await load('ALTER TABLE t ADD COLUMN c int; \n')).not.toBe(a);
+  });
+
+  it('folds the keyset table and key to lower case, as PostgreSQL folds unquoted identifiers', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/migrate01_m.sql': `-- emc:keyset table=Public.Images key=ID\n-- emc:batch-size 250\n${KEYSET_UPDATE}`,
+      }),
+    );
+    expect(catalog.steps[0]!.migration).toEqual({
+      strategy: { kind: 'keyset', table: { schema: 'public', name: 'images' }, key: 'id' },
+      batchSize: 250,
+      pendingSql: undefined,
+    });
+  });
+
+  it('accepts an override of the phase lint and reports it with its reason and findings', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/expand01_x.sql': `-- emc:allow-destructive scratch table created by expand01 of the same release\n${ADD}DROP TABLE scratch;\n`,
+        'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+      }),
+    );
+    const expand = step(catalog, 'a_expand01');
+    expect(expand.lintOverride).toEqual({
+      reason: 'scratch table created by expand01 of the same release',
+      findings: [expect.stringMatching(/^line 3: expand must not drop a table/)],
+    });
+    expect(expand.statements.map((s) => s.sql)).toEqual(['ALTER TABLE t ADD COLUMN c int', 'DROP TABLE scratch']);
+    expect(step(catalog, 'a_contract01').lintOverride).toBeUndefined();
+  });
+
+  it('accepts a named CREATE INDEX CONCURRENTLY in a no-transaction step, with its schema', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({ 'a/expand01_idx.sql': '-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON app.t (c);\n' }),
+    );
+    const [s] = catalog.steps;
+    expect(s!.transactional).toBe(false);
+    expect(s!.statements[0]!.concurrentIndex).toEqual({ schema: 'app', name: 't_c_idx' });
+  });
+});
