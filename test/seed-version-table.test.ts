@@ -7,7 +7,7 @@ import { migrate } from '../lambdas/core/phases/migrate.ts';
 import type { RunContext } from '../lambdas/core/phases/run-context.ts';
 import { formatVersion } from '../lambdas/core/state/composite-version.ts';
 import { readState } from '../lambdas/core/state/database-state.ts';
-import { seedDemoDatabase } from '../lambdas/local/demo-database.ts';
+import { seedDemoDatabase } from '../bin/local/demo-database.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { endRun, startRun } from './support/engine.ts';

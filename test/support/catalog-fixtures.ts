@@ -2,7 +2,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
-export { DEMO_MIGRATIONS } from '../../lambdas/local/demo-database.ts';
+export { DEMO_MIGRATIONS } from '../../bin/local/demo-database.ts';
 
 /**
  * Writes a migrations directory from a map of relative paths to contents and returns its path. `releases.json`

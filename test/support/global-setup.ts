@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../../lambdas/local/embedded-postgres.ts';
+import { startEmbeddedPostgres } from '../../bin/local/embedded-postgres.ts';
 
 /**
  * One real PostgreSQL 17 for the whole run (embedded-postgres starts it in about a second); each test file makes

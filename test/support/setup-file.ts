@@ -1,2 +1,2 @@
 // aws-local-stepfunctions 3 needs Promise.withResolvers (Node 22); Node 20 lacks it.
-import '../../lambdas/local/promise-with-resolvers.ts';
+import '../../bin/local/promise-with-resolvers.ts';

@@ -51,6 +51,8 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
       `expand steps are not applied yet: ${inspection.pending.expand.map((s) => s.id).join(', ')}`,
     ]);
   }
+  // Before the first write (progress rows, reopened steps): a run without the lease must change nothing.
+  await ctx.client.transaction((tx) => renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds));
   const steps = [...(await reopenedSteps(ctx, catalog, inspection)), ...inspection.pending.migrate];
   const deadline = started + ctx.settings.migrateBudgetMs;
   let rowsThisCall = 0;
@@ -143,7 +145,9 @@ async function migrateStep(
         if (await finishOrRestartPass(ctx, step, progress, rows, startedAt)) return { rows, batches, finished: true };
         progress = (await readProgress(ctx.client, step.id))!;
       }
-      if (ctx.settings.batchPauseMs > 0 && Date.now() + ctx.settings.batchPauseMs < deadline) {
+      if (ctx.settings.batchPauseMs > 0) {
+        // No time left for the pause: stop here rather than run the next batches without one.
+        if (Date.now() + ctx.settings.batchPauseMs >= deadline) break;
         await new Promise((resolve) => setTimeout(resolve, ctx.settings.batchPauseMs));
       }
     }

@@ -1,5 +1,5 @@
 import type { Statement, Step } from '../catalog/step.ts';
-import { EmcError, LockTimeoutError, StepFailedError } from '../errors.ts';
+import { EmcError, LeaseLostError, LockTimeoutError, StepFailedError } from '../errors.ts';
 import { LOCK_NOT_AVAILABLE, SqlError } from '../sql/sql-client.ts';
 import { finishHistory, recordHistory } from '../state/history.ts';
 import type { RunContext } from './run-context.ts';
@@ -23,6 +23,8 @@ export async function failStep(
 ): Promise<Error> {
   const typed = toStepError(step, statement, error);
   ctx.onEvent?.({ type: 'step-failed', stepId: step.id, error: typed.message });
+  // A run without the lease must not write, and the step did not run: no history row.
+  if (typed instanceof LeaseLostError) return typed;
   try {
     if (runningHistoryId === undefined) {
       await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, outcome: 'failed', error: typed.message });

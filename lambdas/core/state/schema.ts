@@ -64,10 +64,18 @@ const SCHEMA_LOCK_KEY = 0x656d63;
 
 export async function ensureStateSchema(client: SqlClient): Promise<void> {
   if (await stateSchemaExists(client)) return;
-  await client.transaction(async (tx) => {
-    await tx.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`);
-    for (const ddl of STATE_DDL) await tx.query(ddl);
-  });
+  try {
+    await client.transaction(async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`);
+      for (const ddl of STATE_DDL) await tx.query(ddl);
+    });
+  } catch (error) {
+    // A run that waited on the lock while another created the schema still has the schema's absence in its catalog
+    // cache for the rest of that transaction, so `IF NOT EXISTS` fails with a duplicate key. The schema is complete
+    // by then (the other run held the lock until it committed): a fresh look finds it.
+    if (await stateSchemaExists(client)) return;
+    throw error;
+  }
 }
 
 /** True once the state tables exist; read-only callers (plan, version) treat a missing schema as an empty state. */

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { splitStatements } from '../core/catalog/sql-statements.ts';
-import { ensureParserLoaded } from '../core/sql/parser.ts';
-import type { SqlClient } from '../core/sql/sql-client.ts';
+import { splitStatements } from '../../lambdas/core/catalog/sql-statements.ts';
+import { ensureParserLoaded } from '../../lambdas/core/sql/parser.ts';
+import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
 
 const DEMO = join(dirname(fileURLToPath(import.meta.url)), '../../demo');
 

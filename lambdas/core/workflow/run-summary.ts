@@ -1,0 +1,42 @@
+import type { SqlClient } from '../sql/sql-client.ts';
+import { formatVersion } from '../state/composite-version.ts';
+import { readState } from '../state/database-state.ts';
+import { readHistory } from '../state/history.ts';
+import { releaseLease } from '../state/lease.ts';
+import type { UpgradePlan } from './upgrade-plan.ts';
+
+export interface RunSummary {
+  readonly runId: string;
+  readonly target: string;
+  readonly outcome: 'completed' | 'stopped after expand' | 'stopped after migrate';
+  readonly versionBefore: string;
+  readonly versionAfter: string;
+  /** One entry per step this run worked on; a migrate step's rows and time are summed over its batch runs. */
+  readonly steps: readonly { stepId: string; phase: string; durationMs: number; rowsAffected: number | null }[];
+  readonly rowsMigrated: number;
+  readonly durationMs: number;
+}
+
+/** The last state: releases the lease and summarises the run from the history table (the source of truth). */
+export async function finishUpgrade(client: SqlClient, plan: UpgradePlan): Promise<RunSummary> {
+  await releaseLease(client, plan.runId);
+  const history = (await readHistory(client, plan.runId)).filter((h) => h.outcome === 'succeeded' || h.outcome === 'continued');
+  const steps = new Map<string, { stepId: string; phase: string; durationMs: number; rowsAffected: number | null }>();
+  for (const entry of history) {
+    const step = steps.get(entry.stepId) ?? { stepId: entry.stepId, phase: entry.phase, durationMs: 0, rowsAffected: null };
+    step.durationMs += entry.durationMs ?? 0;
+    if (entry.rowsAffected !== undefined) step.rowsAffected = (step.rowsAffected ?? 0) + entry.rowsAffected;
+    steps.set(entry.stepId, step);
+  }
+  const all = [...steps.values()];
+  return {
+    runId: plan.runId,
+    target: plan.target,
+    outcome: plan.stopAfter ? `stopped after ${plan.stopAfter}` : 'completed',
+    versionBefore: plan.versionBefore,
+    versionAfter: formatVersion((await readState(client)).version),
+    steps: all,
+    rowsMigrated: all.filter((s) => s.phase === 'migrate').reduce((sum, s) => sum + (s.rowsAffected ?? 0), 0),
+    durationMs: Date.now() - new Date(plan.startedAt).getTime(),
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * The states an operator sees in the Step Functions console, keyed by the short name the workflow code uses. The
+ * CDK definition and the failure report both read them from here, so the Cause of a failed execution names the
+ * state exactly as the console shows it.
+ */
+export const STATE_NAMES = {
+  plan: 'Plan upgrade',
+  expand: 'Expand schema',
+  migrate: 'Migrate data (one batch run)',
+  drain: 'Check old release drained',
+  contract: 'Contract schema',
+  finish: 'Release lease and summarise',
+} as const;
+
+export type WorkflowTask = keyof typeof STATE_NAMES;
+
+export const WORKFLOW_TASKS = Object.keys(STATE_NAMES) as WorkflowTask[];

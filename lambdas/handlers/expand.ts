@@ -1,0 +1,5 @@
+import { lambdaDependencies } from './commons/lambda-dependencies.ts';
+import { createWorkflowHandlers } from './workflow-handlers.ts';
+
+/** Lambda entry point of the "expand" task of the upgrade state machine. */
+export const handler = createWorkflowHandlers(lambdaDependencies()).expand;

@@ -1,0 +1,5 @@
+import { lambdaDependencies } from './commons/lambda-dependencies.ts';
+import { createWorkflowHandlers } from './workflow-handlers.ts';
+
+/** Lambda entry point of the "finish" task of the upgrade state machine. */
+export const handler = createWorkflowHandlers(lambdaDependencies()).finish;

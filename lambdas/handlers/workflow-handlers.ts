@@ -1,0 +1,167 @@
+import { z } from 'zod';
+import { EmcError } from '../core/errors.ts';
+import { pollDrainGate } from '../core/drain/drain-gate.ts';
+import { contract } from '../core/phases/contract.ts';
+import { expand } from '../core/phases/expand.ts';
+import { migrate } from '../core/phases/migrate.ts';
+import type { EngineEvent, RunContext } from '../core/phases/run-context.ts';
+import { renewLease } from '../core/state/lease.ts';
+import { reportFailure } from '../core/workflow/failure-report.ts';
+import { finishUpgrade } from '../core/workflow/run-summary.ts';
+import { STATE_NAMES, type WorkflowTask } from '../core/workflow/state-names.ts';
+import { startUpgrade, type UpgradePlan } from '../core/workflow/upgrade-plan.ts';
+import type { HandlerDependencies } from './commons/dependencies.ts';
+import { logger } from './commons/logger.ts';
+
+/**
+ * The Lambda tasks of the state machine, as plain async functions of their event. Each is a thin adapter: parse
+ * the event with zod, call the engine, return a small result for the execution history (no row data).
+ *
+ * Errors keep their class name (Step Functions Retry/Catch match on it) and their message gains the engine's
+ * "Next:" advice, so the failed execution's Cause tells the on-call engineer what to do.
+ */
+export type WorkflowHandlers = Record<WorkflowTask | 'recordFailure', (event: unknown) => Promise<unknown>>;
+
+const planSchema = z.looseObject({
+  runId: z.string().min(1),
+  target: z.string().min(1),
+  settings: z.looseObject({ leaseTtlSeconds: z.number() }),
+  startedAt: z.string(),
+});
+const withPlan = z.looseObject({ plan: planSchema });
+
+export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandlers {
+  const context = async (plan: UpgradePlan): Promise<RunContext> => ({
+    client: await deps.sql(),
+    runId: plan.runId,
+    settings: plan.settings,
+    onEvent: logEngineEvent,
+  });
+  const readPlan = (event: unknown): UpgradePlan => withPlan.parse(event).plan as unknown as UpgradePlan;
+
+  return {
+    plan: task('plan', async (event) => {
+      const { executionId, input } = z.looseObject({ executionId: z.string().min(1), input: z.unknown() }).parse(event);
+      logger.appendKeys({ executionArn: executionId });
+      const plan = await startUpgrade(await deps.sql(), await deps.catalog(), {
+        runId: executionId,
+        input,
+        defaults: deps.settingsDefaults,
+      });
+      logger.info('upgrade planned', { target: plan.target, version: plan.versionBefore, pending: plan.pending });
+      return plan;
+    }),
+
+    expand: task('expand', async (event) => {
+      const plan = readPlan(event);
+      const result = await expand(await context(plan), await deps.catalog(), plan.target);
+      return { ...result, stepsRun: result.stepsRun.map((s) => s.stepId), durationMs: sum(result.stepsRun) };
+    }),
+
+    migrate: task('migrate', async (event) => {
+      const plan = readPlan(event);
+      const result = await migrate(await context(plan), await deps.catalog(), plan.target);
+      // Cursors are key values, i.e. row data: they stay in the database and out of the execution history.
+      return {
+        finished: result.finished,
+        rowsThisCall: result.rowsThisCall,
+        batchesThisCall: result.batchesThisCall,
+        durationMs: result.durationMs,
+        stepsFinished: result.stepsFinished,
+        steps: result.steps.map(({ cursor: _cursor, ...progress }) => progress),
+        rowsDone: result.steps.reduce((n, s) => n + s.rowsDone, 0),
+        rowsRemaining: result.steps.some((s) => s.remaining === null)
+          ? null
+          : result.steps.reduce((n, s) => n + (s.remaining ?? 0), 0),
+      };
+    }),
+
+    drain: task('drain', async (event) => {
+      const parsed = z
+        .looseObject({
+          plan: planSchema,
+          previous: z
+            .looseObject({
+              startedAt: z.string().optional(),
+              polls: z.number().optional(),
+              newTaskDefinitions: z.record(z.string(), z.string()).optional(),
+            })
+            .nullish(),
+        })
+        .parse(event);
+      const plan = parsed.plan as unknown as UpgradePlan;
+      const client = await deps.sql();
+      // A long wait must not let the lease expire under this run.
+      await client.transaction((tx) => renewLease(tx, plan.runId, plan.settings.leaseTtlSeconds));
+      const state = await pollDrainGate(
+        { sql: client, ecs: deps.drain.source.kind === 'ecs' ? deps.ecs() : undefined },
+        {
+          source: deps.drain.source,
+          timeoutSeconds: deps.drain.timeoutSeconds,
+          requestedTaskDefinitions: plan.newTaskDefinitions ?? {},
+          // The state machine starts the loop with `{ polls: 0 }`: no start time yet means this is the first poll.
+          previous: parsed.previous?.startedAt
+            ? {
+                startedAt: parsed.previous.startedAt,
+                polls: parsed.previous.polls ?? 0,
+                newTaskDefinitions: parsed.previous.newTaskDefinitions ?? {},
+              }
+            : undefined,
+        },
+      );
+      logger.info(state.drained ? 'old release drained' : 'old release still running', { summary: state.summary });
+      return state;
+    }),
+
+    contract: task('contract', async (event) => {
+      const parsed = z.looseObject({ plan: planSchema, drainConfirmed: z.boolean() }).parse(event);
+      const plan = parsed.plan as unknown as UpgradePlan;
+      const result = await contract(await context(plan), await deps.catalog(), plan.target, {
+        drainConfirmed: parsed.drainConfirmed,
+      });
+      return { ...result, stepsRun: result.stepsRun.map((s) => s.stepId), durationMs: sum(result.stepsRun) };
+    }),
+
+    finish: task('finish', async (event) => finishUpgrade(await deps.sql(), readPlan(event))),
+
+    recordFailure: async (event) => {
+      const { executionId, failedIn } = z
+        .looseObject({ executionId: z.string(), failedIn: z.record(z.string(), z.looseObject({ Error: z.string(), Cause: z.string().optional() })) })
+        .parse(event);
+      logger.appendKeys({ executionArn: executionId });
+      const client = await deps.sql().catch(() => undefined);
+      const report = await reportFailure(client, { runId: executionId, failedIn });
+      logger.error('upgrade failed', { failedState: report.failedState, error: report.error, version: report.version });
+      return report;
+    },
+  };
+}
+
+/** Wraps one task: logger keys, and the typed error's advice appended to its message. */
+function task(name: WorkflowTask, work: (event: unknown) => Promise<unknown>): (event: unknown) => Promise<unknown> {
+  return async (event) => {
+    const runId = (event as { plan?: { runId?: unknown } } | null)?.plan?.runId;
+    if (typeof runId === 'string') logger.appendKeys({ executionArn: runId });
+    logger.appendKeys({ state: STATE_NAMES[name] });
+    try {
+      return await work(event);
+    } catch (error) {
+      if (error instanceof EmcError && !error.message.includes('\nNext: ')) {
+        error.message = `${error.message}\nNext: ${error.nextAction}`;
+      }
+      logger.error('task failed', { errorName: (error as Error).name, error: (error as Error).message });
+      throw error;
+    } finally {
+      logger.removeKeys(['stepId']);
+    }
+  };
+}
+
+function logEngineEvent(event: EngineEvent): void {
+  logger.appendKeys({ stepId: event.stepId });
+  logger.info(event.type, { ...event, ...('cursor' in event ? { cursor: undefined } : {}) });
+}
+
+function sum(steps: readonly { durationMs: number }[]): number {
+  return steps.reduce((n, s) => n + s.durationMs, 0);
+}

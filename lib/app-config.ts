@@ -1,0 +1,60 @@
+import type { App } from 'aws-cdk-lib';
+import { z } from 'zod';
+import { DrainSource } from './drain-source.ts';
+
+/**
+ * The deployable app's settings, read from cdk.json context (or `cdk deploy -c key=value`). Every key is prefixed
+ * `emc:`. Errors name the context key.
+ */
+const contextSchema = z.strictObject({
+  clusterArn: z.string().optional(),
+  secretArn: z.string().optional(),
+  databaseName: z.string().default('postgres'),
+  migrationsDirectory: z.string().default('demo/migrations'),
+  ecsServices: z.array(z.strictObject({ cluster: z.string(), serviceName: z.string() })).optional(),
+  drainApplicationNamePattern: z.string().optional(),
+  failureTopicArn: z.string().optional(),
+  demoDatabase: z.boolean().default(false),
+});
+
+export type AppConfig = Omit<z.infer<typeof contextSchema>, 'ecsServices' | 'drainApplicationNamePattern'> & {
+  readonly drainSource: DrainSource | undefined;
+};
+
+export const CONTEXT_PREFIX = 'emc:';
+
+export function readAppConfig(app: App): AppConfig {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(contextSchema.shape)) {
+    let value = app.node.tryGetContext(`${CONTEXT_PREFIX}${key}`);
+    // `-c key=value` arrives as a string; JSON-typed keys are parsed.
+    if (typeof value === 'string' && (key === 'ecsServices' || key === 'demoDatabase')) {
+      try {
+        value = JSON.parse(value);
+      } catch {
+        throw new Error(`cdk context "${CONTEXT_PREFIX}${key}" must be JSON, got ${value}`);
+      }
+    }
+    if (value !== undefined) raw[key] = value;
+  }
+  const parsed = contextSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(
+      `Invalid cdk context: ${parsed.error.issues.map((i) => `"${CONTEXT_PREFIX}${i.path.join('.')}": ${i.message}`).join('; ')}`,
+    );
+  }
+  const { ecsServices, drainApplicationNamePattern, ...rest } = parsed.data;
+  if (ecsServices && drainApplicationNamePattern) {
+    throw new Error(
+      `cdk context: set one drain source, "${CONTEXT_PREFIX}ecsServices" or "${CONTEXT_PREFIX}drainApplicationNamePattern", not both.`,
+    );
+  }
+  return {
+    ...rest,
+    drainSource: ecsServices
+      ? DrainSource.ecsServices(ecsServices)
+      : drainApplicationNamePattern
+        ? DrainSource.databaseSessions(drainApplicationNamePattern)
+        : undefined,
+  };
+}

@@ -1,0 +1,33 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileCatalog } from '../lambdas/core/catalog/compiled-catalog.ts';
+import { loadCatalogSync } from '../lambdas/core/catalog/load-catalog.ts';
+import type { Catalog } from '../lambdas/core/catalog/step.ts';
+import { CatalogError } from '../lambdas/core/errors.ts';
+import { ensureParserLoaded } from '../lambdas/core/sql/parser.ts';
+
+// Constructs are synchronous; PostgreSQL's parser (WebAssembly) loads once, when this module is imported.
+await ensureParserLoaded();
+
+/** File name of the compiled catalog inside each function's bundle. */
+export const CATALOG_FILE_NAME = 'emc-catalog.json';
+
+/**
+ * Validates the migrations directory at `cdk synth` (a bad catalog fails the synth with every problem listed) and
+ * writes the compiled catalog that ships in the function bundles.
+ */
+export function compileCatalogForSynth(directory: string): { catalog: Catalog; file: string } {
+  let catalog: Catalog;
+  try {
+    catalog = loadCatalogSync(directory);
+  } catch (error) {
+    if (error instanceof CatalogError) {
+      throw new Error(`migrationsDirectory ${directory}: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+  const file = join(mkdtempSync(join(tmpdir(), 'emc-catalog-')), CATALOG_FILE_NAME);
+  writeFileSync(file, JSON.stringify(compileCatalog(catalog)));
+  return { catalog, file };
+}
