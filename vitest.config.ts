@@ -7,6 +7,8 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     // Test files share one embedded PostgreSQL server, each file in databases of its own.
     pool: 'forks',
+    // The handlers' structured logs are for CloudWatch; tests assert on results, not on log lines.
+    env: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
     testTimeout: 60_000,
     hookTimeout: 120_000,
   },

@@ -5,6 +5,7 @@ import { contract } from '../core/phases/contract.ts';
 import { expand } from '../core/phases/expand.ts';
 import { migrate } from '../core/phases/migrate.ts';
 import type { EngineEvent, RunContext } from '../core/phases/run-context.ts';
+import { readProgress } from '../core/state/database-state.ts';
 import { renewLease } from '../core/state/lease.ts';
 import { reportFailure } from '../core/workflow/failure-report.ts';
 import { finishUpgrade } from '../core/workflow/run-summary.ts';
@@ -60,7 +61,12 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
 
     migrate: task('migrate', async (event) => {
       const plan = readPlan(event);
-      const result = await migrate(await context(plan), await deps.catalog(), plan.target);
+      const ctx = await context(plan);
+      const result = await migrate(ctx, await deps.catalog(), plan.target);
+      // Progress over the whole run: steps this run finished in earlier calls count as done.
+      const earlier = plan.pending.migrate.filter((id) => !result.steps.some((s) => s.stepId === id));
+      const finishedEarlier = await Promise.all(earlier.map((id) => readProgress(ctx.client, id)));
+      const rowsDoneEarlier = finishedEarlier.reduce((n, p) => n + (p?.rowsDone ?? 0), 0);
       // Cursors are key values, i.e. row data: they stay in the database and out of the execution history.
       return {
         finished: result.finished,
@@ -69,7 +75,7 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
         durationMs: result.durationMs,
         stepsFinished: result.stepsFinished,
         steps: result.steps.map(({ cursor: _cursor, ...progress }) => progress),
-        rowsDone: result.steps.reduce((n, s) => n + s.rowsDone, 0),
+        rowsDone: rowsDoneEarlier + result.steps.reduce((n, s) => n + s.rowsDone, 0),
         rowsRemaining: result.steps.some((s) => s.remaining === null)
           ? null
           : result.steps.reduce((n, s) => n + (s.remaining ?? 0), 0),

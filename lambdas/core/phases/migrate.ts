@@ -151,7 +151,10 @@ async function migrateStep(
         await new Promise((resolve) => setTimeout(resolve, ctx.settings.batchPauseMs));
       }
     }
-    await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, rowsAffected: rows, outcome: 'continued' });
+    // A call whose budget ran out before this step's first batch did no work on it: nothing to record.
+    if (batches > 0) {
+      await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, rowsAffected: rows, outcome: 'continued' });
+    }
     return { rows, batches, finished: false };
   } catch (error) {
     throw await failStep(ctx, step, startedAt, error instanceof StepFailedError ? undefined : step.statements[0], error);

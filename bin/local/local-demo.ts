@@ -1,0 +1,197 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { PgSqlClient } from '../../lambdas/core/sql/pg-client.ts';
+import { readHistory, type HistoryEntry } from '../../lambdas/core/state/history.ts';
+import { readState } from '../../lambdas/core/state/database-state.ts';
+import { STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
+import { logger } from '../../lambdas/handlers/commons/logger.ts';
+import { DrainSource } from '../../lib/drain-source.ts';
+import { DEMO_MIGRATIONS, seedDemoDatabase } from './demo-database.ts';
+import { DemoWorkload, OLD_RELEASE_APPLICATION_NAME, type WorkloadReport } from './demo-workloads.ts';
+import { startEmbeddedPostgres } from './embedded-postgres.ts';
+import { runLocalExecution, type EventLog, type LocalExecutionResult } from './run-local-execution.ts';
+import { renderTable, versionTable, type VersionTableRow } from './version-table.ts';
+
+export interface LocalDemoOptions {
+  /** Any PostgreSQL; by default a throw-away embedded PostgreSQL 17 is started and seeded. */
+  readonly databaseUrl?: string;
+  /** @default the demo release bexar shipped in demo/migrations */
+  readonly migrationsDirectory?: string;
+  /** Rows of the demo table when it is seeded. @default 100000 */
+  readonly rows?: number;
+  /** Print one JSON document instead of the human report. */
+  readonly json?: boolean;
+  /** Show the handlers' structured logs. */
+  readonly verbose?: boolean;
+  readonly out?: (line: string) => void;
+}
+
+export interface LocalDemoResult {
+  readonly succeeded: boolean;
+  readonly execution: LocalExecutionResult;
+  readonly history: readonly HistoryEntry[];
+  readonly versions: readonly VersionTableRow[];
+  readonly workloads: readonly WorkloadReport[];
+}
+
+/** How long the old release's last instance keeps running after it is taken out of service. */
+const OLD_RELEASE_DRAIN_MS = 1500;
+
+/** The local run's own batch settings: a short migrate budget, so the migrate loop is visible on 100k rows. */
+const LOCAL_SETTINGS = { migrateBudgetMs: 2000 };
+
+/**
+ * `npm start`: the whole upgrade workflow on this machine. Synthesizes the CDK app, runs its state machine with
+ * aws-local-stepfunctions against PostgreSQL (each Task is the real handler), with the demo application's old and
+ * new releases writing throughout; prints each state as it is entered and left, the step history, the composite
+ * version after every step, and what the two workloads saw.
+ */
+export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<LocalDemoResult> {
+  const out = options.out ?? ((line: string) => console.log(line));
+  const say = options.json ? () => {} : out;
+  if (!options.verbose) logger.setLogLevel('SILENT');
+  const migrationsDirectory = resolve(options.migrationsDirectory ?? DEMO_MIGRATIONS);
+  if (!existsSync(migrationsDirectory)) throw new Error(`--migrations ${migrationsDirectory}: no such directory`);
+  const usingDemo = migrationsDirectory === resolve(DEMO_MIGRATIONS);
+
+  const server = options.databaseUrl ? undefined : await startEmbeddedPostgres({ name: 'local' });
+  const databaseUrl = options.databaseUrl ?? server!.url;
+  try {
+    say(server ? `Started an embedded PostgreSQL 17 on port ${server.port}.` : `Using ${redact(databaseUrl)}.`);
+    const client = new PgSqlClient(databaseUrl);
+    let fresh: boolean;
+    try {
+      fresh = (await readState(client)).applied.length === 0;
+      if (usingDemo && fresh && !(await tableExists(client, 'images'))) {
+        const rows = options.rows ?? 100_000;
+        say(`Seeding the demo table images with ${rows.toLocaleString('en-US')} rows (release n-1's schema).`);
+        await seedDemoDatabase(client, rows);
+      }
+    } finally {
+      await client.close();
+    }
+
+    // The demo's two releases: only meaningful on the demo schema before bexar.
+    const workloads = usingDemo && fresh ? { old: new DemoWorkload('old', databaseUrl), new: new DemoWorkload('new', databaseUrl) } : undefined;
+    workloads?.old.start();
+    if (workloads) say(`Release n-1 of the demo application writes through is_public/owner (application_name ${OLD_RELEASE_APPLICATION_NAME}).`);
+
+    say('Synthesizing the CDK app and running its state machine locally:');
+    const entered = new Map<string, number>();
+    const onEvent = (event: EventLog) => {
+      if (!('state' in event) || !event.state) return;
+      const name = event.state.name;
+      if (event.type === 'StateEntered') {
+        entered.set(name, event.timestamp);
+        say(`  -> ${name}`);
+        if (name === STATE_NAMES.migrate && workloads) workloads.new.start();
+        // Release n-1 is taken out of service once migrate is done; its last instance goes a moment later, so the
+        // drain gate is seen waiting for it.
+        if (name === 'Start waiting for old release to drain' && workloads) {
+          setTimeout(() => void workloads.old.stop(), OLD_RELEASE_DRAIN_MS);
+        }
+      } else if (event.type === 'StateExited') {
+        const ms = event.timestamp - (entered.get(name) ?? event.timestamp);
+        say(`  <- ${name} (${ms} ms)${describeOutput(name, event.state.output)}`);
+      } else if (event.type === 'StateRetried') {
+        say(`  ~~ ${name} retried`);
+      } else if (event.type === 'StateFailed') {
+        say(`  !! ${name} failed`);
+      }
+    };
+    const execution = await runLocalExecution({
+      databaseUrl,
+      migrationsDirectory,
+      drainSource: DrainSource.databaseSessions(`${OLD_RELEASE_APPLICATION_NAME}%`),
+      input: {},
+      settings: LOCAL_SETTINGS,
+      onEvent,
+    });
+    if (workloads) {
+      await workloads.old.stop();
+      await workloads.new.stop();
+    }
+    const reports = workloads ? [await workloads.old.verify(databaseUrl), await workloads.new.verify(databaseUrl)] : [];
+
+    const reader = new PgSqlClient(databaseUrl);
+    let history: HistoryEntry[];
+    try {
+      history = await readHistory(reader, execution.executionArn);
+    } finally {
+      await reader.close();
+    }
+    const versions = versionTable(history);
+    const succeeded = execution.status === 'SUCCEEDED' && reports.every((r) => r.failed === 0 && r.lost === 0);
+    const result = { succeeded, execution, history, versions, workloads: reports };
+    if (options.json) {
+      out(JSON.stringify({ ...result, execution: { ...execution, events: undefined } }, null, 2));
+    } else {
+      report(out, result);
+    }
+    return result;
+  } finally {
+    await server?.stop();
+  }
+}
+
+function report(out: (line: string) => void, result: LocalDemoResult): void {
+  const { execution } = result;
+  out('');
+  out(`Execution ${execution.executionArn}: ${execution.status}`);
+  if (execution.status === 'FAILED') {
+    out(`  Error: ${execution.error}`);
+    for (const line of (execution.cause ?? '').split('\n')) out(`  ${line}`);
+  }
+  out('');
+  out('Step history:');
+  for (const line of renderTable(
+    ['step', 'phase', 'outcome', 'duration', 'rows'],
+    result.history.map((h) => [h.stepId, h.phase, h.outcome, `${h.durationMs ?? '-'} ms`, h.rowsAffected === undefined ? '' : String(h.rowsAffected)]),
+  )) {
+    out(`  ${line}`);
+  }
+  out('');
+  out('Database version after each step (as in the Glance zero-downtime upgrade table):');
+  for (const line of renderTable(['stage', 'database identifier', 'comment'], result.versions.map((v) => [v.stage, v.identifier, v.comment]))) {
+    out(`  ${line}`);
+  }
+  if (result.workloads.length > 0) {
+    out('');
+    out('Application writes during the upgrade:');
+    for (const line of renderTable(
+      ['release', 'attempted', 'failed', 'lost'],
+      result.workloads.map((w) => [w.release === 'old' ? 'n-1 (old)' : 'n (new)', String(w.attempted), String(w.failed), String(w.lost)]),
+    )) {
+      out(`  ${line}`);
+    }
+    for (const w of result.workloads) for (const e of w.errors) out(`  ${w.release}: ${e}`);
+  }
+  out('');
+  out(result.succeeded ? 'Upgrade completed with no failed and no lost write.' : 'The local run did not succeed.');
+}
+
+/** The part of a state's output an operator wants to see in the running log. */
+function describeOutput(name: string, output: unknown): string {
+  const data = output as Record<string, Record<string, unknown> | undefined> | null;
+  if (!data) return '';
+  if (name === STATE_NAMES.migrate && data.migrate) {
+    const m = data.migrate;
+    return `: ${m.rowsThisCall} rows this call, ${m.rowsDone} done, ${m.rowsRemaining ?? '?'} remaining${m.finished ? ', finished' : ''}`;
+  }
+  if (name === STATE_NAMES.drain && data.drain) return `: ${data.drain.summary}`;
+  if ((name === STATE_NAMES.expand || name === STATE_NAMES.contract) && (data.expand || data.contract)) {
+    const phase = name === STATE_NAMES.expand ? data.expand! : data.contract!;
+    return `: ${(phase.stepsRun as string[]).join(', ') || 'nothing to do'} -> ${phase.versionAfter}`;
+  }
+  if (name === STATE_NAMES.plan && data.plan) return `: target ${data.plan.target}, version ${data.plan.versionBefore}`;
+  return '';
+}
+
+async function tableExists(client: PgSqlClient, name: string): Promise<boolean> {
+  const result = await client.query<{ present: boolean }>('SELECT to_regclass(:name) IS NOT NULL AS present', { name });
+  return result.rows[0]?.present === true;
+}
+
+function redact(url: string): string {
+  return url.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@');
+}

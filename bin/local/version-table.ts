@@ -1,0 +1,32 @@
+import { formatVersion, type CompositeVersion } from '../../lambdas/core/state/composite-version.ts';
+import type { HistoryEntry } from '../../lambdas/core/state/history.ts';
+
+export interface VersionTableRow {
+  readonly stage: 'E' | 'M' | 'C';
+  readonly identifier: string;
+  readonly comment: string;
+}
+
+/**
+ * The table of Glance's zero-downtime upgrade document, rebuilt from the history table: the composite version the
+ * database carried after each step that completed.
+ */
+export function versionTable(history: readonly HistoryEntry[]): VersionTableRow[] {
+  let version: CompositeVersion = { expand: undefined, contract: undefined };
+  const completed = history.filter((h) => h.outcome === 'succeeded');
+  return completed.map((entry, index) => {
+    if (entry.phase === 'expand') version = { ...version, expand: entry.stepId };
+    if (entry.phase === 'contract') version = { ...version, contract: entry.stepId };
+    const stage = entry.phase === 'expand' ? 'E' : entry.phase === 'migrate' ? 'M' : 'C';
+    const comment =
+      index === 0 ? 'upgrade begins' : entry.phase === 'migrate' ? `${entry.stepId} occurs` : index === completed.length - 1 ? 'upgrade completed' : '';
+    return { stage, identifier: formatVersion(version), comment };
+  });
+}
+
+/** Renders rows as a plain-text table with a header. */
+export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+}
