@@ -9,7 +9,13 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { settingsOverridesSchema, type SettingsOverrides } from '../lambdas/core/settings.ts';
+import {
+  MIGRATE_FUNCTION_TIMEOUT_MS,
+  resolveSettings,
+  settingsOverridesSchema,
+  settingsProblems,
+  type SettingsOverrides,
+} from '../lambdas/core/settings.ts';
 import { ENV } from '../lambdas/handlers/commons/environment.ts';
 import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { compileCatalogForSynth } from './catalog-at-synth.ts';
@@ -68,7 +74,7 @@ export const DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR;
 const TIMEOUTS: Record<WorkflowTask | 'recordFailure', Duration> = {
   plan: Duration.minutes(1),
   expand: Duration.minutes(15),
-  migrate: Duration.minutes(15),
+  migrate: Duration.millis(MIGRATE_FUNCTION_TIMEOUT_MS),
   drain: Duration.minutes(1),
   contract: Duration.minutes(15),
   finish: Duration.minutes(1),
@@ -266,6 +272,10 @@ function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
         .join('; ')}`,
     );
   }
+  const problems = settingsProblems(resolveSettings(parsed.data)).map((p) =>
+    p.replace('migrateBudgetMs', 'migrateBudget').replace('batchStatementTimeoutMs', 'batchStatementTimeout'),
+  );
+  if (problems.length > 0) throw new Error(`batchSettings: ${problems.join('; ')}`);
   return Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined)) as SettingsOverrides;
 }
 

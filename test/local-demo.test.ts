@@ -34,7 +34,7 @@ describe('npm start (the local demo)', () => {
   it('shows the drain gate waiting for the old release, then seeing it go', () => {
     const drainOutputs = result.execution.events
       .filter((e) => e.type === 'StateExited' && 'state' in e && e.state.name === STATE_NAMES.drain)
-      .map((e) => ((e as { state: { output: { drain: { drained: boolean; summary: string } } } }).state.output.drain));
+      .map((e) => (e as unknown as { state: { output: { drain: { drained: boolean; summary: string } } } }).state.output.drain);
     expect(drainOutputs.length).toBeGreaterThanOrEqual(2);
     expect(drainOutputs[0]!.drained).toBe(false);
     expect(drainOutputs[0]!.summary).toMatch(/session of "demo-app-old" connected/);

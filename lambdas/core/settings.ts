@@ -33,7 +33,8 @@ export const settingsOverridesSchema = z.strictObject({
   batchSize: z.number().int().min(1).max(100_000).optional(),
   batchPauseMs: z.number().int().min(0).max(60_000).optional(),
   lockTimeoutMs: z.number().int().min(100).max(600_000).optional(),
-  batchStatementTimeoutMs: z.number().int().min(1000).max(3_600_000).optional(),
+  // The RDS Data API cancels a call after 45 s: a longer batch could never commit.
+  batchStatementTimeoutMs: z.number().int().min(1000).max(45_000).optional(),
   migrateBudgetMs: z.number().int().min(1000).max(840_000).optional(),
   leaseTtlSeconds: z.number().int().min(60).max(86_400).optional(),
 });
@@ -48,4 +49,21 @@ export function resolveSettings(...layers: (SettingsOverrides | undefined)[]): U
     }
   }
   return merged as unknown as UpgradeSettings;
+}
+
+/** The migrate function's timeout (the construct sets it; Lambda allows at most 15 minutes). */
+export const MIGRATE_FUNCTION_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * Problems of a combination of settings that each pass the schema: a migrate call runs batches until its budget
+ * is spent, then one more batch may run to its statement timeout, and the call must still end before the function
+ * is cut off mid-batch.
+ */
+export function settingsProblems(settings: UpgradeSettings): string[] {
+  const worstCallMs = settings.migrateBudgetMs + settings.batchStatementTimeoutMs + 60_000;
+  return worstCallMs > MIGRATE_FUNCTION_TIMEOUT_MS
+    ? [
+        `migrateBudgetMs (${settings.migrateBudgetMs}) + batchStatementTimeoutMs (${settings.batchStatementTimeoutMs}) + 60000 ms of margin must stay under the migrate function's ${MIGRATE_FUNCTION_TIMEOUT_MS} ms timeout`,
+      ]
+    : [];
 }

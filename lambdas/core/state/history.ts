@@ -77,39 +77,55 @@ export async function finishHistory(
   );
 }
 
-/** History rows, oldest first; `runId` narrows to one run. */
+/**
+ * Rows per read of the history table. The RDS Data API returns at most 1 MiB per call; a history row is well under
+ * 1 KiB even with a long error message, so pages of this size always fit however long the history grows.
+ */
+export const HISTORY_PAGE_SIZE = 500;
+
+/** History rows, oldest first; `runId` narrows to one run. Read page by page (keyset on id). */
 export async function readHistory(session: SqlSession, runId?: string): Promise<HistoryEntry[]> {
-  const result = await session.query<{
-    run_id: string;
-    step_id: string;
-    phase: string;
-    checksum: string;
-    started_ms: number;
-    finished_ms: number | null;
-    duration_ms: string | null;
-    rows_affected: string | null;
-    outcome: Outcome;
-    error: string | null;
-  }>(
-    `SELECT run_id, step_id, phase, checksum,
-            (extract(epoch FROM started_at) * 1000)::float8 AS started_ms,
-            (extract(epoch FROM finished_at) * 1000)::float8 AS finished_ms,
-            duration_ms, rows_affected, outcome, error
-     FROM ${STATE_SCHEMA}.history
-     WHERE :run::text IS NULL OR run_id = :run
-     ORDER BY id`,
-    { run: runId ?? null },
-  );
-  return result.rows.map((r) => ({
-    runId: r.run_id,
-    stepId: r.step_id,
-    phase: r.phase,
-    checksum: r.checksum,
-    startedAt: new Date(r.started_ms),
-    finishedAt: r.finished_ms === null ? undefined : new Date(r.finished_ms),
-    durationMs: r.duration_ms === null ? undefined : Number(r.duration_ms),
-    rowsAffected: r.rows_affected === null ? undefined : Number(r.rows_affected),
-    outcome: r.outcome,
-    error: r.error ?? undefined,
-  }));
+  const entries: HistoryEntry[] = [];
+  let after = 0;
+  for (;;) {
+    const page = await session.query<{
+      id: string;
+      run_id: string;
+      step_id: string;
+      phase: string;
+      checksum: string;
+      started_ms: number;
+      finished_ms: number | null;
+      duration_ms: string | null;
+      rows_affected: string | null;
+      outcome: Outcome;
+      error: string | null;
+    }>(
+      `SELECT id, run_id, step_id, phase, checksum,
+              (extract(epoch FROM started_at) * 1000)::float8 AS started_ms,
+              (extract(epoch FROM finished_at) * 1000)::float8 AS finished_ms,
+              duration_ms, rows_affected, outcome, left(error, 4000) AS error
+       FROM ${STATE_SCHEMA}.history
+       WHERE id > :after AND (:run::text IS NULL OR run_id = :run)
+       ORDER BY id
+       LIMIT :limit`,
+      { run: runId ?? null, after, limit: HISTORY_PAGE_SIZE },
+    );
+    for (const r of page.rows) {
+      entries.push({
+        runId: r.run_id,
+        stepId: r.step_id,
+        phase: r.phase,
+        checksum: r.checksum,
+        startedAt: new Date(r.started_ms),
+        finishedAt: r.finished_ms === null ? undefined : new Date(r.finished_ms),
+        durationMs: r.duration_ms === null ? undefined : Number(r.duration_ms),
+        rowsAffected: r.rows_affected === null ? undefined : Number(r.rows_affected),
+        outcome: r.outcome,
+        error: r.error ?? undefined,
+      });
+    }
+    if (page.rows.length < HISTORY_PAGE_SIZE) return entries;
+    after = Number(page.rows.at(-1)!.id);
+  }
 }

@@ -1,6 +1,7 @@
 import type { Catalog } from '../catalog/step.ts';
 import { plan } from '../phases/plan.ts';
-import { resolveSettings, type SettingsOverrides, type UpgradeSettings } from '../settings.ts';
+import { InputError } from '../errors.ts';
+import { resolveSettings, settingsProblems, type SettingsOverrides, type UpgradeSettings } from '../settings.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
 import { acquireLease } from '../state/lease.ts';
 import { ensureStateSchema } from '../state/schema.ts';
@@ -35,6 +36,8 @@ export async function startUpgrade(
 ): Promise<UpgradePlan> {
   const input = parseExecutionInput(options.input);
   const settings = resolveSettings(options.defaults, input.settings);
+  const problems = settingsProblems(settings);
+  if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
   const planned = await plan(client, catalog, input.targetRelease);
   await ensureStateSchema(client);
   await acquireLease(client, options.runId, settings.leaseTtlSeconds);
