@@ -24,6 +24,16 @@ export type AppConfig = Omit<z.infer<typeof contextSchema>, 'ecsServices' | 'dra
 export const CONTEXT_PREFIX = 'emc:';
 
 export function readAppConfig(app: App): AppConfig {
+  // Only known keys are read below: refuse the others, so a misspelt key never silently means the default.
+  const known = new Set(Object.keys(contextSchema.shape).map((key) => `${CONTEXT_PREFIX}${key}`));
+  const unknown = Object.keys(app.node.getAllContext() as Record<string, unknown>).filter(
+    (key) => key.startsWith(CONTEXT_PREFIX) && !known.has(key),
+  );
+  if (unknown.length > 0) {
+    throw new Error(
+      `Invalid cdk context: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; the keys are ${[...known].map((k) => `"${k}"`).join(', ')}.`,
+    );
+  }
   const raw: Record<string, unknown> = {};
   for (const key of Object.keys(contextSchema.shape)) {
     let value = app.node.tryGetContext(`${CONTEXT_PREFIX}${key}`);

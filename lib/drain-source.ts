@@ -16,6 +16,8 @@ export interface ResolvedEcsService {
   readonly clusterArn: string;
   readonly clusterName: string;
   readonly serviceName: string;
+  /** The service's ARN, in the cluster's own region and account. */
+  readonly serviceArn: string;
 }
 
 /**
@@ -88,7 +90,19 @@ function resolveService(scope: Construct, target: EcsServiceTarget, index: numbe
     );
   }
   if (typeof target.cluster !== 'string') {
-    return { clusterArn: target.cluster.clusterArn, clusterName: target.cluster.clusterName, serviceName: target.serviceName };
+    const cluster = target.cluster;
+    return {
+      clusterArn: cluster.clusterArn,
+      clusterName: cluster.clusterName,
+      serviceName: target.serviceName,
+      serviceArn: Stack.of(cluster).formatArn({
+        service: 'ecs',
+        resource: 'service',
+        resourceName: `${cluster.clusterName}/${target.serviceName}`,
+        region: cluster.env.region,
+        account: cluster.env.account,
+      }),
+    };
   }
   const arn = target.cluster;
   if (!/^arn:[^:]+:ecs:[^:]+:\d{12}:cluster\/[A-Za-z0-9_-]+$/.test(arn)) {
@@ -96,7 +110,13 @@ function resolveService(scope: Construct, target: EcsServiceTarget, index: numbe
       `drainSource: services[${index}].cluster must be an ECS cluster ARN (arn:aws:ecs:<region>:<account>:cluster/<name>), got "${arn}".`,
     );
   }
-  const clusterName = Arn.split(arn, ArnFormat.SLASH_RESOURCE_NAME).resourceName!;
-  void Stack.of(scope);
-  return { clusterArn: arn, clusterName, serviceName: target.serviceName };
+  const parts = Arn.split(arn, ArnFormat.SLASH_RESOURCE_NAME);
+  const clusterName = parts.resourceName!;
+  return {
+    clusterArn: arn,
+    clusterName,
+    serviceName: target.serviceName,
+    // The cluster may live in another region or account than the stack: the service is where its cluster is.
+    serviceArn: Stack.of(scope).formatArn({ ...parts, resource: 'service', resourceName: `${clusterName}/${target.serviceName}` }),
+  };
 }

@@ -19,7 +19,7 @@ import {
 import { ENV } from '../lambdas/handlers/commons/environment.ts';
 import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { compileCatalogForSynth } from './catalog-at-synth.ts';
-import type { DrainSource } from './drain-source.ts';
+import type { DrainSource, ResolvedEcsService } from './drain-source.ts';
 import { UpgradeFunction } from './upgrade-function.ts';
 import { buildUpgradeDefinition } from './upgrade-state-machine.ts';
 
@@ -58,7 +58,11 @@ export interface ExpandMigrateContractUpgradeProps {
   readonly drainPollInterval?: Duration;
   /** How long to wait for the old release to drain before failing. @default Duration.hours(2) */
   readonly drainTimeout?: Duration;
-  /** Notified of every failed, timed-out or aborted execution. @default no notification */
+  /**
+   * Notified of every failed, timed-out or aborted execution, through an EventBridge rule. The topic's resource
+   * policy must let `events.amazonaws.com` publish: CDK adds that to a topic defined in the same app, but not to an
+   * imported one. @default no notification
+   */
   readonly failureTopic?: sns.ITopic;
   /** Retention of the state machine's and the functions' logs. @default logs.RetentionDays.ONE_YEAR */
   readonly logRetention?: logs.RetentionDays;
@@ -177,7 +181,7 @@ export class ExpandMigrateContractUpgrade extends Construct {
       );
       props.secret.grantRead(fn.role);
     }
-    grantEcsDrainReads(this, functions.drain.role, drain.ecsServices);
+    grantEcsDrainReads(functions.drain.role, drain.ecsServices);
 
     const logGroup = new logs.LogGroup(this, 'StateMachineLogs', {
       retention: logRetention,
@@ -280,20 +284,11 @@ function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
 }
 
 function grantEcsDrainReads(
-  scope: Construct,
   role: iam.Role,
-  services: readonly { clusterArn: string; clusterName: string; serviceName: string }[],
+  services: readonly ResolvedEcsService[],
 ): void {
   if (services.length === 0) return;
-  const stack = Stack.of(scope);
-  role.addToPolicy(
-    new iam.PolicyStatement({
-      actions: ['ecs:DescribeServices'],
-      resources: services.map((s) =>
-        stack.formatArn({ service: 'ecs', resource: 'service', resourceName: `${s.clusterName}/${s.serviceName}` }),
-      ),
-    }),
-  );
+  role.addToPolicy(new iam.PolicyStatement({ actions: ['ecs:DescribeServices'], resources: services.map((s) => s.serviceArn) }));
   const clusterArns = [...new Set(services.map((s) => s.clusterArn))];
   // ListTasks is authorised on container instances, filtered by the ecs:cluster condition key.
   role.addToPolicy(
@@ -322,11 +317,14 @@ function acknowledgeFindings(
   stateMachine: sfn.StateMachine,
   functions: Readonly<Record<string, UpgradeFunction>>,
 ): void {
-  for (const fn of Object.values(functions)) {
+  for (const [task, fn] of Object.entries(functions)) {
     Validations.of(fn.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
-        'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) only supports "*"; the drain role\'s ecs:ListTasks and ecs:DescribeTasks are limited to the configured clusters by the ecs:cluster condition.',
+        'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) only supports "*".' +
+        (task === 'drain'
+          ? ' ecs:ListTasks and ecs:DescribeTasks are authorised on "*" only, limited to the configured clusters by the ecs:cluster condition.'
+          : ''),
     });
   }
   Validations.of(stateMachine.role).acknowledge({

@@ -61,9 +61,9 @@ export class UpgradeFunction extends Construct {
         sourceMap: false,
         target: 'node24',
         mainFields: ['module', 'main'],
-        // The AWS SDK ships with the runtime; node-postgres and the SQL parser serve local runs only.
+        // The AWS SDK (and its @smithy parts) ships with the runtime; node-postgres and the SQL parser serve local runs only.
         // The asset hash is of the bundled output (the default), so it changes with the compiled catalog.
-        externalModules: ['@aws-sdk/*', 'pg', 'pg-native', 'libpg-query'],
+        externalModules: ['@aws-sdk/*', '@smithy/*', 'pg', 'pg-native', 'libpg-query'],
         banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
         commandHooks: {
           beforeBundling: () => [],

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './validation.ts';
 
 /**
  * Tuning of a run. Every value has a documented default (docs/operators.md repeats this table) and may be
@@ -28,15 +29,17 @@ export const DEFAULT_SETTINGS: UpgradeSettings = {
   leaseTtlSeconds: 900,
 };
 
+const wholeNumber = (min: number, max: number) => z.optional(z.number().check(z.int(), z.minimum(min), z.maximum(max)));
+
 /** The overridable settings, validated: from the execution input, CLI flags or construct props. */
 export const settingsOverridesSchema = z.strictObject({
-  batchSize: z.number().int().min(1).max(100_000).optional(),
-  batchPauseMs: z.number().int().min(0).max(60_000).optional(),
-  lockTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+  batchSize: wholeNumber(1, 100_000),
+  batchPauseMs: wholeNumber(0, 60_000),
+  lockTimeoutMs: wholeNumber(100, 600_000),
   // The RDS Data API cancels a call after 45 s: a longer batch could never commit.
-  batchStatementTimeoutMs: z.number().int().min(1000).max(45_000).optional(),
-  migrateBudgetMs: z.number().int().min(1000).max(840_000).optional(),
-  leaseTtlSeconds: z.number().int().min(60).max(86_400).optional(),
+  batchStatementTimeoutMs: wholeNumber(1000, 45_000),
+  migrateBudgetMs: wholeNumber(1000, 840_000),
+  leaseTtlSeconds: wholeNumber(60, 86_400),
 });
 
 export type SettingsOverrides = z.infer<typeof settingsOverridesSchema>;

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../core/validation.ts';
 import { EmcError } from '../core/errors.ts';
 import { pollDrainGate } from '../core/drain/drain-gate.ts';
 import { contract } from '../core/phases/contract.ts';
@@ -24,8 +25,8 @@ import { logger } from './commons/logger.ts';
 export type WorkflowHandlers = Record<WorkflowTask | 'recordFailure', (event: unknown) => Promise<unknown>>;
 
 const planSchema = z.looseObject({
-  runId: z.string().min(1),
-  target: z.string().min(1),
+  runId: z.string().check(z.minLength(1)),
+  target: z.string().check(z.minLength(1)),
   settings: z.looseObject({ leaseTtlSeconds: z.number() }),
   startedAt: z.string(),
 });
@@ -42,7 +43,7 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
 
   return {
     plan: task('plan', async (event) => {
-      const { executionId, input } = z.looseObject({ executionId: z.string().min(1), input: z.unknown() }).parse(event);
+      const { executionId, input } = z.looseObject({ executionId: z.string().check(z.minLength(1)), input: z.unknown() }).parse(event);
       logger.appendKeys({ executionArn: executionId });
       const plan = await startUpgrade(await deps.sql(), await deps.catalog(), {
         runId: executionId,
@@ -86,13 +87,13 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
       const parsed = z
         .looseObject({
           plan: planSchema,
-          previous: z
-            .looseObject({
-              startedAt: z.string().optional(),
-              polls: z.number().optional(),
-              newTaskDefinitions: z.record(z.string(), z.string()).optional(),
-            })
-            .nullish(),
+          previous: z.nullish(
+            z.looseObject({
+              startedAt: z.optional(z.string()),
+              polls: z.optional(z.number()),
+              newTaskDefinitions: z.optional(z.record(z.string(), z.string())),
+            }),
+          ),
         })
         .parse(event);
       const plan = parsed.plan as unknown as UpgradePlan;
@@ -132,7 +133,7 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
 
     recordFailure: async (event) => {
       const { executionId, failedIn } = z
-        .looseObject({ executionId: z.string(), failedIn: z.record(z.string(), z.looseObject({ Error: z.string(), Cause: z.string().optional() })) })
+        .looseObject({ executionId: z.string(), failedIn: z.record(z.string(), z.looseObject({ Error: z.string(), Cause: z.optional(z.string()) })) })
         .parse(event);
       logger.appendKeys({ executionArn: executionId });
       const client = await deps.sql().catch(() => undefined);

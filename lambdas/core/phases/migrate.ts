@@ -59,10 +59,18 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
   let batchesThisCall = 0;
   const stepsFinished: string[] = [];
   const progress: MigrateStepProgress[] = [];
+  // Steps run strictly in catalog order: a step starts only once every step before it has finished. Otherwise a call
+  // whose budget ran out between two batches of one step could go on to finish (and record as applied) a later step,
+  // and the order check would then refuse every later run of the upgrade.
+  let earlierUnfinished = false;
   for (const step of steps) {
-    const outcome = Date.now() < deadline
-      ? await migrateStep(ctx, step, deadline)
+    // However long the checks before took, every call runs at least one batch: a call that made no progress would
+    // let the state machine loop forever.
+    const mustProgress = batchesThisCall === 0;
+    const outcome = !earlierUnfinished && (Date.now() < deadline || mustProgress)
+      ? await migrateStep(ctx, step, deadline, mustProgress)
       : { rows: 0, batches: 0, finished: false };
+    if (!outcome.finished) earlierUnfinished = true;
     rowsThisCall += outcome.rows;
     batchesThisCall += outcome.batches;
     if (outcome.finished) stepsFinished.push(step.id);
@@ -109,6 +117,7 @@ async function migrateStep(
   ctx: RunContext,
   step: Step,
   deadline: number,
+  mustProgress: boolean,
 ): Promise<{ rows: number; batches: number; finished: boolean }> {
   const startedAt = new Date();
   ctx.onEvent?.({ type: 'step-started', stepId: step.id, phase: step.phase });
@@ -124,7 +133,7 @@ async function migrateStep(
     );
     let progress = (await readProgress(ctx.client, step.id))!;
     let lastBatchMs = 0;
-    while (Date.now() + lastBatchMs < deadline) {
+    while ((mustProgress && batches === 0) || Date.now() + lastBatchMs < deadline) {
       const batchStart = Date.now();
       const batch = await runBatch(ctx, step, source, progress, batchSize);
       lastBatchMs = Date.now() - batchStart;

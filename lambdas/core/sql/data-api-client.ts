@@ -8,8 +8,6 @@ import {
   type SqlParameter,
 } from '@aws-sdk/client-rds-data';
 import { DatabaseResumingError, DatabaseUnavailableError } from '../errors.ts';
-import { placeholderNames } from './named-parameters.ts';
-import { ensureParserLoaded } from './parser.ts';
 import {
   QUERY_CANCELED,
   SqlError,
@@ -169,14 +167,9 @@ export class DataApiSqlClient implements SqlClient {
     options: QueryOptions | undefined,
     transactionId: string | undefined,
   ): Promise<ExecuteStatementCommandInput> {
-    await ensureParserLoaded();
-    const parameters: SqlParameter[] = [];
-    for (const name of placeholderNames(sql)) {
-      if (params === undefined || !Object.hasOwn(params, name)) {
-        throw new Error(`The SQL uses the parameter :${name}, but no value was given for it.`);
-      }
-      parameters.push(toSqlParameter(name, params[name]!));
-    }
+    // The Data API finds the `:name` placeholders itself (and refuses a missing one), so no SQL parser is needed
+    // here: the Lambda bundles stay free of libpg-query. Callers pass exactly the parameters their SQL uses.
+    const parameters: SqlParameter[] = Object.entries(params ?? {}).map(([name, value]) => toSqlParameter(name, value));
     return {
       resourceArn: this.options.resourceArn,
       secretArn: this.options.secretArn,

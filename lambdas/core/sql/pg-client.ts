@@ -35,6 +35,12 @@ export class PgSqlClient implements SqlClient {
     await ensureParserLoaded();
     const connection = await this.pool.connect();
     let broken: unknown;
+    // pg-pool removes its 'error' listener from a checked-out connection: without this one, a connection the server
+    // drops mid-transaction raises an uncaught exception that kills the process. The failing query reports it.
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    connection.on('error', onError);
     try {
       await run(connection, 'BEGIN');
       const result = await work({ query: (sql, params) => run(connection, sql, params) });
@@ -48,7 +54,8 @@ export class PgSqlClient implements SqlClient {
       }
       throw error;
     } finally {
-      // A connection whose ROLLBACK failed is in an unknown state: destroy it instead of reusing it.
+      connection.removeListener('error', onError);
+      // A connection whose ROLLBACK failed (or that errored) is in an unknown state: destroy it instead of reusing it.
       connection.release(broken instanceof Error ? broken : undefined);
     }
   }

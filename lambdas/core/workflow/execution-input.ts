@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../validation.ts';
 import { InputError } from '../errors.ts';
 import { settingsOverridesSchema } from '../settings.ts';
 
@@ -8,13 +9,13 @@ import { settingsOverridesSchema } from '../settings.ts';
  */
 export const executionInputSchema = z.strictObject({
   /** The release to upgrade to; every pending step up to and including it runs. @default the newest release */
-  targetRelease: z.string().min(1).optional(),
+  targetRelease: z.optional(z.string().check(z.minLength(1))),
   /** End the execution successfully after this phase; a later execution continues. @default run to the end */
-  stopAfter: z.enum(['expand', 'migrate']).optional(),
+  stopAfter: z.optional(z.enum(['expand', 'migrate'])),
   /** Overrides of the batch settings for this execution. */
-  settings: settingsOverridesSchema.optional(),
+  settings: z.optional(settingsOverridesSchema),
   /** The drain gate's view of the new release, per ECS service name: task definition ARN or family:revision. */
-  newTaskDefinitions: z.record(z.string().min(1), z.string().min(1)).optional(),
+  newTaskDefinitions: z.optional(z.record(z.string().check(z.minLength(1)), z.string().check(z.minLength(1)))),
 });
 
 export type ExecutionInput = z.infer<typeof executionInputSchema>;

@@ -1,0 +1,367 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  contract,
+  expand,
+  loadCatalog,
+  LockTimeoutError,
+  migrate,
+  PhaseGateError,
+  PgSqlClient,
+  plan,
+  readHistory,
+  StepFailedError,
+  type EngineEvent,
+  type RunContext,
+} from '../lambdas/core/index.ts';
+import { writeMigrations } from './support/catalog-fixtures.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { migrateToEnd, startRun } from './support/engine.ts';
+import {
+  armPause,
+  crashTolerantClient,
+  disarmPause,
+  engineState,
+  installPause,
+  killEngineBackendWhenSleeping,
+  publicSchema,
+  rejectionOf,
+  tableRows,
+} from './support/engine-faults.ts';
+
+const databases: TestDatabase[] = [];
+const clients: PgSqlClient[] = [];
+async function freshDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  databases.push(db);
+  return db;
+}
+afterEach(async () => {
+  for (const client of clients.splice(0)) await client.close();
+  for (const db of databases.splice(0)) await db.drop();
+});
+
+function recording(ctx: RunContext): { ctx: RunContext; events: EngineEvent[] } {
+  const events: EngineEvent[] = [];
+  return { ctx: { ...ctx, onEvent: (e) => events.push(e) }, events };
+}
+
+/** `nums` (id 1..rows, v, updated_count) and a keyset step that doubles v into a new column, counting each update. */
+async function numsDatabase(rows: number, migrateSql: string, client?: (db: TestDatabase) => PgSqlClient) {
+  const db = await freshDatabase();
+  await installPause(db.pool);
+  await db.pool.query(`CREATE TABLE nums (id bigint PRIMARY KEY, v int NOT NULL, updated_count int NOT NULL DEFAULT 0)`);
+  await db.pool.query(`INSERT INTO nums (id, v) SELECT g, g + 1000 FROM generate_series(1, $1::int) g`, [rows]);
+  const catalog = await loadCatalog(
+    writeMigrations({
+      'r1/expand01_add_doubled.sql': 'ALTER TABLE nums ADD COLUMN doubled int;\n',
+      'r1/migrate01_double.sql': migrateSql,
+    }),
+  );
+  const engineClient = client ? client(db) : db.client;
+  return { db, catalog, engineClient };
+}
+
+const KEYSET_WITH_PAUSE =
+  '-- emc:keyset table=nums key=id\n' +
+  '-- emc:pending SELECT count(*) FROM nums WHERE doubled IS NULL\n' +
+  '-- No "doubled IS NULL" guard on purpose: a batch run twice would count its rows twice.\n' +
+  'UPDATE nums SET doubled = v * 2, updated_count = updated_count + 1\n' +
+  "WHERE id BETWEEN :from_key AND :to_key AND testctl.pause_at('batch', id = 250);\n";
+
+function killable(db: TestDatabase): PgSqlClient {
+  const client = crashTolerantClient(db.url);
+  clients.push(client);
+  return client;
+}
+
+async function numsSummary(db: TestDatabase) {
+  const result = await db.pool.query<{ id: string; doubled: number | null; updated_count: number; v: number }>(
+    `SELECT id, v, doubled, updated_count FROM nums ORDER BY id`,
+  );
+  return result.rows;
+}
+
+async function progressOf(db: TestDatabase, stepId: string) {
+  const result = await db.pool.query(
+    `SELECT cursor, rows_done::int AS rows_done, batches::int AS batches, finished, pass FROM emc.migrate_progress WHERE step_id = $1`,
+    [stepId],
+  );
+  return result.rows[0];
+}
+
+describe('keyset batches', () => {
+  it('lose nothing and repeat nothing when the connection dies in the middle of a batch', async () => {
+    const { db, catalog, engineClient } = await numsDatabase(500, KEYSET_WITH_PAUSE, killable);
+    const ctx = await startRun(engineClient, 'crash-run', { batchSize: 100 });
+    await expand(ctx, catalog);
+
+    await armPause(db.pool, 'batch');
+    const running = rejectionOf(migrate(ctx, catalog));
+    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('UPDATE nums');
+    const error = await running;
+    expect(error).toBeInstanceOf(StepFailedError);
+    expect((error as StepFailedError).stepId).toBe('r1_migrate01');
+    expect((error as StepFailedError).sqlState).toBe('57P01');
+
+    // Two batches committed with their cursor; the third left no trace, neither in the rows nor in the cursor.
+    expect(await progressOf(db, 'r1_migrate01')).toEqual({ cursor: '200', rows_done: 200, batches: 2, finished: false, pass: 1 });
+    for (const row of await numsSummary(db)) {
+      const done = Number(row.id) <= 200;
+      expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, done ? 1 : 0, done ? row.v * 2 : null]);
+    }
+    const history = await readHistory(db.client, 'crash-run');
+    expect(history.at(-1)).toMatchObject({ stepId: 'r1_migrate01', outcome: 'failed' });
+    expect(history.at(-1)!.error).toMatch(/terminat/i);
+
+    await disarmPause(db.pool, 'batch');
+    const results = await migrateToEnd(ctx, catalog);
+    expect(results.reduce((n, r) => n + r.rowsThisCall, 0)).toBe(300);
+    const rows = await numsSummary(db);
+    expect(rows).toHaveLength(500);
+    for (const row of rows) expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, 1, row.v * 2]);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ rows_done: 500, finished: true });
+  });
+
+  it('lose nothing and repeat nothing when the connection dies after a batch moved its cursor, before the commit', async () => {
+    const { db, catalog, engineClient } = await numsDatabase(500, KEYSET_WITH_PAUSE, killable);
+    const ctx = await startRun(engineClient, 'commit-crash-run', { batchSize: 100 });
+    await expand(ctx, catalog);
+    // Stall the batch's transaction right after its cursor update (the last write before COMMIT) for rows 201-300.
+    await db.pool.query(`
+      CREATE FUNCTION testctl.pause_progress() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM testctl.pause_at('commit', NEW.cursor = '300'); RETURN NEW; END $$`);
+    await db.pool.query(
+      `CREATE TRIGGER pause_progress AFTER UPDATE ON emc.migrate_progress FOR EACH ROW EXECUTE FUNCTION testctl.pause_progress()`,
+    );
+
+    await armPause(db.pool, 'commit');
+    const running = rejectionOf(migrate(ctx, catalog));
+    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('migrate_progress');
+    expect(await running).toBeInstanceOf(StepFailedError);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ cursor: '200', rows_done: 200, batches: 2 });
+    const counts = await db.pool.query(
+      `SELECT count(*) FILTER (WHERE updated_count = 1)::int AS once, count(*) FILTER (WHERE updated_count = 0)::int AS never,
+              max(id) FILTER (WHERE updated_count = 1)::int AS last_done FROM nums`,
+    );
+    expect(counts.rows[0]).toEqual({ once: 200, never: 300, last_done: 200 });
+
+    await disarmPause(db.pool, 'commit');
+    await migrateToEnd(ctx, catalog);
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, 1, row.v * 2]);
+  });
+
+  it('stop when the time budget is spent, report progress and resume from the cursor on the next call', async () => {
+    const { db, catalog } = await numsDatabase(
+      50,
+      '-- emc:keyset table=nums key=id\n' +
+        '-- Each batch takes 200 ms. No pending query: remaining rows are estimated from table statistics.\n' +
+        'WITH pause AS (SELECT pg_sleep(0.2))\n' +
+        'UPDATE nums SET doubled = v * 2, updated_count = updated_count + 1 FROM pause\n' +
+        'WHERE id BETWEEN :from_key AND :to_key;\n',
+    );
+    await db.pool.query(`ANALYZE nums`);
+    const ctx = await startRun(db.client, 'budget-run', { batchSize: 10, migrateBudgetMs: 1000 });
+    await expand(ctx, catalog);
+
+    const first = await migrate(ctx, catalog);
+    expect(first.finished).toBe(false);
+    expect(first.durationMs).toBeLessThan(2_000);
+    const progress = first.steps[0]!;
+    expect(progress.finished).toBe(false);
+    expect(progress.rowsDone).toBeGreaterThanOrEqual(10);
+    expect(progress.rowsDone).toBeLessThan(50);
+    expect(progress.rowsDone % 10).toBe(0);
+    expect(progress.cursor).toBe(String(progress.rowsDone));
+    expect(progress.batches).toBe(progress.rowsDone / 10);
+    expect(progress.remaining).toBe(50 - progress.rowsDone);
+    expect(first.rowsThisCall).toBe(progress.rowsDone);
+    expect(await readHistory(db.client, 'budget-run')).toContainEqual(
+      expect.objectContaining({ stepId: 'r1_migrate01', outcome: 'continued', rowsAffected: progress.rowsDone }),
+    );
+    const updated = await db.pool.query(`SELECT max(id)::int AS last, count(*)::int AS n FROM nums WHERE updated_count > 0`);
+    expect(updated.rows[0]).toEqual({ last: progress.rowsDone, n: progress.rowsDone });
+
+    const rest = [];
+    let result = first;
+    while (!result.finished) rest.push((result = await migrate(ctx, catalog)));
+    expect(rest.reduce((n, r) => n + r.rowsThisCall, 0)).toBe(50 - progress.rowsDone);
+    expect(result.steps[0]).toMatchObject({ rowsDone: 50, remaining: 0, finished: true, cursor: '50' });
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count]).toEqual([row.id, 1]);
+  });
+
+  it('never start a later step while an earlier one is unfinished, even with time left in the call', async () => {
+    const db = await freshDatabase();
+    await db.pool.query(`CREATE TABLE nums (id bigint PRIMARY KEY, v int NOT NULL)`);
+    await db.pool.query(`INSERT INTO nums (id, v) SELECT g, g FROM generate_series(1, 100) g`);
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'r1/expand01_add_columns.sql': 'ALTER TABLE nums ADD COLUMN doubled int;\nALTER TABLE nums ADD COLUMN tripled int;\n',
+        'r1/migrate01_double.sql':
+          '-- emc:keyset table=nums key=id\n' +
+          'WITH pause AS (SELECT pg_sleep(0.15))\n' +
+          'UPDATE nums SET doubled = v * 2 FROM pause WHERE id BETWEEN :from_key AND :to_key;\n',
+        // Depends on migrate01: run before it finished, it would leave rows without tripled and still finish.
+        'r1/migrate02_triple.sql':
+          '-- emc:repeat-until-zero\n' +
+          '-- emc:batch-size 100\n' +
+          'UPDATE nums SET tripled = doubled + v\n' +
+          'WHERE id = ANY (ARRAY(SELECT id FROM nums WHERE tripled IS NULL AND doubled IS NOT NULL LIMIT :batch_size));\n',
+      }),
+    );
+    // Each migrate01 batch takes 150 ms, so a call stops with up to 150 ms left: enough for all of migrate02.
+    const ctx = await startRun(db.client, 'order-run', { batchSize: 10, migrateBudgetMs: 1000, batchPauseMs: 0 });
+    await expand(ctx, catalog);
+    const first = await migrate(ctx, catalog);
+    expect(first.finished).toBe(false);
+    expect(first.steps.map((s) => [s.stepId, s.finished])).toEqual([
+      ['r1_migrate01', false],
+      ['r1_migrate02', false],
+    ]);
+    expect(first.steps[1]!.batches).toBe(0);
+    const applied = await db.pool.query(`SELECT step_id FROM emc.applied_step WHERE phase = 'migrate'`);
+    expect(applied.rows).toEqual([]);
+
+    await migrateToEnd(ctx, catalog);
+    const wrong = await db.pool.query(`SELECT count(*)::int AS n FROM nums WHERE tripled IS DISTINCT FROM 3 * v`);
+    expect(wrong.rows[0].n).toBe(0);
+    expect((await plan(db.client, catalog)).nextPhase).toBeNull();
+  });
+
+  it('pause batchPauseMs between every two batches, up to the end of the call', async () => {
+    const { db, catalog } = await numsDatabase(400, KEYSET_WITH_PAUSE);
+    const { ctx, events } = recording(
+      await startRun(db.client, 'pause-run', { batchSize: 5, batchPauseMs: 200, migrateBudgetMs: 1000 }),
+    );
+    await expand(ctx, catalog);
+    const result = await migrate(ctx, catalog);
+    expect(result.finished).toBe(false);
+    // At most one batch per 200 ms of budget: never a burst of unpaused batches near the deadline.
+    expect(result.batchesThisCall).toBeGreaterThanOrEqual(2);
+    expect(result.batchesThisCall).toBeLessThanOrEqual(6);
+    expect(events.filter((e) => e.type === 'batch')).toHaveLength(result.batchesThisCall);
+  });
+
+  it('give up a batch after lock_timeout behind an application lock (LockTimeoutError, progress unchanged)', async () => {
+    const { db, catalog } = await numsDatabase(300, KEYSET_WITH_PAUSE);
+    const ctx = await startRun(db.client, 'lock-run', { batchSize: 100, lockTimeoutMs: 200 });
+    await expand(ctx, catalog);
+
+    const app = await db.pool.connect();
+    try {
+      // An application transaction holds a row of the second batch (ids 101-200).
+      await app.query('BEGIN');
+      await app.query('SELECT * FROM nums WHERE id = 150 FOR UPDATE');
+      const started = Date.now();
+      const error = await rejectionOf(migrate(ctx, catalog));
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect((error as LockTimeoutError).transient).toBe(true);
+      expect((error as LockTimeoutError).stepId).toBe('r1_migrate01');
+      expect(error.message).toContain('r1/migrate01_double.sql');
+      // The first batch committed; the timed-out one left neither rows nor cursor behind.
+      expect(await progressOf(db, 'r1_migrate01')).toEqual({ cursor: '100', rows_done: 100, batches: 1, finished: false, pass: 1 });
+      for (const row of await numsSummary(db)) expect([row.id, row.updated_count]).toEqual([row.id, Number(row.id) <= 100 ? 1 : 0]);
+      // The application's transaction is unharmed.
+      await app.query(`UPDATE nums SET v = v WHERE id = 150`);
+      await app.query('COMMIT');
+    } finally {
+      app.release();
+    }
+    await migrateToEnd(ctx, catalog);
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count]).toEqual([row.id, 1]);
+  });
+
+  it('cancel a batch that runs longer than batchStatementTimeoutMs, progress unchanged', async () => {
+    const { db, catalog } = await numsDatabase(300, KEYSET_WITH_PAUSE);
+    const ctx = await startRun(db.client, 'timeout-run', { batchSize: 100, batchStatementTimeoutMs: 1000 });
+    await expand(ctx, catalog);
+    await armPause(db.pool, 'batch');
+    const started = Date.now();
+    const error = await rejectionOf(migrate(ctx, catalog));
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(error).toBeInstanceOf(StepFailedError);
+    expect((error as StepFailedError).sqlState).toBe('57014');
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ cursor: '200', rows_done: 200 });
+    const done = await db.pool.query(`SELECT count(*)::int AS n FROM nums WHERE updated_count > 0`);
+    expect(done.rows[0].n).toBe(200);
+  });
+});
+
+describe('repeat-until-zero batches', () => {
+  it('bind :batch_size (the file overriding the run) and stop at the first batch that changes nothing', async () => {
+    const db = await freshDatabase();
+    await db.pool.query(`CREATE TABLE tags (id bigint PRIMARY KEY, name text NOT NULL)`);
+    await db.pool.query(
+      `INSERT INTO tags SELECT g, CASE WHEN g % 3 = 0 THEN ' tag' || g || ' ' ELSE 'tag' || g END FROM generate_series(1, 100) g`,
+    );
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'r1/migrate01_trim.sql':
+          '-- emc:repeat-until-zero\n' +
+          '-- emc:batch-size 8\n' +
+          '-- emc:pending SELECT count(*) FROM tags WHERE name <> btrim(name)\n' +
+          'UPDATE tags SET name = btrim(name)\n' +
+          'WHERE id = ANY (ARRAY(SELECT id FROM tags WHERE name <> btrim(name) ORDER BY id LIMIT :batch_size));\n',
+      }),
+    );
+    const { ctx, events } = recording(await startRun(db.client, 'repeat-run', { batchSize: 1000 }));
+    const result = await migrate(ctx, catalog);
+    expect(result.finished).toBe(true);
+    expect(result.rowsThisCall).toBe(33);
+    const batches = events.flatMap((e) => (e.type === 'batch' ? [e.rows] : []));
+    expect(batches).toEqual([8, 8, 8, 8, 1, 0]);
+    expect(events.filter((e) => e.type === 'batch').every((e) => e.type === 'batch' && e.cursor === undefined)).toBe(true);
+    const left = await db.pool.query(`SELECT count(*)::int AS n FROM tags WHERE name <> btrim(name)`);
+    expect(left.rows[0].n).toBe(0);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ rows_done: 33, batches: 6, finished: true });
+  });
+});
+
+describe('the pending-query gate before contract', () => {
+  it('refuses contract while old-release rows wait, names the step, and the next migrate sweeps them', async () => {
+    const db = await freshDatabase();
+    await db.pool.query(`CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL)`);
+    await db.pool.query(`INSERT INTO users SELECT g, 'User' || g || '@Example.com' FROM generate_series(1, 120) g`);
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'r1/expand01_add_email_lower.sql': 'ALTER TABLE users ADD COLUMN email_lower text;\n',
+        'r1/migrate01_fill_email_lower.sql':
+          '-- emc:keyset table=users key=id\n' +
+          '-- emc:pending SELECT count(*) FROM users WHERE email_lower IS NULL\n' +
+          'UPDATE users SET email_lower = lower(email) WHERE id BETWEEN :from_key AND :to_key AND email_lower IS NULL;\n',
+        'r1/contract01_drop_email.sql':
+          'ALTER TABLE users ALTER COLUMN email_lower SET NOT NULL;\n' + 'ALTER TABLE users DROP COLUMN email;\n',
+      }),
+    );
+    const { ctx, events } = recording(await startRun(db.client, 'sweep-run', { batchSize: 50 }));
+    await expand(ctx, catalog);
+    await migrateToEnd(ctx, catalog);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ finished: true, rows_done: 120 });
+
+    // The old release, which knows nothing of email_lower, keeps writing after the migration finished.
+    await db.pool.query(`DELETE FROM users WHERE id = 20`);
+    await db.pool.query(`INSERT INTO users (id, email) VALUES (500, 'Late@Example.com'), (20, 'Early@Example.com')`);
+
+    const before = { schema: await publicSchema(db.pool), rows: await tableRows(db.pool, 'users'), engine: await engineState(db.pool) };
+    const error = await rejectionOf(contract(ctx, catalog, undefined, { drainConfirmed: true }));
+    expect(error).toBeInstanceOf(PhaseGateError);
+    expect(error.message).toContain('r1_migrate01');
+    expect(error.message).toContain('finds 2 rows');
+    expect({ schema: await publicSchema(db.pool), rows: await tableRows(db.pool, 'users'), engine: await engineState(db.pool) }).toEqual(before);
+    expect((await plan(db.client, catalog)).contractBlockedBy.join('\n')).toContain('r1_migrate01');
+
+    const swept = await migrate(ctx, catalog);
+    expect(swept.finished).toBe(true);
+    expect(swept.stepsFinished).toEqual(['r1_migrate01']);
+    expect(swept.rowsThisCall).toBe(2);
+    expect(events).toContainEqual({ type: 'migrate-pass-restarted', stepId: 'r1_migrate01', pending: 2, pass: 1 });
+
+    const done = await contract(ctx, catalog, undefined, { drainConfirmed: true });
+    expect(done.versionAfter).toBe('r1_expand01, r1_contract01');
+    const late = await db.pool.query(`SELECT id::int, email_lower FROM users WHERE id IN (20, 500) ORDER BY id`);
+    expect(late.rows).toEqual([
+      { id: 20, email_lower: 'early@example.com' },
+      { id: 500, email_lower: 'late@example.com' },
+    ]);
+  });
+});
