@@ -213,6 +213,15 @@ describe('the UpgradeStack template', () => {
     }
   });
 
+  it('scopes DescribeServices to the cluster\'s own region and account, not the stack\'s', () => {
+    const other = 'arn:aws:ecs:eu-west-1:210987654321:cluster/shared';
+    const template = Template.fromStack(
+      upgradeStack({ drainSource: DrainSource.ecsServices([{ cluster: other, serviceName: 'billing' }]) }),
+    );
+    const describe = statementsOf(template).find(({ statement }) => actionsOf(statement).includes('ecs:DescribeServices'));
+    expect(resolvePartition(describe!.statement.Resource)).toEqual('arn:aws:ecs:eu-west-1:210987654321:service/shared/billing');
+  });
+
   it('gives a databaseSessions drain source no ECS permission at all', () => {
     const sessions = Template.fromStack(upgradeStack({ drainSource: DrainSource.databaseSessions('orders-api/v41%') }));
     const ecs = statementsOf(sessions).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('ecs:')));
