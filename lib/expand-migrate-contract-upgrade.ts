@@ -227,7 +227,7 @@ export class ExpandMigrateContractUpgrade extends Construct {
 
     new CfnOutput(this, 'StateMachineArn', {
       value: this.stateMachine.stateMachineArn,
-      description: 'emc start --state-machine-arn <this>, or found by emc from the stack outputs',
+      description: 'emc start --state-machine-arn <this> (emc also finds it by the stack name: --stack)',
     });
   }
 }

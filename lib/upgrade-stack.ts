@@ -30,6 +30,8 @@ export class UpgradeStack extends Stack {
       drainSource: props.drainSource,
       batchSettings: props.batchSettings,
       failureTopic: props.failureTopicArn ? sns.Topic.fromTopicArn(this, 'FailureTopic', props.failureTopicArn) : undefined,
+      // A name the CLI can find from the stack's name (`emc --stack <name>`).
+      stateMachineName: `${this.stackName}-Upgrade`,
     });
   }
 }

@@ -3,7 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { STATE_NAMES, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
+import { CONTROL_STATE_NAMES as C, STATE_NAMES, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 
 export interface UpgradeDefinitionProps {
   readonly functions: Readonly<Record<WorkflowTask | 'recordFailure', lambda.IFunction>>;
@@ -45,12 +45,12 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
 
   const recordFailure = invoke(
     'recordFailure',
-    'Record failure',
+    C.recordFailure,
     { executionId: sfn.JsonPath.stringAt('$$.Execution.Id'), failedIn: sfn.JsonPath.objectAt('$.failedIn') },
     '$.failure',
   );
-  const failed = new sfn.Fail(scope, 'Upgrade failed', {
-    stateName: 'Upgrade failed',
+  const failed = new sfn.Fail(scope, C.failed, {
+    stateName: C.failed,
     errorPath: '$.failure.error',
     causePath: '$.failure.cause',
   });
@@ -80,28 +80,30 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
     '$.contract',
   );
   const finish = step('finish', { plan }, '$.summary');
-  const complete = new sfn.Succeed(scope, 'Upgrade complete', { stateName: 'Upgrade complete', outputPath: '$.summary' });
+  const complete = new sfn.Succeed(scope, C.complete, { stateName: C.complete, outputPath: '$.summary' });
 
-  const startDrainWait = new sfn.Pass(scope, 'Start waiting for old release to drain', {
-    stateName: 'Start waiting for old release to drain',
+  const startDrainWait = new sfn.Pass(scope, C.startDrainWait, {
+    stateName: C.startDrainWait,
     result: sfn.Result.fromObject({ polls: 0 }),
     resultPath: '$.drain',
   });
-  const waitForDrain = new sfn.Wait(scope, 'Wait for old tasks to drain', {
-    stateName: 'Wait for old tasks to drain',
+  const waitForDrain = new sfn.Wait(scope, C.waitForDrain, {
+    stateName: C.waitForDrain,
     time: sfn.WaitTime.duration(props.drainPollInterval),
   });
 
-  const stopAfter = (phase: 'expand' | 'migrate', otherwise: sfn.IChainable) =>
-    new sfn.Choice(scope, `Stop after ${phase}?`, { stateName: `Stop after ${phase}?` })
+  const stopAfter = (phase: 'expand' | 'migrate', otherwise: sfn.IChainable) => {
+    const name = phase === 'expand' ? C.stopAfterExpand : C.stopAfterMigrate;
+    return new sfn.Choice(scope, name, { stateName: name })
       .when(sfn.Condition.stringEquals('$.plan.stopAfter', phase), finish)
       .otherwise(otherwise);
+  };
 
-  const drained = new sfn.Choice(scope, 'Old release drained?', { stateName: 'Old release drained?' })
+  const drained = new sfn.Choice(scope, C.drained, { stateName: C.drained })
     .when(sfn.Condition.booleanEquals('$.drain.drained', true), contractSchema.next(finish))
     .otherwise(waitForDrain.next(checkDrained));
 
-  const migrationFinished = new sfn.Choice(scope, 'Migration finished?', { stateName: 'Migration finished?' })
+  const migrationFinished = new sfn.Choice(scope, C.migrationFinished, { stateName: C.migrationFinished })
     .when(
       sfn.Condition.booleanEquals('$.migrate.finished', true),
       stopAfter('migrate', startDrainWait.next(checkDrained).next(drained)),

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { PgSqlClient } from '../../lambdas/core/sql/pg-client.ts';
 import { readHistory, type HistoryEntry } from '../../lambdas/core/state/history.ts';
 import { readState } from '../../lambdas/core/state/database-state.ts';
-import { STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
+import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
 import { logger } from '../../lambdas/handlers/commons/logger.ts';
 import { DrainSource } from '../../lib/drain-source.ts';
 import { DEMO_MIGRATIONS, seedDemoDatabase } from './demo-database.ts';
@@ -87,7 +87,7 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
         if (name === STATE_NAMES.migrate && workloads) workloads.new.start();
         // Release n-1 is taken out of service once migrate is done; its last instance goes a moment later, so the
         // drain gate is seen waiting for it.
-        if (name === 'Start waiting for old release to drain' && workloads) {
+        if (name === CONTROL_STATE_NAMES.startDrainWait && workloads) {
           setTimeout(() => void workloads.old.stop(), OLD_RELEASE_DRAIN_MS);
         }
       } else if (event.type === 'StateExited') {

@@ -20,6 +20,8 @@ export class PgSqlClient implements SqlClient {
     this.pool = new pg.Pool({
       connectionString,
       max: 2,
+      // An unreachable host fails in seconds instead of waiting for the operating system's TCP timeout.
+      connectionTimeoutMillis: 10_000,
       application_name: options.applicationName ?? 'emc-upgrade',
     });
     // An idle connection dropped by the server must not crash the process; the next query gets a new one.

@@ -15,3 +15,16 @@ export const STATE_NAMES = {
 export type WorkflowTask = keyof typeof STATE_NAMES;
 
 export const WORKFLOW_TASKS = Object.keys(STATE_NAMES) as WorkflowTask[];
+
+/** The states that are not Lambda tasks: choices, the drain wait, and the two ends. */
+export const CONTROL_STATE_NAMES = {
+  stopAfterExpand: 'Stop after expand?',
+  migrationFinished: 'Migration finished?',
+  stopAfterMigrate: 'Stop after migrate?',
+  startDrainWait: 'Start waiting for old release to drain',
+  waitForDrain: 'Wait for old tasks to drain',
+  drained: 'Old release drained?',
+  recordFailure: 'Record failure',
+  failed: 'Upgrade failed',
+  complete: 'Upgrade complete',
+} as const;

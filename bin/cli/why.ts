@@ -1,0 +1,213 @@
+import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
+import type { Command } from 'commander';
+import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
+import { CONTROL_STATE_NAMES as C } from '../../lambdas/core/workflow/state-names.ts';
+import type { Catalog } from '../../lambdas/core/catalog/step.ts';
+import { describeExecution, readExecutionHistory } from './aws.ts';
+import { viewExecution, type ExecutionStatus } from './execution-view.ts';
+import { EXIT } from './exit-codes.ts';
+import { parseFailureCause } from './failure-cause.ts';
+import { failureOf } from './history.ts';
+import { addAwsOptions, addJsonOption, type AwsFlags, type CommandHost } from './host.ts';
+import { keyValues, printJson, println } from './output.ts';
+
+/** Why an execution failed, and what to do about it. */
+export interface WhyReport {
+  readonly executionArn: string;
+  readonly name: string;
+  readonly status: ExecutionStatus;
+  /** False for an execution that is running or succeeded: the other fields are then mostly null. */
+  readonly failed: boolean;
+  readonly failedState: string | null;
+  /** The typed error name: StepFailedError, LeaseHeldError, States.Timeout, ... */
+  readonly error: string | null;
+  readonly message: string | null;
+  readonly stepId: string | null;
+  readonly file: string | null;
+  /** Line in `file` where the failed statement starts. */
+  readonly line: number | null;
+  readonly sqlState: string | null;
+  /** The statement's SQL, when `--migrations` holds the step. */
+  readonly statement: string | null;
+  /** Times the failed state was retried before the failure was caught. */
+  readonly retries: number;
+  /** The database's composite version when the failure was recorded. */
+  readonly version: string | null;
+  readonly nextAction: string | null;
+  /** What running the upgrade again will do. */
+  readonly rerun: string | null;
+  /** The Fail state's Cause, as recorded. */
+  readonly cause: string | null;
+}
+
+/**
+ * Reads a failed execution's history: the Fail state's Error and Cause (written by "Record failure"), the failed
+ * state, step, statement line and SQLSTATE parsed from it, the version then, and the next safe action.
+ */
+export async function explainExecution(
+  deps: { readonly sfn: SFNClient },
+  options: { readonly executionArn: string; readonly catalog?: Catalog },
+): Promise<WhyReport> {
+  const description = await describeExecution(deps.sfn, options.executionArn);
+  const events = await readExecutionHistory(deps.sfn, options.executionArn);
+  const view = viewExecution(description, events);
+  const base = {
+    executionArn: view.executionArn,
+    name: view.name,
+    status: view.status,
+  };
+  if (view.status === 'RUNNING' || view.status === 'SUCCEEDED' || view.status === 'PENDING_REDRIVE') {
+    return {
+      ...base,
+      failed: false,
+      failedState: null,
+      error: null,
+      message: null,
+      stepId: null,
+      file: null,
+      line: null,
+      sqlState: null,
+      statement: null,
+      retries: 0,
+      version: view.version,
+      nextAction: null,
+      rerun: null,
+      cause: null,
+    };
+  }
+  const parsed = parseFailureCause(view.cause ?? '');
+  const lastTaskFailure = lastFailure(events);
+  const failedState = parsed.failedState ?? lastTaskFailure?.state ?? view.currentState;
+  const error = parsed.error ?? view.error;
+  const step = parsed.stepId ? options.catalog?.steps.find((s) => s.id === parsed.stepId) : undefined;
+  const statement = step && parsed.line !== null ? (step.statements.find((s) => s.line === parsed.line)?.sql ?? null) : null;
+  return {
+    ...base,
+    failed: true,
+    failedState,
+    error,
+    message: parsed.message || null,
+    stepId: parsed.stepId,
+    file: parsed.file,
+    line: parsed.line,
+    sqlState: parsed.sqlState,
+    statement,
+    retries: failedState === null ? 0 : retriesOf(events, failedState),
+    version: parsed.version ?? view.version,
+    nextAction: parsed.nextAction ?? defaultNextAction(view.status),
+    rerun: rerunEffect(view.status, error, parsed.stepId, parsed.nextAction),
+    cause: view.cause,
+  };
+}
+
+/** What a new execution with the same input will do, by the error's name. */
+export function rerunEffect(status: ExecutionStatus, error: string | null, stepId: string | null, nextAction: string | null): string {
+  if (status === 'ABORTED' || status === 'TIMED_OUT') {
+    return 'The lease of this execution was not released (the failure path did not run): a new execution fails with LeaseHeldError until the lease expires (leaseTtlSeconds, 15 minutes by default; "emc plan" shows it). After that it resumes where this one stopped.';
+  }
+  switch (error) {
+    case 'StepFailedError':
+      return nextAction?.includes('outside a transaction')
+        ? `A re-run skips the steps already applied and runs ${stepId ?? 'the failed step'} again from its first statement (it runs outside a transaction, so its statements must be safe to repeat).`
+        : `A re-run skips the steps already applied and runs ${stepId ?? 'the failed step'} again in a new transaction (it was rolled back).`;
+    case 'LockTimeoutError':
+      return `A re-run tries ${stepId ?? 'the step'} again; it succeeds once the transaction holding the lock is gone.`;
+    case 'IndexBuildInProgressError':
+      return 'A re-run finds the index: a valid one is kept, an invalid one is dropped and built again.';
+    case 'LeaseHeldError':
+      return 'A re-run fails the same way while the other upgrade holds the lease (until it finishes or its lease expires).';
+    case 'InputError':
+      return 'A re-run with the same input fails the same way at "Plan upgrade"; nothing was changed.';
+    case 'CatalogError':
+    case 'DriftError':
+    case 'DatabaseAheadError':
+    case 'CatalogOrderError':
+      return 'A re-run fails the same way at "Plan upgrade" until the deployed migrations are fixed; the database was not touched.';
+    case 'DrainTimeoutError':
+    case 'DrainFailedError':
+      return 'A re-run finds expand and migrate done and waits for the old release to drain again before contract.';
+    default:
+      return 'A re-run resumes where this one stopped: applied steps are skipped and migrate steps continue from their saved cursors.';
+  }
+}
+
+function defaultNextAction(status: ExecutionStatus): string {
+  return status === 'ABORTED'
+    ? 'Wait for the lease to expire (or check "emc plan" for the lease), then start the upgrade again.'
+    : 'Run the upgrade again once the cause is fixed; every phase is safe to re-run and resumes where it stopped.';
+}
+
+function lastFailure(events: readonly HistoryEvent[]): { state: string } | undefined {
+  let state: string | null = null;
+  let found: { state: string } | undefined;
+  for (const event of events) {
+    if (event.stateEnteredEventDetails?.name) state = event.stateEnteredEventDetails.name;
+    if (failureOf(event) && state !== null && state !== C.recordFailure) found = { state };
+  }
+  return found;
+}
+
+/** Task failures of `state` that were followed by another attempt of the same state. */
+function retriesOf(events: readonly HistoryEvent[], state: string): number {
+  let current: string | null = null;
+  let retries = 0;
+  let failedAttempt = false;
+  for (const event of events) {
+    if (event.stateEnteredEventDetails?.name) current = event.stateEnteredEventDetails.name;
+    if (current !== state) continue;
+    if (failureOf(event)) failedAttempt = true;
+    if (failedAttempt && (event.type === 'TaskScheduled' || event.type === 'LambdaFunctionScheduled')) {
+      retries++;
+      failedAttempt = false;
+    }
+    if (event.type?.endsWith('StateExited') || event.type?.endsWith('StateEntered')) failedAttempt = false;
+  }
+  return retries;
+}
+
+export function formatWhy(report: WhyReport): string {
+  if (!report.failed) {
+    return `Execution ${report.name} has not failed: it is ${report.status}${report.version ? ` (version ${report.version})` : ''}.`;
+  }
+  const where = report.file ? `${report.file}${report.line !== null ? `, statement at line ${report.line}` : ''}` : undefined;
+  return keyValues([
+    ['Execution', `${report.name} (${report.status})`],
+    ['Failed state', report.failedState],
+    ['Error', report.error],
+    ['Step', report.stepId],
+    ['Statement', where],
+    ['SQLSTATE', report.sqlState],
+    ['SQL', report.statement],
+    ['Message', report.message],
+    ['Retries', report.retries > 0 ? String(report.retries) : undefined],
+    ['Version now', report.version],
+    ['Next', report.nextAction],
+    ['Re-run', report.rerun],
+  ]);
+}
+
+interface WhyFlags extends AwsFlags {
+  readonly migrations?: string;
+  readonly json?: boolean;
+}
+
+export function registerWhy(program: Command, host: CommandHost): void {
+  const command = program
+    .command('why')
+    .description('why an execution failed: failed state, error, step, statement, database version and the next safe action')
+    .argument('<execution>', 'execution ARN or name')
+    .option('--migrations <dir>', 'migrations directory, to print the failed statement\'s SQL');
+  addAwsOptions(command);
+  addJsonOption(command);
+  command.addHelpText('after', '\nExit codes: 0 report printed (also for an execution that has not failed), 6 not found, 7 AWS credentials.');
+  command.action(
+    host.action(async (reference: string, flags: WhyFlags) => {
+      const executionArn = await host.executionArn(reference, flags);
+      const catalog = flags.migrations ? await loadCatalog(flags.migrations) : undefined;
+      const report = await explainExecution({ sfn: host.sfn(flags, executionArn) }, { executionArn, catalog });
+      if (flags.json) printJson(host.io, report);
+      else println(host.io, formatWhy(report));
+      return EXIT.ok;
+    }),
+  );
+}
