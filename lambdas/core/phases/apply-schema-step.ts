@@ -36,10 +36,9 @@ async function applyInTransaction(ctx: RunContext, step: Step, startedAt: Date):
   let current: Statement | undefined;
   try {
     return await ctx.client.transaction(async (tx) => {
-      await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
       // DDL waits at most lock_timeout for its lock, so a long application transaction cannot make every
       // application query queue behind this step's pending ACCESS EXCLUSIVE lock.
-      await tx.query(`SET LOCAL lock_timeout = ${ctx.settings.lockTimeoutMs}`);
+      await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, { lockTimeoutMs: ctx.settings.lockTimeoutMs });
       for (const statement of step.statements) {
         current = statement;
         await tx.query(statement.sql);

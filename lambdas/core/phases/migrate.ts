@@ -182,9 +182,10 @@ async function runBatch(
   batchSize: number,
 ): Promise<{ ran: boolean; rows: number; passEnded: boolean; progress: MigrateProgress }> {
   return ctx.client.transaction(async (tx) => {
-    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
-    await tx.query(`SET LOCAL lock_timeout = ${ctx.settings.lockTimeoutMs}`);
-    await tx.query(`SET LOCAL statement_timeout = ${ctx.settings.batchStatementTimeoutMs}`);
+    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, {
+      lockTimeoutMs: ctx.settings.lockTimeoutMs,
+      statementTimeoutMs: ctx.settings.batchStatementTimeoutMs,
+    });
     const planned = await source.next(tx, progress.cursor, batchSize);
     if (!planned) return { ran: false, rows: 0, passEnded: true, progress };
     const result = await tx.query(step.statements[0]!.sql, planned.params);

@@ -37,17 +37,44 @@ export async function acquireLease(client: SqlClient, owner: string, ttlSeconds:
   throw new LeaseHeldError(holder.owner, holder.expiresAt);
 }
 
+/** Timeouts a step's transaction sets for itself (`SET LOCAL`) together with the lease renewal. */
+export interface TransactionTimeouts {
+  readonly lockTimeoutMs: number;
+  readonly statementTimeoutMs?: number;
+}
+
 /**
  * Inside a step's transaction: fails unless `owner` holds a live lease, and extends it. Because it runs in the
  * same transaction as the step's writes, a run that lost its lease can never commit a step.
+ *
+ * With `timeouts`, the same statement also sets the transaction's lock and statement timeouts (set_config with
+ * is_local, i.e. SET LOCAL): one round trip instead of three, which counts per batch (one RDS Data API call each).
  */
-export async function renewLease(session: SqlSession, owner: string, ttlSeconds: number): Promise<void> {
-  const renewed = await session.query(
-    `UPDATE ${STATE_SCHEMA}.lease SET expires_at = now() + make_interval(secs => :ttl)
-     WHERE name = :name AND owner = :owner AND expires_at > now()`,
-    { name: LEASE_NAME, owner, ttl: ttlSeconds },
+export async function renewLease(
+  session: SqlSession,
+  owner: string,
+  ttlSeconds: number,
+  timeouts?: TransactionTimeouts,
+): Promise<void> {
+  const settings = timeouts
+    ? `, set_config('lock_timeout', :lock, true) AS lock_timeout` +
+      (timeouts.statementTimeoutMs === undefined ? '' : `, set_config('statement_timeout', :statement, true) AS statement_timeout`)
+    : '';
+  const result = await session.query<{ renewed: number }>(
+    `WITH renewed AS (
+       UPDATE ${STATE_SCHEMA}.lease SET expires_at = now() + make_interval(secs => :ttl)
+       WHERE name = :name AND owner = :owner AND expires_at > now()
+       RETURNING 1)
+     SELECT (SELECT count(*) FROM renewed)::int AS renewed${settings}`,
+    {
+      name: LEASE_NAME,
+      owner,
+      ttl: ttlSeconds,
+      ...(timeouts ? { lock: String(timeouts.lockTimeoutMs) } : {}),
+      ...(timeouts?.statementTimeoutMs === undefined ? {} : { statement: String(timeouts.statementTimeoutMs) }),
+    },
   );
-  if (renewed.rowCount === 0) {
+  if (result.rows[0]?.renewed !== 1) {
     const holder = await currentLease(session);
     throw new LeaseLostError(
       holder
