@@ -18,7 +18,6 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { migrateToEnd, startRun } from './support/engine.ts';
 import {
   armPause,
-  crashTolerantClient,
   disarmPause,
   engineState,
   installPause,
@@ -69,7 +68,7 @@ const KEYSET_WITH_PAUSE =
   "WHERE id BETWEEN :from_key AND :to_key AND testctl.pause_at('batch', id = 250);\n";
 
 function killable(db: TestDatabase): PgSqlClient {
-  const client = crashTolerantClient(db.url);
+  const client = new PgSqlClient(db.url);
   clients.push(client);
   return client;
 }

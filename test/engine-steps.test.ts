@@ -19,7 +19,6 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { migrateToEnd, startRun, upgrade } from './support/engine.ts';
 import {
   armPause,
-  crashTolerantClient,
   disarmPause,
   installPause,
   killEngineBackendWhenSleeping,
@@ -34,9 +33,9 @@ async function freshDatabase(): Promise<TestDatabase> {
   databases.push(db);
   return db;
 }
-/** A second engine client on `db` whose transactions' connections may be killed (see crashTolerantClient). */
+/** A second engine client on `db` whose transactions' connections may be killed (a dropped connection must fail the step, not crash the process). */
 function killableClient(db: TestDatabase): PgSqlClient {
-  const client = crashTolerantClient(db.url);
+  const client = new PgSqlClient(db.url);
   clients.push(client);
   return client;
 }

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import '../core/validation.ts';
-import { EmcError } from '../core/errors.ts';
+import { EmcError, InputError } from '../core/errors.ts';
 import { pollDrainGate } from '../core/drain/drain-gate.ts';
 import { contract } from '../core/phases/contract.ts';
 import { expand } from '../core/phases/expand.ts';
@@ -39,11 +39,11 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
     settings: plan.settings,
     onEvent: logEngineEvent,
   });
-  const readPlan = (event: unknown): UpgradePlan => withPlan.parse(event).plan as unknown as UpgradePlan;
+  const readPlan = (event: unknown): UpgradePlan => parseEvent(withPlan, event).plan as unknown as UpgradePlan;
 
   return {
     plan: task('plan', async (event) => {
-      const { executionId, input } = z.looseObject({ executionId: z.string().check(z.minLength(1)), input: z.unknown() }).parse(event);
+      const { executionId, input } = parseEvent(z.looseObject({ executionId: z.string().check(z.minLength(1)), input: z.unknown() }), event);
       logger.appendKeys({ executionArn: executionId });
       const plan = await startUpgrade(await deps.sql(), await deps.catalog(), {
         runId: executionId,
@@ -84,8 +84,8 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
     }),
 
     drain: task('drain', async (event) => {
-      const parsed = z
-        .looseObject({
+      const parsed = parseEvent(
+        z.looseObject({
           plan: planSchema,
           previous: z.nullish(
             z.looseObject({
@@ -94,8 +94,9 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
               newTaskDefinitions: z.optional(z.record(z.string(), z.string())),
             }),
           ),
-        })
-        .parse(event);
+        }),
+        event,
+      );
       const plan = parsed.plan as unknown as UpgradePlan;
       const client = await deps.sql();
       // A long wait must not let the lease expire under this run.
@@ -121,7 +122,7 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
     }),
 
     contract: task('contract', async (event) => {
-      const parsed = z.looseObject({ plan: planSchema, drainConfirmed: z.boolean() }).parse(event);
+      const parsed = parseEvent(z.looseObject({ plan: planSchema, drainConfirmed: z.boolean() }), event);
       const plan = parsed.plan as unknown as UpgradePlan;
       const result = await contract(await context(plan), await deps.catalog(), plan.target, {
         drainConfirmed: parsed.drainConfirmed,
@@ -132,9 +133,10 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
     finish: task('finish', async (event) => finishUpgrade(await deps.sql(), readPlan(event))),
 
     recordFailure: async (event) => {
-      const { executionId, failedIn } = z
-        .looseObject({ executionId: z.string(), failedIn: z.record(z.string(), z.looseObject({ Error: z.string(), Cause: z.optional(z.string()) })) })
-        .parse(event);
+      const { executionId, failedIn } = parseEvent(
+        z.looseObject({ executionId: z.string(), failedIn: z.record(z.string(), z.looseObject({ Error: z.string(), Cause: z.optional(z.string()) })) }),
+        event,
+      );
       logger.appendKeys({ executionArn: executionId });
       const client = await deps.sql().catch(() => undefined);
       const report = await reportFailure(client, { runId: executionId, failedIn });
@@ -162,6 +164,17 @@ function task(name: WorkflowTask, work: (event: unknown) => Promise<unknown>): (
       logger.removeKeys(['stepId']);
     }
   };
+}
+
+/**
+ * Parses a task's event. The state machine builds these events, so a malformed one means the definition and the
+ * handlers disagree (or someone invoked the function by hand): an InputError naming the fields, never a raw zod error.
+ */
+function parseEvent<T>(schema: z.ZodMiniType<T>, event: unknown): T {
+  const parsed = schema.safeParse(event);
+  if (parsed.success) return parsed.data;
+  const fields = parsed.error.issues.map((i) => `"${i.path.join('.') || '(event)'}": ${i.message}`);
+  throw new InputError(`Malformed task event: ${fields.join('; ')}.`);
 }
 
 function logEngineEvent(event: EngineEvent): void {

@@ -128,19 +128,3 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
   throw new Error('expected the call to fail, but it succeeded');
 }
 
-/**
- * The engine's own `PgSqlClient`, for tests that kill its backend while a transaction holds the connection.
- *
- * KNOWN BUG, left to the owner of lambdas/core/sql/pg-client.ts: `transaction()` checks a connection out of the pool
- * and attaches no 'error' listener to it (pg-pool removes its idle listener on checkout). When the server terminates
- * that connection, node-postgres emits 'Connection terminated unexpectedly' on it as an uncaught exception, which
- * would crash the CLI or the Lambda process. Until that is fixed, these tests give every connection of their own
- * client a no-op listener. The engine's behaviour is otherwise untouched: the query still fails, the ROLLBACK fails
- * and the connection is destroyed, exactly as in production.
- */
-export function crashTolerantClient(url: string): PgSqlClient {
-  const client = new PgSqlClient(url);
-  const pool = (client as unknown as { pool: pg.Pool }).pool;
-  pool.on('connect', (connection) => connection.on('error', () => {}));
-  return client;
-}
