@@ -36,6 +36,19 @@ export const EMPTY_STATE: DatabaseState = {
   progress: new Map(),
 };
 
+/** A migrate_progress row as read; bigint counters arrive as strings. */
+type ProgressRow = {
+  step_id: string;
+  cursor: string | null;
+  pass: number;
+  rows_done: string;
+  keys_scanned: string;
+  batches: string;
+  finished: boolean;
+};
+
+const PROGRESS_COLUMNS = 'step_id, cursor, pass, rows_done, keys_scanned, batches, finished';
+
 /** Reads the state; a database the tool never touched reads as empty (and is not changed). */
 export async function readState(session: SqlSession): Promise<DatabaseState> {
   if (!(await stateSchemaExists(session))) return EMPTY_STATE;
@@ -45,15 +58,7 @@ export async function readState(session: SqlSession): Promise<DatabaseState> {
   const applied = await session.query<{ step_id: string; phase: Phase; checksum: string; run_id: string }>(
     `SELECT step_id, phase, checksum, run_id FROM ${STATE_SCHEMA}.applied_step ORDER BY applied_at, step_id`,
   );
-  const progress = await session.query<{
-    step_id: string;
-    cursor: string | null;
-    pass: number;
-    rows_done: string;
-    keys_scanned: string;
-    batches: string;
-    finished: boolean;
-  }>(`SELECT step_id, cursor, pass, rows_done, keys_scanned, batches, finished FROM ${STATE_SCHEMA}.migrate_progress`);
+  const progress = await session.query<ProgressRow>(`SELECT ${PROGRESS_COLUMNS} FROM ${STATE_SCHEMA}.migrate_progress`);
   const row = version.rows[0];
   return {
     version: { expand: row?.expand_step ?? undefined, contract: row?.contract_step ?? undefined },
@@ -63,31 +68,14 @@ export async function readState(session: SqlSession): Promise<DatabaseState> {
 }
 
 export async function readProgress(session: SqlSession, stepId: string): Promise<MigrateProgress | undefined> {
-  const result = await session.query<{
-    step_id: string;
-    cursor: string | null;
-    pass: number;
-    rows_done: string;
-    keys_scanned: string;
-    batches: string;
-    finished: boolean;
-  }>(
-    `SELECT step_id, cursor, pass, rows_done, keys_scanned, batches, finished
-     FROM ${STATE_SCHEMA}.migrate_progress WHERE step_id = :step`,
+  const result = await session.query<ProgressRow>(
+    `SELECT ${PROGRESS_COLUMNS} FROM ${STATE_SCHEMA}.migrate_progress WHERE step_id = :step`,
     { step: stepId },
   );
   return result.rows[0] && toProgress(result.rows[0]);
 }
 
-function toProgress(r: {
-  step_id: string;
-  cursor: string | null;
-  pass: number;
-  rows_done: string;
-  keys_scanned: string;
-  batches: string;
-  finished: boolean;
-}): MigrateProgress {
+function toProgress(r: ProgressRow): MigrateProgress {
   return {
     stepId: r.step_id,
     cursor: r.cursor ?? undefined,
