@@ -1,0 +1,56 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HEADINGS, runBenchmark } from '../bench/run.ts';
+
+// A smoke test of `npm run bench`: the whole benchmark at its tiny size, in-process, writing to a temporary file.
+// It proves every section still runs and reports figures; it asserts nothing about how fast anything is.
+const directory = mkdtempSync(join(tmpdir(), 'emc-bench-smoke-'));
+afterAll(() => rmSync(directory, { recursive: true, force: true }));
+
+describe('the benchmark', () => {
+  it('runs every section at a tiny size and writes a report with each heading', async () => {
+    const outputPath = join(directory, 'benchmarks.md');
+    const result = await runBenchmark({ size: 'tiny', outputPath, log: () => {} });
+
+    expect(result.throughput.contenders.map((c) => c.key)).toEqual(['single', 'keyset', 'keyset-bare', 'naive', 'naive-rescan']);
+    for (const contender of result.throughput.contenders) {
+      expect(contender.rows).toBe(result.sizes.migrateRows);
+      expect(contender.rowsPerSecond).toBeGreaterThan(0);
+    }
+    expect(result.throughput.keysetRatio).toBeGreaterThan(0);
+    expect(result.throughput.perBatch.map((p) => p.key)).toEqual(['keyset', 'keyset-bare', 'naive', 'naive-rescan']);
+    expect(Number.isFinite(result.throughput.keysetBatchRatio)).toBe(true);
+
+    expect(result.impact.runs.map((r) => r.key)).toEqual(['idle', 'keyset-default', 'keyset-nopause', 'single']);
+    for (const run of result.impact.runs) {
+      expect(run.writer.statements).toBeGreaterThan(0);
+      expect(Number.isFinite(run.writer.p99Ms)).toBe(true);
+    }
+    for (const run of result.impact.runs.slice(1)) expect(run.migrate!.rowsPerSecond).toBeGreaterThan(0);
+
+    expect(result.transitions.runs.map((r) => r.rows)).toEqual(result.sizes.executionRows);
+    for (const run of result.transitions.runs) {
+      expect(run.status).toBe('SUCCEEDED');
+      expect(run.migrateCalls).toBeGreaterThan(0);
+      expect(run.transitions).toBeGreaterThan(run.loopTransitions);
+    }
+
+    expect(result.bundles.bundles.map((b) => b.handler)).toContain('migrate');
+    for (const bundle of result.bundles.bundles) expect(bundle.bytes).toBeGreaterThan(0);
+    expect(result.bundles.bundles.find((b) => b.handler === 'migrate')!.importMs).toBeGreaterThan(0);
+
+    expect(result.sweep.points).toHaveLength(result.sizes.sweepBatchSizes.length * result.sizes.sweepPauses.length);
+    expect(result.sweep.points.every((p) => p.keys > 0 && p.rowsPerSecond > 0 && p.writer.statements > 0)).toBe(true);
+    expect(result.sweep.reason).not.toBe('');
+
+    expect(result.targets.length).toBeGreaterThanOrEqual(5);
+    const markdown = readFileSync(outputPath, 'utf8');
+    expect(markdown).toBe(result.markdown);
+    const lines = markdown.split('\n');
+    for (const heading of HEADINGS) expect(lines).toContain(heading);
+    expect(markdown).toMatch(/\*\*(PASS|FAIL)\*\*/);
+    expect(markdown).toContain(result.date.slice(0, 10));
+  }, 120_000);
+});
