@@ -1,6 +1,6 @@
 // The handlers' Powertools logger reads its level when it is created: silence it before any handler is imported.
 import './lib/quiet.ts';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import { DEFAULT_SETTINGS } from '../lambdas/core/index.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
 import { BenchServer, migrate01Catalog } from './lib/postgres.ts';
 import { ms, num, pct, times } from './lib/stats.ts';
-import { HEADINGS, renderReport, type Target } from './report.ts';
+import { HEADINGS, renderReport, type ReportInput, type Target } from './report.ts';
 import { measureBundles, type BundleFigures } from './sections/bundles.ts';
 import { measureImpact, type ImpactFigures } from './sections/impact.ts';
 import { measureSweep, type SweepFigures } from './sections/sweep.ts';
@@ -17,6 +17,8 @@ import { measureTransitions, type TransitionFigures } from './sections/transitio
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUTPUT = join(ROOT, 'docs/benchmarks.md');
+/** Where the CLI keeps a size's last figures, so that `--render-only` can rewrite the report without measuring. */
+export const figuresFile = (size: SizeName) => join(ROOT, `bench/.out/last-run-${size}.json`);
 
 export type SizeName = 'full' | 'small' | 'tiny';
 
@@ -90,7 +92,12 @@ export interface BenchmarkOptions {
   readonly log?: (line: string) => void;
   /** The command line named in the report. */
   readonly command?: string;
+  /** Also write the figures as JSON here (for `--render-only`). */
+  readonly figuresPath?: string;
 }
+
+/** The figures a report is rendered from, as saved (targets are evaluated again when rendering). */
+type SavedFigures = Omit<ReportInput, 'date' | 'targets' | 'engineDefaults'> & { readonly date: string };
 
 export interface BenchmarkResult {
   readonly date: string;
@@ -170,24 +177,27 @@ export async function runBenchmark(options: BenchmarkOptions = {}): Promise<Benc
     step('5. Lambda bundles and initialisation', '§5');
     const bundles = await measureBundles(sizes.bundleRuns, sizes.timedHandlers, log);
 
-    const targets = evaluateTargets(throughput, impact, transitions, bundles, sweep);
     load.push({ at: 'end', load1: loadavg()[0]! });
     const durationMs = performance.now() - started;
-    const markdown = renderReport({
-      date,
+    const figures: SavedFigures = {
+      date: date.toISOString(),
       size,
       command: options.command ?? (size === 'full' ? 'npm run bench' : `npm run bench -- --${size}`),
       durationMs,
       machine,
-      engineDefaults: DEFAULT_SETTINGS,
       throughput,
       impact,
       transitions,
       bundles,
       sweep,
-      targets,
       load,
-    });
+    };
+    if (options.figuresPath) {
+      mkdirSync(dirname(options.figuresPath), { recursive: true });
+      // The writer's raw latencies are only needed to pool windows while measuring.
+      writeFileSync(options.figuresPath, JSON.stringify(figures, (k, v: unknown) => (k === 'latenciesMs' ? undefined : v)));
+    }
+    const { markdown, targets } = render(figures);
     if (outputPath) {
       mkdirSync(dirname(outputPath), { recursive: true });
       writeFileSync(outputPath, markdown);
@@ -214,6 +224,20 @@ export async function runBenchmark(options: BenchmarkOptions = {}): Promise<Benc
   }
 }
 
+/** The report and its targets from a run's figures. */
+function render(figures: SavedFigures): { markdown: string; targets: Target[] } {
+  const targets = evaluateTargets(figures.throughput, figures.impact, figures.transitions, figures.bundles, figures.sweep);
+  const markdown = renderReport({ ...figures, date: new Date(figures.date), engineDefaults: DEFAULT_SETTINGS, targets });
+  return { markdown, targets };
+}
+
+/** Rewrites the report from saved figures, without measuring anything (after a change to the report's text). */
+export function renderSavedFigures(figuresPath: string, outputPath: string): void {
+  const { markdown } = render(JSON.parse(readFileSync(figuresPath, 'utf8')) as SavedFigures);
+  mkdirSync(dirname(outputPath), { recursive: true });
+  writeFileSync(outputPath, markdown);
+}
+
 function evaluateTargets(
   throughput: ThroughputFigures,
   impact: ImpactFigures,
@@ -235,12 +259,14 @@ function evaluateTargets(
       target: 'keyset batches ≥ 70% of the single UPDATE’s rows/s',
       measured: `${pct(throughput.keysetRatio)} (${times(throughput.keysetRatio)})`,
       pass: throughput.keysetRatio >= 0.7,
+      margin: throughput.keysetRatio / 0.7 - 1,
     },
     {
       section: '2. Per-batch time',
       target: 'keyset batch at 90% ÷ at 10% ≤ 1.2',
       measured: times(throughput.keysetBatchRatio),
       pass: throughput.keysetBatchRatio <= 1.2,
+      margin: 1 - throughput.keysetBatchRatio / 1.2,
     },
     {
       section: '3. Application impact',
@@ -249,6 +275,7 @@ function evaluateTargets(
         `§3 ${times(impact.p99Ratio)} (${during.p99Ms.toFixed(2)} ms vs ${idle.p99Ms.toFixed(2)} ms idle)` +
         (again ? `; §6 ${times(again.p99Ratio)} (${again.writer.p99Ms.toFixed(2)} ms vs ${sweep.idle.p99Ms.toFixed(2)} ms idle)` : ''),
       pass: p99Ratio <= 2,
+      margin: 1 - p99Ratio / 2,
     },
     {
       section: '4. State transitions',
@@ -263,6 +290,7 @@ function evaluateTargets(
       target: `every handler bundle ≤ ${Math.round(bundles.targetBytes / 1024)} KiB minified`,
       measured: largest ? `largest ${largest.handler}: ${(largest.bytes / 1024).toFixed(1)} KiB` : 'no bundles',
       pass: bundles.allWithinTarget,
+      margin: largest ? 1 - largest.bytes / bundles.targetBytes : undefined,
     },
     {
       section: '5. Bundle imports',
@@ -275,30 +303,42 @@ function evaluateTargets(
 
 export { HEADINGS };
 
-function parseArgs(argv: readonly string[]): BenchmarkOptions {
+function parseArgs(argv: readonly string[]): BenchmarkOptions & { renderOnly?: string } {
   let size: SizeName = (process.env.BENCH_SIZE as SizeName | undefined) ?? 'full';
   let outputPath: string | null | undefined = process.env.BENCH_OUT;
+  let renderOnly: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--small' || arg === '--full' || arg === '--tiny') size = arg.slice(2) as SizeName;
+    else if (arg === '--render-only') renderOnly = argv[i + 1] && !argv[i + 1]!.startsWith('--') ? argv[++i]! : figuresFile('full');
     else if (arg === '--out') outputPath = argv[++i];
     else if (arg.startsWith('--out=')) outputPath = arg.slice('--out='.length);
     else if (arg === '--no-write') outputPath = null;
     else if (arg === '--help' || arg === '-h') {
       console.log(
         'Usage: npm run bench [-- --small | --tiny] [--out docs/benchmarks.md | --no-write]\n' +
-          '  BENCH_SIZE=full|small|tiny and BENCH_OUT=path do the same.',
+          '       npm run bench -- --render-only [figures.json] [--out docs/benchmarks.md]\n' +
+          '  BENCH_SIZE=full|small|tiny and BENCH_OUT=path do the same as the flags. Every run keeps its figures in\n' +
+          `  ${figuresFile('full').replace('-full', '-<size>')}; --render-only rewrites the report from the full run's\n` +
+          '  (or the given file) without measuring.',
       );
       process.exit(0);
     } else throw new Error(`Unknown argument ${arg} (try --help)`);
   }
   if (!(size in SIZES)) throw new Error(`Unknown size ${size}: full, small or tiny`);
-  return { size, outputPath: outputPath === undefined ? undefined : outputPath && resolve(outputPath) };
+  return { size, outputPath: outputPath === undefined ? undefined : outputPath && resolve(outputPath), renderOnly };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const options = parseArgs(process.argv.slice(2));
-  runBenchmark({ ...options, command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` }).then(
+  const { renderOnly, ...options } = parseArgs(process.argv.slice(2));
+  if (renderOnly) {
+    const outputPath = options.outputPath ?? DEFAULT_OUTPUT;
+    renderSavedFigures(renderOnly, outputPath);
+    console.log(`Rewrote ${outputPath} from ${renderOnly}.`);
+    process.exit(0);
+  }
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  runBenchmark({ ...options, command, figuresPath: figuresFile(options.size ?? 'full') }).then(
     () => process.exit(0),
     (error: unknown) => {
       console.error(error);

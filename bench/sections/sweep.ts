@@ -180,9 +180,13 @@ function recommend(
     text += ` That is the engine default, which stands.`;
   }
   const fastest = [...acceptable].sort((a, b) => b.rowsPerSecond - a.rowsPerSecond)[0]!;
-  if (fastest.pauseMs === 0 && fastest !== chosen) text += ` Without a pause, ${key(fastest)} gave ${describe(fastest)}.`;
+  if (fastest.pauseMs === 0 && fastest !== chosen) {
+    text +=
+      ` Without a pause, ${key(fastest)} gave ${describe(fastest)}` +
+      (underTarget.includes(fastest) ? `, the fastest setting within the §3 target in this run.` : '.');
+  }
   const fastestUnderTarget = [...underTarget].sort((a, b) => b.rowsPerSecond - a.rowsPerSecond)[0];
-  if (fastestUnderTarget && fastestUnderTarget !== chosen) {
+  if (fastestUnderTarget && fastestUnderTarget !== chosen && fastestUnderTarget !== fastest) {
     text += ` The fastest setting within the §3 target in this run: ${key(fastestUnderTarget)}, ${describe(fastestUnderTarget)}.`;
   }
   return { recommended: { batchSize: chosen.batchSize, pauseMs: chosen.pauseMs }, reason: text };
