@@ -58,6 +58,8 @@ export class UpgradeFunction extends Construct {
       bundling: {
         format: OutputFormat.ESM,
         minify: true,
+        // Class names survive minification (stack traces stay readable); the typed errors' `name`s are literals anyway.
+        keepNames: true,
         sourceMap: false,
         target: 'node24',
         mainFields: ['module', 'main'],

@@ -16,17 +16,19 @@ import { EXIT, type ExitCode } from './exit-codes.ts';
  * compare it) and each carries the exit code it maps to and what to do next.
  */
 export abstract class CliError extends Error {
+  /** The class name as a literal, as in `EmcError` (it must survive bundling). */
+  abstract override readonly name: string;
   abstract readonly exitCode: ExitCode;
   abstract readonly nextAction: string | undefined;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = new.target.name;
   }
 }
 
 /** A missing or contradictory option, or a value the CLI cannot use. */
 export class UsageError extends CliError {
+  override readonly name = 'UsageError';
   readonly exitCode = EXIT.usage;
   constructor(
     message: string,
@@ -38,6 +40,7 @@ export class UsageError extends CliError {
 
 /** A state machine or execution that does not exist, or an ARN Step Functions rejects. */
 export class NotFoundError extends CliError {
+  override readonly name = 'NotFoundError';
   readonly exitCode = EXIT.notFound;
   constructor(
     message: string,
@@ -50,6 +53,7 @@ export class NotFoundError extends CliError {
 
 /** AWS refused to authenticate or authorise the call. */
 export class AwsCredentialsError extends CliError {
+  override readonly name = 'AwsCredentialsError';
   readonly exitCode = EXIT.awsCredentials;
   constructor(
     message: string,
@@ -62,6 +66,7 @@ export class AwsCredentialsError extends CliError {
 
 /** The database could not be reached or read. */
 export class DatabaseUnreachableError extends CliError {
+  override readonly name = 'DatabaseUnreachableError';
   readonly exitCode = EXIT.databaseUnreachable;
   readonly nextAction =
     'Check --database-url (or --cluster-arn, --secret-arn and --database for the Data API), the network path and the credentials, then run the command again.';

@@ -2,8 +2,12 @@
  * Every failure the engine reports is one of these classes. The class `name` is the contract: Step Functions
  * `Retry` and `Catch` match on it (a Lambda error's `errorType` is the thrown error's `name`), the CLI maps it to
  * an exit code, and tests compare it. Never tell errors apart by message text.
+ *
+ * Each class writes its `name` as a string literal equal to the class name: the Lambda bundles are minified, and a
+ * name taken from the class itself (`new.target.name`) would become one letter there.
  */
 export abstract class EmcError extends Error {
+  abstract override readonly name: string;
   /** True when the same call may succeed if simply tried again later (the state machine retries these). */
   abstract readonly transient: boolean;
   /** What the on-call engineer should do next, in one or two sentences. */
@@ -11,7 +15,6 @@ export abstract class EmcError extends Error {
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = new.target.name;
   }
 }
 
@@ -33,6 +36,7 @@ export function formatProblem(problem: CatalogProblem): string {
 
 /** The migrations directory is invalid. Lists every problem at once. */
 export class CatalogError extends EmcError {
+  override readonly name = 'CatalogError';
   readonly transient = false;
   readonly nextAction = 'Fix the migration files listed and deploy again; the database was not touched.';
   constructor(readonly problems: readonly CatalogProblem[]) {
@@ -45,6 +49,7 @@ export class CatalogError extends EmcError {
 
 /** An applied step's file has changed since it was applied. */
 export class DriftError extends EmcError {
+  override readonly name = 'DriftError';
   readonly transient = false;
   readonly nextAction =
     'Restore the applied migration files to their applied content (add a new step for new changes); the database was not touched.';
@@ -60,6 +65,7 @@ export class DriftError extends EmcError {
 
 /** The database records steps this code does not know, or applied steps out of the catalog's order. */
 export class DatabaseAheadError extends EmcError {
+  override readonly name = 'DatabaseAheadError';
   readonly transient = false;
   readonly nextAction =
     'Deploy the release of the tool that ships these steps; downgrades are not supported. The database was not touched.';
@@ -70,6 +76,7 @@ export class DatabaseAheadError extends EmcError {
 
 /** The database's applied steps do not form a prefix of the catalog (a step was inserted before an applied one). */
 export class CatalogOrderError extends EmcError {
+  override readonly name = 'CatalogOrderError';
   readonly transient = false;
   readonly nextAction =
     'Number new steps after the applied ones instead of inserting them earlier; the database was not touched.';
@@ -80,6 +87,7 @@ export class CatalogOrderError extends EmcError {
 
 /** The execution input (or a CLI argument) is invalid. */
 export class InputError extends EmcError {
+  override readonly name = 'InputError';
   readonly transient = false;
   readonly nextAction = 'Correct the execution input and start a new execution; the database was not touched.';
   constructor(message: string) {
@@ -89,6 +97,7 @@ export class InputError extends EmcError {
 
 /** Another run holds the upgrade lease. */
 export class LeaseHeldError extends EmcError {
+  override readonly name = 'LeaseHeldError';
   readonly transient = false;
   readonly nextAction =
     'Wait for the other upgrade to finish (or for its lease to expire if it died), then start again.';
@@ -102,6 +111,7 @@ export class LeaseHeldError extends EmcError {
 
 /** This run no longer holds the lease it needs (it expired and another run took it, or it was never taken). */
 export class LeaseLostError extends EmcError {
+  override readonly name = 'LeaseLostError';
   readonly transient = false;
   readonly nextAction = 'Start a new execution; another upgrade may have taken over the database.';
   constructor(message: string) {
@@ -111,6 +121,7 @@ export class LeaseLostError extends EmcError {
 
 /** A phase was asked for before its gates were open: migrate before expand finished, contract too early. */
 export class PhaseGateError extends EmcError {
+  override readonly name = 'PhaseGateError';
   readonly transient = false;
   readonly nextAction: string;
   constructor(
@@ -127,6 +138,7 @@ export class PhaseGateError extends EmcError {
 
 /** The SQL of a migration step failed. The step's transaction was rolled back. */
 export class StepFailedError extends EmcError {
+  override readonly name = 'StepFailedError';
   readonly transient = false;
   readonly nextAction: string;
   constructor(
@@ -145,6 +157,7 @@ export class StepFailedError extends EmcError {
 
 /** A statement waited longer than `lock_timeout` for a lock. Retried with backoff, never skipped. */
 export class LockTimeoutError extends EmcError {
+  override readonly name = 'LockTimeoutError';
   readonly transient = true;
   readonly nextAction =
     'A long application transaction holds a lock the step needs; the step is retried with backoff. Look for long transactions in pg_stat_activity if it keeps failing.';
@@ -163,6 +176,7 @@ export class LockTimeoutError extends EmcError {
  * build died (its invalid index is dropped and rebuilt).
  */
 export class IndexBuildInProgressError extends EmcError {
+  override readonly name = 'IndexBuildInProgressError';
   readonly transient = true;
   readonly nextAction =
     'The index build continues in the database; the step is retried until it finishes. See pg_stat_progress_create_index.';
@@ -176,6 +190,7 @@ export class IndexBuildInProgressError extends EmcError {
 
 /** Aurora Serverless is resuming from a pause; the call may be retried after a few seconds. */
 export class DatabaseResumingError extends EmcError {
+  override readonly name = 'DatabaseResumingError';
   readonly transient = true;
   readonly nextAction = 'Aurora is resuming; the call is retried automatically.';
   constructor(message: string, options?: { cause?: unknown }) {
@@ -185,6 +200,7 @@ export class DatabaseResumingError extends EmcError {
 
 /** The database or its API is throttling or briefly unreachable. */
 export class DatabaseUnavailableError extends EmcError {
+  override readonly name = 'DatabaseUnavailableError';
   readonly transient = true;
   readonly nextAction = 'The database was briefly unavailable; the call is retried automatically.';
   constructor(message: string, options?: { cause?: unknown }) {

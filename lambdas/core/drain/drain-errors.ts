@@ -36,6 +36,7 @@ const NEXT_ACTION: Record<DrainFailureReason, string> = {
 
 /** The old release can never drain from this service: contract must not run, and waiting longer will not help. */
 export class DrainFailedError extends EmcError {
+  override readonly name = 'DrainFailedError';
   readonly transient = false;
   readonly nextAction: string;
   constructor(
@@ -96,6 +97,7 @@ export function drainTimeoutMessage(report: TimedOutDrainReport, timeoutSeconds:
 
 /** The drain gate's Wait loop ran out of time while old-release instances (ECS tasks, sessions) still ran. */
 export class DrainTimeoutError extends EmcError {
+  override readonly name = 'DrainTimeoutError';
   readonly transient = false;
   readonly nextAction =
     'Find out why the old-release instances listed still run (a stuck deployment, a service or fleet not yet updated), finish the deployment or stop them, then run the upgrade again; contract was not run, so the database still serves the old release.';

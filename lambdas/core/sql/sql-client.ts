@@ -54,13 +54,13 @@ export interface SqlClient {
 
 /** An error the database reported, with its SQLSTATE when known. Implementations throw this for SQL errors. */
 export class SqlError extends Error {
+  override readonly name: string = 'SqlError';
   constructor(
     message: string,
     readonly sqlState: string | undefined,
     options?: { cause?: unknown },
   ) {
     super(message, options);
-    this.name = 'SqlError';
   }
 }
 
@@ -69,9 +69,9 @@ export class SqlError extends Error {
  * `continueAfterTimeout`): it may still succeed, so the caller must not simply repeat it.
  */
 export class StatementStillRunningError extends SqlError {
+  override readonly name: string = 'StatementStillRunningError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, undefined, options);
-    this.name = 'StatementStillRunningError';
   }
 }
 
