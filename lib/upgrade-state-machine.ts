@@ -3,6 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
+import { RETRY_POLICIES, type RetryPolicy } from '../lambdas/core/retry-policies.ts';
 import { CONTROL_STATE_NAMES as C, STATE_NAMES, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 
 export interface UpgradeDefinitionProps {
@@ -12,12 +13,41 @@ export interface UpgradeDefinitionProps {
   readonly drainPollInterval: Duration;
 }
 
-/** Errors worth trying again as they are: a paused Aurora waking up, throttling, a lock held by the application. */
-export const TRANSIENT_RETRIES: readonly { errors: string[]; interval: Duration; maxAttempts: number; backoffRate: number }[] = [
-  { errors: ['DatabaseResumingError', 'DatabaseUnavailableError'], interval: Duration.seconds(5), maxAttempts: 6, backoffRate: 2 },
-  { errors: ['LockTimeoutError'], interval: Duration.seconds(10), maxAttempts: 5, backoffRate: 2 },
-  { errors: ['IndexBuildInProgressError'], interval: Duration.seconds(60), maxAttempts: 30, backoffRate: 1.2 },
-];
+/**
+ * The Retry rules of every phase Task: the engine's transient errors, each class with its own policy, grouped when the
+ * policies agree (derived from `RETRY_POLICIES`, which the compiler checks against the classes' `transient` flag).
+ */
+export const TRANSIENT_RETRIES: readonly { errors: string[]; interval: Duration; maxAttempts: number; backoffRate: number }[] =
+  groupRetries();
+
+/**
+ * Lambda throttling an invoke (concurrency limit reached). CDK's `retryOnServiceExceptions` does not cover it; the
+ * invoke never ran, so retrying is safe. Step Functions recommends retrying it with backoff ("Handle transient Lambda
+ * service exceptions" in the Step Functions developer guide).
+ */
+export const LAMBDA_THROTTLED_RETRY = {
+  errors: ['Lambda.TooManyRequestsException'],
+  interval: Duration.seconds(2),
+  maxAttempts: 6,
+  backoffRate: 2,
+} as const;
+
+function groupRetries() {
+  const groups = new Map<string, { errors: string[]; interval: Duration; maxAttempts: number; backoffRate: number }>();
+  for (const [name, policy] of Object.entries(RETRY_POLICIES) as [string, RetryPolicy][]) {
+    const key = `${policy.intervalSeconds}/${policy.maxAttempts}/${policy.backoffRate}`;
+    const group = groups.get(key);
+    if (group) group.errors.push(name);
+    else
+      groups.set(key, {
+        errors: [name],
+        interval: Duration.seconds(policy.intervalSeconds),
+        maxAttempts: policy.maxAttempts,
+        backoffRate: policy.backoffRate,
+      });
+  }
+  return [...groups.values()];
+}
 
 /**
  * The upgrade workflow, JSONPath mode (the local runner cannot run JSONata or variables):
@@ -41,7 +71,7 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
       resultPath,
       taskTimeout: sfn.Timeout.duration(props.timeouts[task]),
       retryOnServiceExceptions: true,
-    });
+    }).addRetry({ ...LAMBDA_THROTTLED_RETRY, errors: [...LAMBDA_THROTTLED_RETRY.errors], jitterStrategy: sfn.JitterType.FULL });
 
   const recordFailure = invoke(
     'recordFailure',

@@ -6,6 +6,7 @@ import aslValidator from 'asl-validator';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeStateMachine } from '../bin/local/synthesized-state-machine.ts';
+import { RETRY_POLICIES } from '../lambdas/core/retry-policies.ts';
 import { STATE_NAMES, WORKFLOW_TASKS, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { readAppConfig } from '../lib/app-config.ts';
 import { DemoDatabaseStack } from '../lib/demo-database-stack.ts';
@@ -25,6 +26,7 @@ const TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:emc-oncall';
 
 /** The transient errors each phase Task retries as they are, and nothing else of the engine's. */
 const TRANSIENT_ERRORS = [['DatabaseResumingError', 'DatabaseUnavailableError'], ['LockTimeoutError'], ['IndexBuildInProgressError']];
+const LAMBDA_THROTTLED = ['Lambda.TooManyRequestsException'];
 const LAMBDA_SERVICE_ERRORS = [
   'Lambda.ClientExecutionTimeoutException',
   'Lambda.ServiceException',
@@ -325,7 +327,14 @@ describe('the synthesized state machine definition', () => {
       const retried = (state.Retry as { ErrorEquals: string[] }[]).map((r) => r.ErrorEquals);
       expect(retried.flat(), name).not.toContain('States.ALL');
       expect(retried.flat(), name).not.toContain('StepFailedError');
-      expect(retried, name).toEqual(name === 'Record failure' ? [LAMBDA_SERVICE_ERRORS] : [LAMBDA_SERVICE_ERRORS, ...TRANSIENT_ERRORS]);
+      expect(retried, name).toEqual(
+        name === 'Record failure'
+          ? [LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED]
+          : [LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED, ...TRANSIENT_ERRORS],
+      );
+      // Every engine error a Retry names is one the compiler knows as transient (RETRY_POLICIES' keys).
+      const engineRetried = retried.flat().filter((e) => !e.startsWith('Lambda.'));
+      expect(engineRetried.every((e) => Object.hasOwn(RETRY_POLICIES, e)), name).toBe(true);
     }
     const lockRetry = (definition.States[STATE_NAMES.expand].Retry as { ErrorEquals: string[] }[]).find((r) =>
       r.ErrorEquals.includes('LockTimeoutError'),
