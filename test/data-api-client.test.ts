@@ -623,9 +623,17 @@ describe('over the Data API emulator', () => {
     it('runs the demo release (expand, migrate, contract) as over node-postgres', async () => {
       const direct = await createTestDatabase();
       const viaApi = await createTestDatabase();
+      // The service's own limits: a loaded machine must not turn a slow CREATE INDEX CONCURRENTLY into a timeout.
+      const serviceEmulator = await startDataApiEmulator({ postgresUrl: viaApi.url });
+      const serviceSdk = new RDSDataClient({
+        endpoint: serviceEmulator.endpoint,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+        maxAttempts: 1,
+      });
       try {
         await seedDemoDatabase(direct.client, 300);
-        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: sdk });
+        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: serviceSdk });
         await seedDemoDatabase(api, 300);
         for (const client of [direct.client, api]) {
           const ctx = await startRun(client, 'run-1', { batchSize: 50 });
@@ -641,6 +649,8 @@ describe('over the Data API emulator', () => {
           (await readHistory(direct.client)).map((h) => [h.stepId, h.outcome]),
         );
       } finally {
+        serviceSdk.destroy();
+        await serviceEmulator.stop();
         await direct.drop();
         await viaApi.drop();
       }

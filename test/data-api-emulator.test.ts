@@ -6,7 +6,7 @@ import {
   RollbackTransactionCommand,
   type ExecuteStatementCommandInput,
 } from '@aws-sdk/client-rds-data';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDataApiEmulator, type DataApiEmulator } from '../bin/local/data-api-emulator/index.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
@@ -296,8 +296,10 @@ describe('the call time limit (45 s on the service)', () => {
     );
     expect(error.name).toBe('StatementTimeoutException');
     expect((await db.pool.query('SELECT count(*)::int AS n FROM item WHERE id = 77')).rows[0].n).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 1800));
-    expect((await db.pool.query('SELECT count(*)::int AS n FROM item WHERE id = 77')).rows[0].n).toBe(1);
+    await vi.waitFor(
+      async () => expect((await db.pool.query('SELECT count(*)::int AS n FROM item WHERE id = 77')).rows[0].n).toBe(1),
+      { timeout: 5000, interval: 100 },
+    );
   });
 });
 
@@ -344,7 +346,7 @@ describe('transactions', () => {
   it('a call inside the idle limit keeps the transaction alive', async () => {
     const id = await begin();
     for (let i = 0; i < 3; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await new Promise((resolve) => setTimeout(resolve, 400));
       await execute({ sql: 'SELECT 1', transactionId: id });
     }
     await commit(id);

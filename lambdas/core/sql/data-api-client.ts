@@ -119,6 +119,9 @@ const QUERY_KEYWORDS = new Set(['SELECT', 'WITH', 'VALUES', 'TABLE']);
  * - Retries: only calls that are safe to repeat are retried (every call outside a transaction, and
  *   BeginTransaction): Aurora resuming, throttling and brief unavailability, with exponential backoff. A statement
  *   inside a transaction is never retried: the typed error is thrown and the state machine retries the whole step.
+ *   Transient for the step, never repeated here: a serialization failure or deadlock (`TransactionConflictError`),
+ *   a transaction the Data API dropped (`TransactionNotFoundError`), an internal error whose outcome is unknown
+ *   (`DataApiInternalError`); see `toTypedError` for why each is safe.
  */
 export class DataApiSqlClient implements SqlClient {
   private readonly client: RDSDataClient;
