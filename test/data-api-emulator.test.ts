@@ -333,6 +333,17 @@ describe('transactions', () => {
     expect((await db.pool.query('SELECT count(*)::int AS n FROM item WHERE id = 12')).rows[0].n).toBe(0);
   });
 
+  it('a commit the database refuses is a DatabaseErrorException, and the transaction is gone', async () => {
+    await db.pool.query('CREATE TABLE deferred (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)');
+    const id = await begin();
+    await execute({ sql: 'INSERT INTO deferred VALUES (1), (1)', transactionId: id });
+    const error = await failure(commit(id));
+    expect(error.name).toBe('DatabaseErrorException');
+    expect(error.message).toMatch(/SQLState: 23505$/);
+    expect((await failure(rollback(id))).message).toMatch(/is not found/);
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM deferred')).rows[0].n).toBe(0);
+  });
+
   it('rolls back a transaction left without a call for the idle limit (3 minutes on the service)', async () => {
     const id = await begin();
     await execute({ sql: "INSERT INTO item (id, name) VALUES (13, 'idle')", transactionId: id });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import type { Database } from './database.ts';
+import { toDatabaseError, type Database } from './database.ts';
 import { badRequest, type DataApiError } from './errors.ts';
 
 interface OpenTransaction {
@@ -62,10 +62,15 @@ export class Transactions {
     }
   }
 
-  /** COMMIT or ROLLBACK, and the transaction is forgotten whatever the outcome. */
+  /**
+   * COMMIT or ROLLBACK, and the transaction is forgotten whatever the outcome. A commit the database refuses (a
+   * deferred constraint, a serialization failure) is a database error like any statement's.
+   */
   async finish(id: string, command: 'COMMIT' | 'ROLLBACK'): Promise<void> {
     await this.use(id, async (client) => {
-      await client.query(command);
+      await client.query(command).catch((error: unknown) => {
+        throw toDatabaseError(error);
+      });
     });
     await this.end(id, undefined);
   }
