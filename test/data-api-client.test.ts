@@ -1,71 +1,82 @@
 import {
   BadRequestException,
-  BeginTransactionCommand,
-  CommitTransactionCommand,
   DatabaseErrorException,
-  DatabaseResumingException,
-  DatabaseUnavailableException,
   ExecuteStatementCommand,
   RDSDataClient,
-  RDSDataServiceException,
-  RollbackTransactionCommand,
-  StatementTimeoutException,
   UnsupportedResultException,
 } from '@aws-sdk/client-rds-data';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DatabaseResumingError, DatabaseUnavailableError } from '../lambdas/core/errors.ts';
-import { DataApiSqlClient, parseRecords } from '../lambdas/core/sql/data-api-client.ts';
-import { LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError } from '../lambdas/core/sql/sql-client.ts';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { startDataApiEmulator, type DataApiEmulator } from '../bin/local/data-api-emulator/index.ts';
+import { seedDemoDatabase } from '../bin/local/demo-database.ts';
+import {
+  DatabaseResumingError,
+  DatabaseUnavailableError,
+  DataApiInternalError,
+  LeaseHeldError,
+  TransactionConflictError,
+  TransactionNotFoundError,
+} from '../lambdas/core/errors.ts';
+import { loadCatalog, readState, type Catalog } from '../lambdas/core/index.ts';
+import { DataApiSqlClient, parseRecords, recordsToRows } from '../lambdas/core/sql/data-api-client.ts';
+import { placeholderNames } from '../lambdas/core/sql/named-parameters.ts';
+import { ensureParserLoaded } from '../lambdas/core/sql/parser.ts';
+import { LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError, StatementStillRunningError } from '../lambdas/core/sql/sql-client.ts';
+import { scanSqlText } from '../lambdas/core/sql/sql-text.ts';
+import { readHistory, startHistory } from '../lambdas/core/state/history.ts';
+import { acquireLease, currentLease, releaseLease } from '../lambdas/core/state/lease.ts';
+import { ensureStateSchema } from '../lambdas/core/state/schema.ts';
+import { DEMO_MIGRATIONS, writeMigrations } from './support/catalog-fixtures.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { endRun, startRun, upgrade } from './support/engine.ts';
 
 const RESOURCE_ARN = 'arn:aws:rds:eu-west-1:123456789012:cluster:emc';
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:emc-abc123';
 const DATABASE = 'app';
 const META = { $metadata: {} };
 
-const rds = mockClient(RDSDataClient);
-let sdk: RDSDataClient;
-let sleeps: number[];
+const rejection = (promise: Promise<unknown>) =>
+  promise.then(
+    () => expect.fail('the call succeeded'),
+    (e: unknown) => e as Error,
+  );
 
-function makeClient(retry: { attempts?: number; baseDelayMs?: number } = { attempts: 6, baseDelayMs: 10 }) {
-  return new DataApiSqlClient({
-    resourceArn: RESOURCE_ARN,
-    secretArn: SECRET_ARN,
-    database: DATABASE,
-    client: sdk,
-    retry,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-    },
+/**
+ * The request the client sends, and the answers of older endpoints the emulator does not give: checked against
+ * canned SDK answers. Everything about what the Data API answers runs through the emulator below.
+ */
+describe('with canned SDK answers', () => {
+  const rds = mockClient(RDSDataClient);
+  let sdk: RDSDataClient;
+  let sleeps: number[];
+  const makeClient = (retry: { attempts?: number; baseDelayMs?: number } = { attempts: 6, baseDelayMs: 10 }) =>
+    new DataApiSqlClient({
+      resourceArn: RESOURCE_ARN,
+      secretArn: SECRET_ARN,
+      database: DATABASE,
+      client: sdk,
+      retry,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+    });
+  const executeInputs = () => rds.commandCalls(ExecuteStatementCommand).map((call) => call.args[0].input);
+
+  beforeEach(() => {
+    rds.reset();
+    sdk = new RDSDataClient({ region: 'eu-west-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    sleeps = [];
   });
-}
-
-function executeInputs() {
-  return rds.commandCalls(ExecuteStatementCommand).map((call) => call.args[0].input);
-}
-
-/** A Data API error as the SDK deserializes it. */
-const resuming = () =>
-  new DatabaseResumingException({
-    message: 'The Aurora DB instance db-ABC is resuming after being auto-paused. Please wait a few seconds and try again.',
-    ...META,
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+  afterAll(() => {
+    rds.restore();
   });
 
-beforeEach(() => {
-  rds.reset();
-  sdk = new RDSDataClient({ region: 'eu-west-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-  sleeps = [];
-});
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-
-describe('DataApiSqlClient.query: the request', () => {
-  it('sends one ExecuteStatement with the ARNs, the database, JSON records and no transaction', async () => {
+  it('a SELECT: one ExecuteStatement with the ARNs, the database, JSON records, integers as numbers', async () => {
     rds.on(ExecuteStatementCommand).resolves({ formattedRecords: '[{"one":1}]', numberOfRecordsUpdated: 0 });
-    const client = makeClient();
-    await client.query('SELECT 1 AS one');
+    await makeClient().query('SELECT 1 AS one');
     expect(executeInputs()).toEqual([
       {
         resourceArn: RESOURCE_ARN,
@@ -73,9 +84,23 @@ describe('DataApiSqlClient.query: the request', () => {
         database: DATABASE,
         sql: 'SELECT 1 AS one',
         formatRecordsAs: 'JSON',
+        includeResultMetadata: true,
         resultSetOptions: { longReturnType: 'LONG', decimalReturnType: 'STRING' },
       },
     ]);
+  });
+
+  it.each([
+    ['INSERT INTO t VALUES (1) RETURNING id', 'STRING'],
+    ['  -- a comment\n UPDATE t SET c = 1 RETURNING id', 'STRING'],
+    ['DELETE FROM t RETURNING id', 'STRING'],
+    ['(SELECT 1)', 'LONG'],
+    ['/* c */ WITH x AS (SELECT 1) SELECT * FROM x', 'LONG'],
+    ['VALUES (1)', 'LONG'],
+  ])('asks for int8 as exact strings where rows come as typed records: %j -> %s', async (sql, longReturnType) => {
+    rds.on(ExecuteStatementCommand).resolves({ numberOfRecordsUpdated: 0 });
+    await makeClient().query(sql);
+    expect(executeInputs()[0]!.resultSetOptions).toEqual({ longReturnType, decimalReturnType: 'STRING' });
   });
 
   it('types every kind of SqlValue as the Data API expects', async () => {
@@ -125,13 +150,19 @@ describe('DataApiSqlClient.query: the request', () => {
     expect(input!.sql).toBe(sql);
   });
 
-  it('sends each given parameter once, however often the statement uses it', async () => {
+  it('sends only the parameters the statement uses, each once however often it is used', async () => {
     rds.on(ExecuteStatementCommand).resolves({ numberOfRecordsUpdated: 0 });
-    await makeClient().query("SELECT :a::int + :a AS x, ':b' AS literal, :c::int AS c", { a: 1, c: 3 });
+    await makeClient().query("SELECT :a::int + :a AS x, ':b' AS literal, :c::int AS c -- :d", { a: 1, b: 2, c: 3, d: 4 });
     expect(executeInputs()[0]!.parameters).toEqual([
       { name: 'a', value: { longValue: 1 } },
       { name: 'c', value: { longValue: 3 } },
     ]);
+  });
+
+  it('refuses a placeholder without a value before calling the Data API', async () => {
+    const error = await rejection(makeClient().query('SELECT :a AS a, :b AS b', { a: 1 }));
+    expect(error.message).toBe('The SQL uses the parameter :b, but no value was given for it.');
+    expect(executeInputs()).toHaveLength(0);
   });
 
   it('sets continueAfterTimeout only for long-running statements', async () => {
@@ -143,332 +174,13 @@ describe('DataApiSqlClient.query: the request', () => {
     expect(long!.continueAfterTimeout).toBe(true);
     expect(short).not.toHaveProperty('continueAfterTimeout');
   });
-});
 
-describe('DataApiSqlClient.query: the result', () => {
-  it('returns formattedRecords as rows keyed by column label, with rowCount = rows for a SELECT', async () => {
-    rds.on(ExecuteStatementCommand).resolves({
-      // What the Data API sends for a SELECT with formatRecordsAs JSON: numberOfRecordsUpdated 0, no records.
-      formattedRecords:
-        '[{"step_id":"r1/expand/001","pass":2,"rows_done":1500,"amount":"12.50","finished":false,"cursor":null,' +
-        '"started_ms":1.7190000000005E12},{"step_id":"r1/expand/002","pass":1,"rows_done":0,"amount":"0",' +
-        '"finished":true,"cursor":"42","started_ms":1719000000000.5}]',
-      numberOfRecordsUpdated: 0,
-    });
-    const result = await makeClient().query('SELECT ...');
-    expect(result.rowCount).toBe(2);
-    expect(result.rows).toEqual([
-      {
-        step_id: 'r1/expand/001',
-        pass: 2,
-        rows_done: 1500,
-        amount: '12.50',
-        finished: false,
-        cursor: null,
-        started_ms: 1.7190000000005e12,
-      },
-      {
-        step_id: 'r1/expand/002',
-        pass: 1,
-        rows_done: 0,
-        amount: '0',
-        finished: true,
-        cursor: '42',
-        started_ms: 1719000000000.5,
-      },
-    ]);
-  });
-
-  it('keeps an int8 beyond 2^53 exact, as a string, and leaves numbers inside strings alone', async () => {
-    rds.on(ExecuteStatementCommand).resolves({
-      formattedRecords:
-        '[{"id":9223372036854775807,"neg":-9007199254740993,"safe":9007199254740991,"text":"x 9223372036854775807 \\" 12345678901234567890"}]',
-      numberOfRecordsUpdated: 0,
-    });
-    const { rows } = await makeClient().query('SELECT ...');
-    expect(rows).toEqual([
-      {
-        id: '9223372036854775807',
-        neg: '-9007199254740993',
-        safe: 9_007_199_254_740_991,
-        text: 'x 9223372036854775807 " 12345678901234567890',
-      },
-    ]);
-    expect(BigInt(rows[0]!.id as string)).toBe(9_223_372_036_854_775_807n);
-  });
-
-  it('returns numberOfRecordsUpdated as rowCount for an UPDATE, with no rows', async () => {
-    rds.on(ExecuteStatementCommand).resolves({ numberOfRecordsUpdated: 37, generatedFields: [] });
-    const result = await makeClient().query('UPDATE t SET c = 1 WHERE id <= :to', { to: 100 });
-    expect(result).toEqual({ rows: [], rowCount: 37 });
-  });
-
-  it('returns rowCount 0 for an UPDATE that changed nothing and for an empty SELECT', async () => {
-    rds
-      .on(ExecuteStatementCommand)
-      .resolvesOnce({ numberOfRecordsUpdated: 0 })
-      .resolvesOnce({ formattedRecords: '[]', numberOfRecordsUpdated: 0 });
-    const client = makeClient();
-    expect(await client.query('UPDATE t SET c = 1 WHERE false')).toEqual({ rows: [], rowCount: 0 });
-    expect(await client.query('SELECT 1 WHERE false')).toEqual({ rows: [], rowCount: 0 });
-  });
-
-  it('parseRecords refuses a formattedRecords that is not an array', () => {
-    expect(() => parseRecords('{"a":1}')).toThrow(/not a JSON array/);
-  });
-});
-
-describe('DataApiSqlClient.transaction', () => {
-  it('begins, runs each statement with the transactionId, and commits', async () => {
-    rds.on(BeginTransactionCommand).resolves({ transactionId: 'tx-123' });
-    rds
-      .on(ExecuteStatementCommand)
-      .resolvesOnce({ numberOfRecordsUpdated: 0 })
-      .resolvesOnce({ formattedRecords: '[{"n":3}]', numberOfRecordsUpdated: 0 });
-    rds.on(CommitTransactionCommand).resolves({ transactionStatus: 'Transaction Committed' });
-
-    const result = await makeClient().transaction(async (tx) => {
-      await tx.query('SET LOCAL lock_timeout = 2000');
-      const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM t WHERE k = :k', { k: 'x' });
-      return rows[0]!.n;
-    });
-
-    expect(result).toBe(3);
-    expect(rds.calls().map((call) => call.args[0].constructor.name)).toEqual([
-      'BeginTransactionCommand',
-      'ExecuteStatementCommand',
-      'ExecuteStatementCommand',
-      'CommitTransactionCommand',
-    ]);
-    expect(rds.commandCalls(BeginTransactionCommand)[0]!.args[0].input).toEqual({
-      resourceArn: RESOURCE_ARN,
-      secretArn: SECRET_ARN,
-      database: DATABASE,
-    });
-    expect(executeInputs().map((input) => input.transactionId)).toEqual(['tx-123', 'tx-123']);
-    expect(executeInputs()[1]!.parameters).toEqual([{ name: 'k', value: { stringValue: 'x' } }]);
-    expect(rds.commandCalls(CommitTransactionCommand)[0]!.args[0].input).toEqual({
-      resourceArn: RESOURCE_ARN,
-      secretArn: SECRET_ARN,
-      transactionId: 'tx-123',
-    });
-    expect(rds.commandCalls(RollbackTransactionCommand)).toHaveLength(0);
-  });
-
-  it('rolls back and rethrows the original error when the work throws', async () => {
-    rds.on(BeginTransactionCommand).resolves({ transactionId: 'tx-9' });
-    rds.on(ExecuteStatementCommand).resolves({ numberOfRecordsUpdated: 1 });
-    rds.on(RollbackTransactionCommand).resolves({ transactionStatus: 'Rollback Complete' });
-    const original = new Error('the lease was lost');
-
-    await expect(
-      makeClient().transaction(async (tx) => {
-        await tx.query('UPDATE t SET c = 1');
-        throw original;
-      }),
-    ).rejects.toBe(original);
-
-    expect(rds.commandCalls(CommitTransactionCommand)).toHaveLength(0);
-    expect(rds.commandCalls(RollbackTransactionCommand).map((call) => call.args[0].input)).toEqual([
-      { resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, transactionId: 'tx-9' },
-    ]);
-  });
-
-  it('a failed rollback does not hide the original error', async () => {
-    rds.on(BeginTransactionCommand).resolves({ transactionId: 'tx-9' });
-    rds.on(RollbackTransactionCommand).rejects(new Error('rollback failed too'));
-    const original = new Error('step failed');
-    await expect(makeClient().transaction(async () => Promise.reject(original))).rejects.toBe(original);
-    expect(rds.commandCalls(RollbackTransactionCommand)).toHaveLength(1);
-  });
-
-  it('a SQL error inside the transaction is a SqlError and the transaction is rolled back', async () => {
-    rds.on(BeginTransactionCommand).resolves({ transactionId: 'tx-1' });
-    rds.on(ExecuteStatementCommand).rejects(
-      new DatabaseErrorException({ message: 'ERROR: relation "t" does not exist\n  Position: 15; SQLState: 42P01', ...META }),
-    );
-    const error = await makeClient()
-      .transaction((tx) => tx.query('SELECT * FROM t'))
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SqlError);
-    expect((error as SqlError).sqlState).toBe('42P01');
-    expect(rds.commandCalls(RollbackTransactionCommand)).toHaveLength(1);
-  });
-
-  it('never retries a statement inside a transaction: DatabaseResumingException is thrown typed at once', async () => {
-    rds.on(BeginTransactionCommand).resolves({ transactionId: 'tx-1' });
-    rds.on(ExecuteStatementCommand).rejects(resuming());
-    const error = await makeClient()
-      .transaction((tx) => tx.query('UPDATE t SET c = 1'))
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(DatabaseResumingError);
-    expect((error as DatabaseResumingError).name).toBe('DatabaseResumingError');
-    expect((error as DatabaseResumingError).transient).toBe(true);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(1);
-    expect(sleeps).toEqual([]);
-    expect(rds.commandCalls(RollbackTransactionCommand)).toHaveLength(1);
-  });
-
-  it('never retries a statement inside a transaction: throttling is a DatabaseUnavailableError at once', async () => {
-    rds.on(BeginTransactionCommand).resolves({ transactionId: 'tx-1' });
-    rds.on(ExecuteStatementCommand).rejects(
-      new DatabaseUnavailableException({ message: 'The writer instance is not available', ...META }),
-    );
-    const error = await makeClient()
-      .transaction((tx) => tx.query('UPDATE t SET c = 1'))
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(DatabaseUnavailableError);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(1);
-  });
-
-  it('retries BeginTransaction while Aurora resumes', async () => {
-    rds.on(BeginTransactionCommand).rejectsOnce(resuming()).rejectsOnce(resuming()).resolves({ transactionId: 'tx-2' });
-    rds.on(ExecuteStatementCommand).resolves({ numberOfRecordsUpdated: 1 });
-    rds.on(CommitTransactionCommand).resolves({});
-    await makeClient().transaction((tx) => tx.query('UPDATE t SET c = 1'));
-    expect(rds.commandCalls(BeginTransactionCommand)).toHaveLength(3);
-    expect(sleeps).toEqual([10, 20]);
-    expect(executeInputs()[0]!.transactionId).toBe('tx-2');
-  });
-
-  it('a failed commit is thrown typed, and a rollback is attempted so no transaction keeps its locks', async () => {
-    rds.on(BeginTransactionCommand).resolves({ transactionId: 'tx-3' });
-    rds.on(ExecuteStatementCommand).resolves({ numberOfRecordsUpdated: 1 });
-    rds.on(CommitTransactionCommand).rejects(
-      new DatabaseErrorException({
-        message: 'ERROR: could not serialize access due to concurrent update; SQLState: 40001',
-        ...META,
-      }),
-    );
-    const error = await makeClient()
-      .transaction((tx) => tx.query('UPDATE t SET c = 1'))
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SqlError);
-    expect((error as SqlError).sqlState).toBe('40001');
-    expect(rds.commandCalls(CommitTransactionCommand)).toHaveLength(1);
-    expect(rds.commandCalls(RollbackTransactionCommand)).toHaveLength(1);
-  });
-});
-
-describe('DataApiSqlClient: retries outside a transaction', () => {
-  it('retries DatabaseResumingException with exponential backoff, then succeeds', async () => {
-    rds
-      .on(ExecuteStatementCommand)
-      .rejectsOnce(resuming())
-      .rejectsOnce(resuming())
-      .rejectsOnce(resuming())
-      .resolves({ formattedRecords: '[{"ok":true}]', numberOfRecordsUpdated: 0 });
-    const result = await makeClient().query('SELECT true AS ok');
-    expect(result.rows).toEqual([{ ok: true }]);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(4);
-    expect(sleeps).toEqual([10, 20, 40]);
-  });
-
-  it('gives up after the configured attempts with a DatabaseResumingError', async () => {
-    rds.on(ExecuteStatementCommand).rejects(resuming());
-    const error = await makeClient({ attempts: 4, baseDelayMs: 100 })
-      .query('SELECT 1')
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(DatabaseResumingError);
-    expect((error as Error).name).toBe('DatabaseResumingError');
-    expect((error as Error).message).toMatch(/resuming/);
-    expect((error as Error).cause).toBeInstanceOf(DatabaseResumingException);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(4);
-    expect(sleeps).toEqual([100, 200, 400]);
-  });
-
-  it('defaults to 6 attempts', async () => {
-    rds.on(ExecuteStatementCommand).rejects(resuming());
-    const client = new DataApiSqlClient({
-      resourceArn: RESOURCE_ARN,
-      secretArn: SECRET_ARN,
-      database: DATABASE,
-      client: sdk,
-      sleep: async (ms) => {
-        sleeps.push(ms);
-      },
-    });
-    await expect(client.query('SELECT 1')).rejects.toBeInstanceOf(DatabaseResumingError);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(6);
-    expect(sleeps).toEqual([1000, 2000, 4000, 8000, 16000]);
-  });
-
-  it.each([
-    ['ThrottlingException', new RDSDataServiceException({ name: 'ThrottlingException', $fault: 'client', message: 'Rate exceeded', ...META })],
-    ['DatabaseUnavailableException', new DatabaseUnavailableException({ message: 'The writer is not available', ...META })],
-    ['a dropped connection', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
-  ])('retries %s, then throws DatabaseUnavailableError', async (_label, error) => {
-    rds.on(ExecuteStatementCommand).rejects(error);
-    const thrown = await makeClient({ attempts: 3, baseDelayMs: 5 })
-      .query('SELECT 1')
-      .catch((e: unknown) => e);
+  it('retries a dropped connection, then throws DatabaseUnavailableError', async () => {
+    rds.on(ExecuteStatementCommand).rejects(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    const thrown = await rejection(makeClient({ attempts: 3, baseDelayMs: 5 }).query('SELECT 1'));
     expect(thrown).toBeInstanceOf(DatabaseUnavailableError);
-    expect((thrown as DatabaseUnavailableError).transient).toBe(true);
     expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(3);
     expect(sleeps).toEqual([5, 10]);
-  });
-
-  it('recovers from throttling when a retry succeeds', async () => {
-    rds
-      .on(ExecuteStatementCommand)
-      .rejectsOnce(new RDSDataServiceException({ name: 'ThrottlingException', $fault: 'client', message: 'Rate exceeded', ...META }))
-      .resolves({ numberOfRecordsUpdated: 5 });
-    expect((await makeClient().query('DELETE FROM t')).rowCount).toBe(5);
-  });
-
-  it('does not retry a SQL error', async () => {
-    rds.on(ExecuteStatementCommand).rejects(
-      new DatabaseErrorException({ message: 'ERROR: syntax error at or near "SELEC"\n  Position: 1; SQLState: 42601', ...META }),
-    );
-    await expect(makeClient().query('SELEC 1')).rejects.toBeInstanceOf(SqlError);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(1);
-    expect(sleeps).toEqual([]);
-  });
-
-  it('does not retry StatementTimeoutException', async () => {
-    rds.on(ExecuteStatementCommand).rejects(new StatementTimeoutException({ message: 'Request timed out', ...META }));
-    const error = await makeClient()
-      .query('SELECT pg_sleep(60)')
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SqlError);
-    expect((error as SqlError).sqlState).toBe(QUERY_CANCELED);
-    expect((error as Error).message).toMatch(/45 s call limit and was cancelled/);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(1);
-  });
-
-  it('says a long-running statement that timed out may still be running', async () => {
-    rds.on(ExecuteStatementCommand).rejects(new StatementTimeoutException({ message: 'Request timed out', ...META }));
-    const error = await makeClient()
-      .query('CREATE INDEX CONCURRENTLY i ON t (c)', {}, { longRunning: true })
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SqlError);
-    expect((error as SqlError).sqlState).toBeUndefined();
-    expect((error as Error).message).toMatch(/may still be running/);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(1);
-  });
-
-  it('passes other AWS errors through unchanged and unretried', async () => {
-    const denied = new RDSDataServiceException({ name: 'AccessDeniedException', $fault: 'client', message: 'denied', ...META });
-    rds.on(ExecuteStatementCommand).rejects(denied);
-    await expect(makeClient().query('SELECT 1')).rejects.toBe(denied);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(1);
-  });
-});
-
-describe('DataApiSqlClient: SQL errors', () => {
-  it('turns a lock timeout (DatabaseErrorException) into SqlError with SQLSTATE 55P03', async () => {
-    const cause = new DatabaseErrorException({
-      message: 'ERROR: canceling statement due to lock timeout; SQLState: 55P03',
-      ...META,
-    });
-    rds.on(ExecuteStatementCommand).rejects(cause);
-    const error = await makeClient()
-      .query('ALTER TABLE t ADD COLUMN c int')
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SqlError);
-    expect((error as SqlError).sqlState).toBe(LOCK_NOT_AVAILABLE);
-    expect((error as SqlError).message).toContain('canceling statement due to lock timeout');
-    expect((error as SqlError).cause).toBe(cause);
   });
 
   it('reads the SQLSTATE from a BadRequestException as older endpoints send it', async () => {
@@ -478,39 +190,23 @@ describe('DataApiSqlClient: SQL errors', () => {
         ...META,
       }),
     );
-    const error = await makeClient()
-      .query('INSERT INTO t VALUES (1)')
-      .catch((e: unknown) => e);
+    const error = await rejection(makeClient().query('INSERT INTO t VALUES (1)'));
     expect(error).toBeInstanceOf(SqlError);
     expect((error as SqlError).sqlState).toBe('23505');
-  });
-
-  it('leaves sqlState undefined when the message carries none', async () => {
-    rds.on(ExecuteStatementCommand).rejects(new BadRequestException({ message: 'Multistatements are not supported.', ...META }));
-    const error = await makeClient()
-      .query('SELECT 1; SELECT 2')
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SqlError);
-    expect((error as SqlError).sqlState).toBeUndefined();
   });
 
   it.each([
     new BadRequestException({ message: 'Database returned more than the allowed response size limit', ...META }),
     new DatabaseErrorException({ message: 'Database returned more than the allowed response size limit', ...META }),
     new UnsupportedResultException({ message: 'The result exceeds the size limit', ...META }),
-  ])('says to page a query whose result is over the size limit ($name)', async (cause) => {
+  ])('says to page a query whose result is over the size limit, as other endpoints word it ($name)', async (cause) => {
     rds.on(ExecuteStatementCommand).rejects(cause);
-    const error = await makeClient()
-      .query('SELECT * FROM big')
-      .catch((e: unknown) => e);
+    const error = await rejection(makeClient().query('SELECT * FROM big'));
     expect(error).toBeInstanceOf(SqlError);
-    expect((error as Error).message).toMatch(/larger than the RDS Data API returns in one call \(1 MiB\): page the query/);
-    expect((error as Error).cause).toBe(cause);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(1);
+    expect(error.message).toMatch(/larger than the RDS Data API returns in one call \(1 MiB\): page the query/);
+    expect(error.cause).toBe(cause);
   });
-});
 
-describe('DataApiSqlClient.close', () => {
   it('destroys the SDK client it created, and is unusable afterwards', async () => {
     const destroy = vi.spyOn(RDSDataClient.prototype, 'destroy');
     const client = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: DATABASE });
@@ -523,5 +219,441 @@ describe('DataApiSqlClient.close', () => {
     const destroy = vi.spyOn(sdk, 'destroy');
     await makeClient().close();
     expect(destroy).not.toHaveBeenCalled();
+  });
+});
+
+describe('scanSqlText finds the placeholders PostgreSQL would', () => {
+  beforeAll(async () => {
+    await ensureParserLoaded();
+  });
+
+  it.each([
+    "SELECT :a, ':b', \":c\", $$ :d $$, $tag$ :e $tag$, :f::int, x[1:g], E'\\' :h', :i -- :j\n/* :k /* :l */ */ :m",
+    'UPDATE t SET v = :v WHERE id BETWEEN :from_key AND :to_key',
+    "SELECT '' || :a || 'it''s :b' AS x, $1, $$$$ || :c",
+    'SELECT a.b:c FROM t',
+    'SELECT :ünicode, :_x1',
+  ])('%j', (sql) => {
+    expect(scanSqlText(sql).placeholders).toEqual(placeholderNames(sql));
+  });
+
+  it('agrees on the SQL of the demo catalog', async () => {
+    const catalog = await loadCatalog(DEMO_MIGRATIONS);
+    for (const step of catalog.steps) {
+      for (const statement of step.statements) {
+        expect(scanSqlText(statement.sql).placeholders, step.file).toEqual(placeholderNames(statement.sql));
+      }
+    }
+  });
+});
+
+describe('recordsToRows', () => {
+  it('refuses an integer beyond 2^53 that came as a JSON number (it may have been rounded)', () => {
+    expect(() => recordsToRows([[{ longValue: 2 ** 60 }]], [{ label: 'n', typeName: 'int8' }])).toThrow(/cast the column to text/);
+  });
+
+  it('parseRecords refuses a formattedRecords that is not an array', () => {
+    expect(() => parseRecords('{"a":1}')).toThrow(/not a JSON array/);
+  });
+});
+
+/** Over the emulated RDS Data API and a real PostgreSQL. */
+describe('over the Data API emulator', () => {
+  let db: TestDatabase;
+  let emulator: DataApiEmulator;
+  let sdk: RDSDataClient;
+  let sleeps: number[];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    emulator = await startDataApiEmulator({
+      postgresUrl: db.url,
+      limits: { callTimeoutMs: 1500, transactionIdleTimeoutMs: 600, maxResponseBytes: 32 * 1024 },
+    });
+    sdk = new RDSDataClient({
+      endpoint: emulator.endpoint,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      maxAttempts: 1,
+    });
+    await db.pool.query(`CREATE TABLE t (id bigint PRIMARY KEY, name text, price numeric, at timestamptz, ok boolean,
+      ratio float8, small int4, data bytea)`);
+  });
+  afterAll(async () => {
+    sdk.destroy();
+    await emulator.stop();
+    await db.drop();
+  });
+  beforeEach(async () => {
+    sleeps = [];
+    await db.pool.query('TRUNCATE t');
+  });
+
+  const makeClient = (retry: { attempts?: number; baseDelayMs?: number } = { attempts: 6, baseDelayMs: 10 }) =>
+    new DataApiSqlClient({
+      resourceArn: RESOURCE_ARN,
+      secretArn: SECRET_ARN,
+      database: db.name,
+      client: sdk,
+      retry,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+    });
+  const count = async (where: string) => (await db.pool.query(`SELECT count(*)::int AS n FROM t WHERE ${where}`)).rows[0].n as number;
+
+  describe('results', () => {
+    const ROW = {
+      id: 9_007_199_254_740_993n,
+      name: "it's",
+      price: 12.5,
+      at: new Date(Date.UTC(2024, 1, 29, 23, 5, 9, 7)),
+      ok: true,
+      ratio: 0.25,
+      small: 7,
+      data: new Uint8Array([0, 255]),
+    };
+    const EXPECTED = {
+      id: '9007199254740993',
+      name: "it's",
+      price: '12.5',
+      at: '2024-02-29 23:05:09.007',
+      ok: true,
+      ratio: 0.25,
+      small: 7,
+      data: 'AP8=',
+      nothing: null,
+    };
+
+    it('INSERT ... RETURNING rows come back from records, as the same plain values as a SELECT', async () => {
+      const client = makeClient();
+      const inserted = await client.query(
+        `INSERT INTO t (id, name, price, at, ok, ratio, small, data)
+         VALUES (:id, :name, :price, :at, :ok, :ratio, :small, :data)
+         RETURNING id, name, price, at, ok, ratio, small, data, NULL::int8 AS nothing`,
+        ROW,
+      );
+      expect(inserted).toEqual({ rows: [EXPECTED], rowCount: 1 });
+      const selected = await client.query('SELECT id, name, price, at, ok, ratio, small, data, NULL::int8 AS nothing FROM t');
+      expect(selected).toEqual({ rows: [EXPECTED], rowCount: 1 });
+      // A safe int8 is a number in both paths.
+      const small = await client.query('UPDATE t SET id = 5 RETURNING id');
+      expect(small.rows).toEqual([{ id: 5 }]);
+      expect((await client.query('SELECT id FROM t')).rows).toEqual([{ id: 5 }]);
+    });
+
+    it('rowCount is numberOfRecordsUpdated for DML, and the row count for a SELECT', async () => {
+      const client = makeClient();
+      expect(await client.query("INSERT INTO t (id, name) SELECT g, 'x' FROM generate_series(1, 37) g")).toEqual({ rows: [], rowCount: 37 });
+      expect(await client.query('UPDATE t SET ok = true WHERE id <= :to', { to: 10 })).toEqual({ rows: [], rowCount: 10 });
+      expect((await client.query('DELETE FROM t WHERE id > 30 RETURNING id')).rowCount).toBe(7);
+      expect((await client.query('SELECT id FROM t WHERE id <= 3 ORDER BY id')).rowCount).toBe(3);
+      expect(await client.query('UPDATE t SET ok = true WHERE false')).toEqual({ rows: [], rowCount: 0 });
+      expect(await client.query('SELECT 1 WHERE false')).toEqual({ rows: [], rowCount: 0 });
+    });
+
+    it('keeps an int8 beyond 2^53 exact in a SELECT, and numbers inside strings alone', async () => {
+      const { rows } = await makeClient().query(
+        `SELECT 9223372036854775807::int8 AS id, -9007199254740993::int8 AS neg, 9007199254740991::int8 AS safe,
+                'x 9223372036854775807 " 12345678901234567890' AS text`,
+      );
+      expect(rows).toEqual([
+        { id: '9223372036854775807', neg: '-9007199254740993', safe: 9_007_199_254_740_991, text: 'x 9223372036854775807 " 12345678901234567890' },
+      ]);
+    });
+
+    it('acquireLease gets its INSERT ... RETURNING row: the lease is taken, renewed, and refused to another run', async () => {
+      const client = makeClient();
+      await ensureStateSchema(client);
+      const lease = await acquireLease(client, 'run-a', 60);
+      expect(lease.owner).toBe('run-a');
+      expect(Math.abs(lease.expiresAt.getTime() - Date.now() - 60_000)).toBeLessThan(5_000);
+      expect((await acquireLease(client, 'run-a', 120)).owner).toBe('run-a');
+      const refused = await rejection(acquireLease(client, 'run-b', 60));
+      expect(refused).toBeInstanceOf(LeaseHeldError);
+      expect((await currentLease(client))?.owner).toBe('run-a');
+      expect(await releaseLease(client, 'run-a')).toBe(true);
+    });
+
+    it('startHistory gets the id of the history row it inserted', async () => {
+      const client = makeClient();
+      await ensureStateSchema(client);
+      const catalog = await loadCatalog(writeMigrations({ 'r1/expand01_x.sql': 'SELECT 1;\n' }));
+      const id = await startHistory(client, 'run-h', catalog.steps[0]!);
+      expect(Number.isSafeInteger(id) && id > 0).toBe(true);
+      expect(await readHistory(client, 'run-h')).toMatchObject([{ runId: 'run-h', stepId: catalog.steps[0]!.id, outcome: 'running' }]);
+    });
+  });
+
+  describe('errors', () => {
+    it('a database error is a SqlError with its SQLSTATE, and a text of several statements is refused', async () => {
+      const client = makeClient();
+      await client.query("INSERT INTO t (id, name) VALUES (1, 'a')");
+      const duplicate = await rejection(client.query("INSERT INTO t (id, name) VALUES (1, 'b')"));
+      expect(duplicate).toBeInstanceOf(SqlError);
+      expect((duplicate as SqlError).sqlState).toBe('23505');
+      const multi = await rejection(client.query("UPDATE t SET name = 'x'; SELECT 1"));
+      expect(multi).toBeInstanceOf(SqlError);
+      expect((multi as SqlError).sqlState).toBeUndefined();
+      expect(await count("name = 'x'")).toBe(0);
+      expect(sleeps).toEqual([]);
+    });
+
+    it('a lock timeout is a SqlError with SQLSTATE 55P03', async () => {
+      await db.pool.query("INSERT INTO t (id, name) VALUES (1, 'a')");
+      const holder = await db.pool.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+        const error = await rejection(
+          makeClient().transaction(async (tx) => {
+            await tx.query("SET LOCAL lock_timeout = '100ms'");
+            await tx.query('ALTER TABLE t ADD COLUMN c int');
+          }),
+        );
+        expect(error).toBeInstanceOf(SqlError);
+        expect((error as SqlError).sqlState).toBe(LOCK_NOT_AVAILABLE);
+      } finally {
+        await holder.query('ROLLBACK');
+        holder.release();
+      }
+    });
+
+    it('a result over the response size limit says to page the query', async () => {
+      const error = await rejection(makeClient().query("SELECT repeat('x', 40000) AS big"));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/larger than the RDS Data API returns in one call \(1 MiB\): page the query/);
+    });
+
+    it('a statement past the call limit is cancelled: SqlError 57014, not retried', async () => {
+      const before = emulator.calls.ExecuteStatement;
+      const error = await rejection(makeClient().query('SELECT pg_sleep(5)'));
+      expect(error).toBeInstanceOf(SqlError);
+      expect((error as SqlError).sqlState).toBe(QUERY_CANCELED);
+      expect(error.message).toMatch(/45 s call limit and was cancelled/);
+      expect(emulator.calls.ExecuteStatement - before).toBe(1);
+    });
+
+    it('a long-running statement past the call limit goes on running: StatementStillRunningError', async () => {
+      const error = await rejection(
+        makeClient().query("INSERT INTO t (id, name) SELECT 99, 'late' FROM pg_sleep(2.2)", {}, { longRunning: true }),
+      );
+      expect(error).toBeInstanceOf(StatementStillRunningError);
+      expect(error.message).toMatch(/may still be running/);
+      await vi.waitFor(async () => expect(await count('id = 99')).toBe(1), { timeout: 5000, interval: 100 });
+    });
+
+    it('passes other AWS errors through unchanged and unretried', async () => {
+      emulator.injectFault({ error: 'AccessDeniedException', message: 'denied' });
+      const before = emulator.calls.ExecuteStatement;
+      const error = await rejection(makeClient().query('SELECT 1'));
+      expect(error.name).toBe('AccessDeniedException');
+      expect(emulator.calls.ExecuteStatement - before).toBe(1);
+    });
+  });
+
+  describe('retries outside a transaction', () => {
+    it('retries DatabaseResumingException with exponential backoff, then succeeds', async () => {
+      emulator.injectFault({ error: 'DatabaseResumingException', operation: 'ExecuteStatement', times: 3 });
+      const before = emulator.calls.ExecuteStatement;
+      expect((await makeClient().query('SELECT true AS ok')).rows).toEqual([{ ok: true }]);
+      expect(emulator.calls.ExecuteStatement - before).toBe(4);
+      expect(sleeps).toEqual([10, 20, 40]);
+    });
+
+    it('gives up after the configured attempts with a DatabaseResumingError (default 6)', async () => {
+      emulator.injectFault({ error: 'DatabaseResumingException', times: 6 });
+      const before = emulator.calls.ExecuteStatement;
+      const error = await rejection(
+        new DataApiSqlClient({
+          resourceArn: RESOURCE_ARN,
+          secretArn: SECRET_ARN,
+          database: db.name,
+          client: sdk,
+          sleep: async (ms) => {
+            sleeps.push(ms);
+          },
+        }).query('SELECT 1'),
+      );
+      expect(error).toBeInstanceOf(DatabaseResumingError);
+      expect(error.name).toBe('DatabaseResumingError');
+      expect((error.cause as Error).name).toBe('DatabaseResumingException');
+      expect(emulator.calls.ExecuteStatement - before).toBe(6);
+      expect(sleeps).toEqual([1000, 2000, 4000, 8000, 16000]);
+    });
+
+    it.each(['ThrottlingException', 'DatabaseUnavailableException'])('retries %s, then throws DatabaseUnavailableError', async (name) => {
+      emulator.injectFault({ error: name, times: 3 });
+      const error = await rejection(makeClient({ attempts: 3, baseDelayMs: 5 }).query('SELECT 1'));
+      expect(error).toBeInstanceOf(DatabaseUnavailableError);
+      expect((error as DatabaseUnavailableError).transient).toBe(true);
+      expect(sleeps).toEqual([5, 10]);
+    });
+
+    it('InternalServerErrorException on a statement: transient for the step, never repeated in place', async () => {
+      emulator.injectFault({ error: 'InternalServerErrorException' });
+      const before = emulator.calls.ExecuteStatement;
+      const error = await rejection(makeClient().query("INSERT INTO t (id, name) VALUES (1, 'once')"));
+      expect(error).toBeInstanceOf(DataApiInternalError);
+      expect((error as DataApiInternalError).transient).toBe(true);
+      expect(emulator.calls.ExecuteStatement - before).toBe(1);
+      expect(sleeps).toEqual([]);
+    });
+
+    it('a deadlock or serialization failure outside a transaction is a transient TransactionConflictError', async () => {
+      const error = await rejection(makeClient().query("DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"));
+      expect(error).toBeInstanceOf(TransactionConflictError);
+      expect((error as TransactionConflictError).sqlState).toBe('40P01');
+      expect((error as TransactionConflictError).transient).toBe(true);
+    });
+  });
+
+  describe('transactions', () => {
+    it('commits the statements together; rows of RETURNING come back inside the transaction too', async () => {
+      const before = emulator.calls;
+      const result = await makeClient().transaction(async (tx) => {
+        await tx.query("SET LOCAL lock_timeout = '2000ms'");
+        const { rows } = await tx.query<{ id: number }>("INSERT INTO t (id, name) VALUES (:id, 'tx') RETURNING id", { id: 3 });
+        const setting = await tx.query<{ t: string }>("SELECT current_setting('lock_timeout') AS t");
+        return { id: rows[0]!.id, timeout: setting.rows[0]!.t };
+      });
+      expect(result).toEqual({ id: 3, timeout: '2s' });
+      expect(await count('id = 3')).toBe(1);
+      const after = emulator.calls;
+      expect(after.BeginTransaction - before.BeginTransaction).toBe(1);
+      expect(after.ExecuteStatement - before.ExecuteStatement).toBe(3);
+      expect(after.CommitTransaction - before.CommitTransaction).toBe(1);
+      expect(after.RollbackTransaction - before.RollbackTransaction).toBe(0);
+    });
+
+    it('rolls back and rethrows the original error when the work throws', async () => {
+      const original = new Error('the lease was lost');
+      const before = emulator.calls.RollbackTransaction;
+      await expect(
+        makeClient().transaction(async (tx) => {
+          await tx.query("INSERT INTO t (id, name) VALUES (4, 'gone')");
+          throw original;
+        }),
+      ).rejects.toBe(original);
+      expect(await count('id = 4')).toBe(0);
+      expect(emulator.calls.RollbackTransaction - before).toBe(1);
+    });
+
+    it('a SQL error inside the transaction is a SqlError and nothing of the transaction remains', async () => {
+      const error = await rejection(
+        makeClient().transaction(async (tx) => {
+          await tx.query("INSERT INTO t (id, name) VALUES (5, 'gone')");
+          await tx.query('SELECT * FROM no_such_table');
+        }),
+      );
+      expect(error).toBeInstanceOf(SqlError);
+      expect((error as SqlError).sqlState).toBe('42P01');
+      expect(await count('id = 5')).toBe(0);
+    });
+
+    it('never retries a statement inside a transaction: DatabaseResumingException is thrown typed at once', async () => {
+      emulator.injectFault({ error: 'DatabaseResumingException', operation: 'ExecuteStatement' });
+      const before = emulator.calls;
+      const error = await rejection(makeClient().transaction((tx) => tx.query("INSERT INTO t (id, name) VALUES (6, 'x')")));
+      expect(error).toBeInstanceOf(DatabaseResumingError);
+      expect(emulator.calls.ExecuteStatement - before.ExecuteStatement).toBe(1);
+      expect(emulator.calls.RollbackTransaction - before.RollbackTransaction).toBe(1);
+      expect(sleeps).toEqual([]);
+      expect(await count('id = 6')).toBe(0);
+    });
+
+    it('retries BeginTransaction while Aurora resumes, and after an internal error (nothing ran)', async () => {
+      emulator.injectFault({ error: 'DatabaseResumingException', operation: 'BeginTransaction', times: 2 });
+      emulator.injectFault({ error: 'InternalServerErrorException', operation: 'BeginTransaction' });
+      const before = emulator.calls.BeginTransaction;
+      await makeClient().transaction((tx) => tx.query("INSERT INTO t (id, name) VALUES (7, 'x')"));
+      expect(emulator.calls.BeginTransaction - before).toBe(4);
+      expect(sleeps).toEqual([10, 20, 40]);
+      expect(await count('id = 7')).toBe(1);
+    });
+
+    it('InternalServerErrorException inside a transaction: transient, not retried, rolled back', async () => {
+      emulator.injectFault({ error: 'InternalServerErrorException', operation: 'ExecuteStatement', sqlIncludes: 'second' });
+      const error = await rejection(
+        makeClient().transaction(async (tx) => {
+          await tx.query("INSERT INTO t (id, name) VALUES (8, 'first')");
+          await tx.query("INSERT INTO t (id, name) VALUES (9, 'second')");
+        }),
+      );
+      expect(error).toBeInstanceOf(DataApiInternalError);
+      expect(await count('id IN (8, 9)')).toBe(0);
+    });
+
+    it('a serialization failure rolls the transaction back: transient TransactionConflictError', async () => {
+      await db.pool.query("INSERT INTO t (id, name) VALUES (10, 'v0')");
+      const error = await rejection(
+        makeClient().transaction(async (tx) => {
+          await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+          await tx.query('SELECT name FROM t WHERE id = 10');
+          await db.pool.query("UPDATE t SET name = 'concurrent' WHERE id = 10");
+          await tx.query("UPDATE t SET name = 'mine' WHERE id = 10");
+        }),
+      );
+      expect(error).toBeInstanceOf(TransactionConflictError);
+      expect((error as TransactionConflictError).sqlState).toBe('40001');
+      expect((error as TransactionConflictError).name).toBe('TransactionConflictError');
+      expect((await db.pool.query('SELECT name FROM t WHERE id = 10')).rows[0].name).toBe('concurrent');
+    });
+
+    it('a transaction the Data API rolled back after its idle limit: transient TransactionNotFoundError, nothing committed', async () => {
+      const error = await rejection(
+        makeClient().transaction(async (tx) => {
+          await tx.query("INSERT INTO t (id, name) VALUES (11, 'idle')");
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          await tx.query("INSERT INTO t (id, name) VALUES (12, 'late')");
+        }),
+      );
+      expect(error).toBeInstanceOf(TransactionNotFoundError);
+      expect((error as TransactionNotFoundError).transient).toBe(true);
+      expect(await count('id IN (11, 12)')).toBe(0);
+    });
+  });
+
+  describe('the engine over the Data API', () => {
+    let catalog: Catalog;
+    beforeAll(async () => {
+      catalog = await loadCatalog(DEMO_MIGRATIONS);
+    });
+
+    it('runs the demo release (expand, migrate, contract) as over node-postgres', async () => {
+      const direct = await createTestDatabase();
+      const viaApi = await createTestDatabase();
+      // The service's own limits: a loaded machine must not turn a slow CREATE INDEX CONCURRENTLY into a timeout.
+      const serviceEmulator = await startDataApiEmulator({ postgresUrl: viaApi.url });
+      const serviceSdk = new RDSDataClient({
+        endpoint: serviceEmulator.endpoint,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+        maxAttempts: 1,
+      });
+      try {
+        await seedDemoDatabase(direct.client, 300);
+        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: serviceSdk });
+        await seedDemoDatabase(api, 300);
+        for (const client of [direct.client, api]) {
+          const ctx = await startRun(client, 'run-1', { batchSize: 50 });
+          await upgrade(ctx, catalog);
+          await endRun(ctx);
+        }
+        const [directState, apiState] = await Promise.all([readState(direct.client), readState(api)]);
+        expect(apiState.version).toEqual(directState.version);
+        const dump = (d: TestDatabase) =>
+          d.pool.query(`SELECT to_jsonb(i) - 'created_at' AS row FROM images i ORDER BY id`).then((r) => r.rows);
+        expect(await dump(viaApi)).toEqual(await dump(direct));
+        expect((await readHistory(api)).map((h) => [h.stepId, h.outcome])).toEqual(
+          (await readHistory(direct.client)).map((h) => [h.stepId, h.outcome]),
+        );
+      } finally {
+        serviceSdk.destroy();
+        await serviceEmulator.stop();
+        await direct.drop();
+        await viaApi.drop();
+      }
+    });
   });
 });

@@ -207,3 +207,50 @@ export class DatabaseUnavailableError extends EmcError {
     super(message, options);
   }
 }
+
+/**
+ * The database rolled the transaction back because of a concurrent one: SQLSTATE 40001 serialization_failure or
+ * 40P01 deadlock_detected. Nothing of it was committed, so the whole step may be retried.
+ */
+export class TransactionConflictError extends EmcError {
+  override readonly name = 'TransactionConflictError';
+  readonly transient = true;
+  readonly nextAction =
+    'A concurrent transaction conflicted with the step, which was rolled back; it is retried automatically. If it keeps failing, look for the conflicting application transactions in pg_stat_activity.';
+  constructor(
+    readonly sqlState: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`The transaction was rolled back by the database (SQLSTATE ${sqlState}): ${message}`, options);
+  }
+}
+
+/**
+ * The RDS Data API no longer knows the transaction: it rolled it back after three minutes without a call, or an
+ * earlier error aborted it. Nothing of it was committed, so the whole step may be retried.
+ */
+export class TransactionNotFoundError extends EmcError {
+  override readonly name = 'TransactionNotFoundError';
+  readonly transient = true;
+  readonly nextAction =
+    'The step\'s transaction was rolled back by the RDS Data API (idle for three minutes, or aborted); the step is retried automatically.';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * The RDS Data API failed internally (InternalServerErrorException) on a call whose outcome is therefore unknown
+ * (a statement or commit may have applied). The call is never repeated in place; the step is retried, which is
+ * safe because every phase resumes from the state the database records, as after a crash.
+ */
+export class DataApiInternalError extends EmcError {
+  override readonly name = 'DataApiInternalError';
+  readonly transient = true;
+  readonly nextAction =
+    'The RDS Data API failed internally; the step is retried and resumes from the recorded state. If it keeps failing, check the AWS Health Dashboard for RDS.';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -4,10 +4,18 @@ import {
   ExecuteStatementCommand,
   RDSDataClient,
   RollbackTransactionCommand,
+  type ColumnMetadata,
   type ExecuteStatementCommandInput,
+  type Field,
   type SqlParameter,
 } from '@aws-sdk/client-rds-data';
-import { DatabaseResumingError, DatabaseUnavailableError } from '../errors.ts';
+import {
+  DatabaseResumingError,
+  DatabaseUnavailableError,
+  DataApiInternalError,
+  TransactionConflictError,
+  TransactionNotFoundError,
+} from '../errors.ts';
 import {
   QUERY_CANCELED,
   SqlError,
@@ -20,6 +28,7 @@ import {
   type SqlSession,
   type SqlValue,
 } from './sql-client.ts';
+import { scanSqlText } from './sql-text.ts';
 
 export interface DataApiRetryOptions {
   /** Calls made in all (the first one included) before giving up. Default 6. */
@@ -70,28 +79,49 @@ const SQL_ERRORS = new Set(['DatabaseErrorException', 'BadRequestException']);
 /**
  * Result too large. Older endpoints say "Database returned more than the allowed response size limit" (as a
  * `BadRequestException` or `DatabaseErrorException`); newer ones raise `UnsupportedResultException` with "The result
- * exceeds the size limit". Both are recognised.
+ * exceeds the size limit"; the user guide's troubleshooting names it "Database response exceeded size limit". All
+ * are recognised.
  */
-const RESPONSE_TOO_LARGE = /allowed response size limit|exceeds the size limit/i;
+const RESPONSE_TOO_LARGE = /allowed response size limit|exceeds the size limit|exceeded size limit/i;
+/**
+ * "Transaction <transaction_ID> is not found" (Aurora User Guide, Troubleshooting Data API), as a
+ * `BadRequestException`; the service model also has a `TransactionNotFoundException`, recognised by name. AWS's
+ * own message is the only thing that tells this BadRequestException apart.
+ */
+const TRANSACTION_NOT_FOUND = /^Transaction \S+ is not found/;
 const SQLSTATE = /SQLState:\s*([0-9A-Z]{5})\b/i;
+/** SQLSTATE 40001 serialization_failure and 40P01 deadlock_detected: the database rolled the transaction back. */
+const TRANSACTION_CONFLICTS = new Set(['40001', '40P01']);
+/**
+ * Statements whose rows the Data API formats as JSON: "formatRecordsAs ... only applies to SELECT statements and is
+ * ignored for other types of statements" (reference, ExecuteStatement). Others (DML with RETURNING) answer typed
+ * `records`, read with their columnMetadata.
+ */
+const QUERY_KEYWORDS = new Set(['SELECT', 'WITH', 'VALUES', 'TABLE']);
 
 /**
  * `SqlClient` over the RDS Data API (in Lambda: no VPC connection, no connection pool).
  *
  * - One statement per call; `:name` placeholders are sent as typed `parameters` that the Data API binds itself.
- *   Only the placeholders the statement uses are sent, and a placeholder without a value is an error before the
- *   call, exactly as in `PgSqlClient`.
- * - Results are requested as JSON (`formatRecordsAs: 'JSON'`): one object per row keyed by column label. Per the
- *   Data API's JSON type mapping: int2/int4/int8 are JSON numbers (int8 values beyond 2^53 are kept exact as
- *   strings here), numeric is a string, float is a number, booleans and NULL are native, bytea is base64 text, and
- *   every other type (timestamps, uuid, json/jsonb, ...) is a string. json/jsonb columns therefore come back as text,
- *   not parsed as node-postgres does: the engine reads none.
+ *   Only the parameters of placeholders the statement uses are sent (found by a small lexical scan, `scanSqlText`,
+ *   that skips quoted text and comments), and a placeholder without a value is an error before the call, exactly as
+ *   in `PgSqlClient`.
+ * - Rows of a SELECT are requested as JSON (`formatRecordsAs: 'JSON'`): one object per row keyed by column label.
+ *   Per the Data API's JSON type mapping: int2/int4/int8 are JSON numbers (int8 values beyond 2^53 are kept exact
+ *   as strings here), numeric is a string, float is a number, booleans and NULL are native, bytea is base64 text,
+ *   and every other type (timestamps, uuid, json/jsonb, ...) is a string. json/jsonb columns therefore come back as
+ *   text, not parsed as node-postgres does: the engine reads none.
+ * - Rows of DML with RETURNING come as typed `records` (the JSON format does not apply to them), read with their
+ *   `columnMetadata` into the same plain values as the JSON path (see `recordsToRows`).
  * - Size: the Data API refuses a result over 1 MiB. The engine's own queries return a handful of small rows by
  *   design (state rows, one aggregate per batch), so they never page; a query that hits the limit fails with a
  *   `SqlError` that says to page it. There is no automatic paging.
  * - Retries: only calls that are safe to repeat are retried (every call outside a transaction, and
  *   BeginTransaction): Aurora resuming, throttling and brief unavailability, with exponential backoff. A statement
  *   inside a transaction is never retried: the typed error is thrown and the state machine retries the whole step.
+ *   Transient for the step, never repeated here: a serialization failure or deadlock (`TransactionConflictError`),
+ *   a transaction the Data API dropped (`TransactionNotFoundError`), an internal error whose outcome is unknown
+ *   (`DataApiInternalError`); see `toTypedError` for why each is safe.
  */
 export class DataApiSqlClient implements SqlClient {
   private readonly client: RDSDataClient;
@@ -118,14 +148,16 @@ export class DataApiSqlClient implements SqlClient {
   async transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
     this.assertOpen();
     const begun = await this.withRetry(() =>
-      this.call(() =>
-        this.client.send(
-          new BeginTransactionCommand({
-            resourceArn: this.options.resourceArn,
-            secretArn: this.options.secretArn,
-            database: this.options.database,
-          }),
-        ),
+      this.call(
+        () =>
+          this.client.send(
+            new BeginTransactionCommand({
+              resourceArn: this.options.resourceArn,
+              secretArn: this.options.secretArn,
+              database: this.options.database,
+            }),
+          ),
+        { nothingRan: true },
       ),
     );
     const transactionId = begun.transactionId;
@@ -167,9 +199,15 @@ export class DataApiSqlClient implements SqlClient {
     options: QueryOptions | undefined,
     transactionId: string | undefined,
   ): Promise<ExecuteStatementCommandInput> {
-    // The Data API finds the `:name` placeholders itself (and refuses a missing one), so no SQL parser is needed
-    // here: the Lambda bundles stay free of libpg-query. Callers pass exactly the parameters their SQL uses.
-    const parameters: SqlParameter[] = Object.entries(params ?? {}).map(([name, value]) => toSqlParameter(name, value));
+    const scan = scanSqlText(sql);
+    const given = params ?? {};
+    const parameters: SqlParameter[] = scan.placeholders.map((name) => {
+      if (!Object.hasOwn(given, name)) throw new Error(`The SQL uses the parameter :${name}, but no value was given for it.`);
+      return toSqlParameter(name, given[name]!);
+    });
+    // A SELECT answers JSON, where integers must stay JSON numbers (LONG); other statements answer typed records,
+    // where `longReturnType: 'STRING'` keeps an int8 beyond 2^53 exact (a JSON number would be rounded by the SDK).
+    const isQuery = scan.firstKeyword !== undefined && QUERY_KEYWORDS.has(scan.firstKeyword);
     return {
       resourceArn: this.options.resourceArn,
       secretArn: this.options.secretArn,
@@ -179,28 +217,35 @@ export class DataApiSqlClient implements SqlClient {
       ...(transactionId === undefined ? {} : { transactionId }),
       ...(options?.longRunning ? { continueAfterTimeout: true } : {}),
       formatRecordsAs: 'JSON',
-      // The defaults, stated: integers as JSON numbers (see parseRecords for int8), numeric as exact strings.
-      resultSetOptions: { longReturnType: 'LONG', decimalReturnType: 'STRING' },
+      // Typed records (DML with RETURNING) are read by column type; the JSON format has no metadata.
+      includeResultMetadata: true,
+      // Numeric as exact strings in both formats.
+      resultSetOptions: { longReturnType: isQuery ? 'LONG' : 'STRING', decimalReturnType: 'STRING' },
     };
   }
 
   private async execute<Row extends SqlRow>(input: ExecuteStatementCommandInput): Promise<SqlResult<Row>> {
-    const output = await this.call(
-      () => this.client.send(new ExecuteStatementCommand(input)),
-      input.continueAfterTimeout === true,
-    );
-    const rows = output.formattedRecords ? (parseRecords(output.formattedRecords) as Row[]) : [];
+    const output = await this.call(() => this.client.send(new ExecuteStatementCommand(input)), {
+      continuedAfterTimeout: input.continueAfterTimeout === true,
+    });
+    const rows = (
+      output.formattedRecords
+        ? parseRecords(output.formattedRecords)
+        : output.records
+          ? recordsToRows(output.records, output.columnMetadata)
+          : []
+    ) as Row[];
     const updated = output.numberOfRecordsUpdated ?? 0;
     // DML reports its count; a SELECT reports 0 updated records and returns rows.
     return { rows, rowCount: updated === 0 && rows.length > 0 ? rows.length : updated };
   }
 
   /** Sends one command, turning a failure into the engine's error types. */
-  private async call<Output>(send: () => Promise<Output>, continuedAfterTimeout = false): Promise<Output> {
+  private async call<Output>(send: () => Promise<Output>, call: CallKind = {}): Promise<Output> {
     try {
       return await send();
     } catch (error) {
-      throw toTypedError(error, continuedAfterTimeout);
+      throw toTypedError(error, call);
     }
   }
 
@@ -268,6 +313,52 @@ export function parseRecords(text: string): SqlRow[] {
   return parsed as SqlRow[];
 }
 
+/** Integer column types as the Data API names them in columnMetadata.typeName (serial columns included). */
+const INTEGER_TYPES = new Set(['int2', 'int4', 'int8', 'smallserial', 'serial', 'bigserial', 'oid']);
+
+/**
+ * Turns typed `records` (DML with RETURNING) into the same plain values as the JSON path: integers are numbers, an
+ * int8 beyond 2^53 an exact string (it arrives as a stringValue, asked for with `longReturnType: 'STRING'`), numeric
+ * and every text-like type a string, booleans and NULL native, bytea base64 text. Keys are the column labels.
+ */
+export function recordsToRows(records: readonly Field[][], metadata: readonly ColumnMetadata[] | undefined): SqlRow[] {
+  if (records.length === 0) return [];
+  if (!metadata) throw new Error('The RDS Data API returned records without columnMetadata although it was asked for.');
+  const labels = metadata.map((column, i) => column.label ?? column.name ?? `?column?${i}`);
+  return records.map((record) => {
+    const row: SqlRow = {};
+    record.forEach((field, i) => {
+      row[labels[i] ?? `?column?${i}`] = fieldValue(field, metadata[i]?.typeName, labels[i]);
+    });
+    return row;
+  });
+}
+
+function fieldValue(field: Field, typeName: string | undefined, label: string | undefined): unknown {
+  if (field.isNull) return null;
+  if (field.booleanValue !== undefined) return field.booleanValue;
+  if (field.doubleValue !== undefined) return field.doubleValue;
+  if (field.longValue !== undefined) {
+    // Only a SELECT is read with longReturnType LONG; should its rows come as records, a value beyond 2^53 has
+    // been rounded by JSON parsing already: refused rather than returned wrong.
+    if (!Number.isSafeInteger(field.longValue)) {
+      throw new SqlError(
+        `The column ${label} holds an integer beyond 2^53 that the RDS Data API sent as a JSON number, which may ` +
+          `have rounded it: cast the column to text in the statement.`,
+        undefined,
+      );
+    }
+    return field.longValue;
+  }
+  if (field.stringValue !== undefined) {
+    if (typeName === undefined || !INTEGER_TYPES.has(typeName)) return field.stringValue;
+    const n = Number(field.stringValue);
+    return Number.isSafeInteger(n) ? n : field.stringValue;
+  }
+  if (field.blobValue !== undefined) return Buffer.from(field.blobValue).toString('base64');
+  throw new SqlError(`The RDS Data API returned the column ${label} in a form the engine does not read (cast it to text).`, undefined);
+}
+
 function quoteUnsafeIntegers(text: string): string {
   const number = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
   let out = '';
@@ -291,10 +382,23 @@ function quoteUnsafeIntegers(text: string): string {
   return copied === 0 ? text : out + text.slice(copied);
 }
 
-function toTypedError(error: unknown, continuedAfterTimeout: boolean): unknown {
+/** What the failed call was, for the errors whose meaning depends on it. */
+interface CallKind {
+  /** Sent with continueAfterTimeout: a timeout leaves the statement running. */
+  readonly continuedAfterTimeout?: boolean;
+  /** BeginTransaction: whatever the answer, no statement ran and nothing was committed. */
+  readonly nothingRan?: boolean;
+}
+
+function toTypedError(error: unknown, call: CallKind): unknown {
   const name = errorName(error);
   const message = error instanceof Error ? error.message : String(error);
   if (name === undefined) return error;
+  if (name === 'TransactionNotFoundException' || (name === 'BadRequestException' && TRANSACTION_NOT_FOUND.test(message))) {
+    // The Data API rolled the transaction back (3 minutes without a call, or an earlier error aborted it): nothing
+    // of it was committed, so the step can be retried whole.
+    return new TransactionNotFoundError(`The RDS Data API no longer knows the transaction: ${message}`, { cause: error });
+  }
   if ((SQL_ERRORS.has(name) || name === 'UnsupportedResultException') && RESPONSE_TOO_LARGE.test(message)) {
     return new SqlError(
       `The result is larger than the RDS Data API returns in one call (1 MiB): page the query (LIMIT with a keyset ` +
@@ -303,9 +407,30 @@ function toTypedError(error: unknown, continuedAfterTimeout: boolean): unknown {
       { cause: error },
     );
   }
-  if (SQL_ERRORS.has(name)) return new SqlError(message, SQLSTATE.exec(message)?.[1]?.toUpperCase(), { cause: error });
+  if (SQL_ERRORS.has(name)) {
+    const sqlState = SQLSTATE.exec(message)?.[1]?.toUpperCase();
+    if (sqlState !== undefined && TRANSACTION_CONFLICTS.has(sqlState)) {
+      // A serialization failure or deadlock rolls the whole transaction back (an autocommitted statement alone):
+      // nothing of it was committed, and the same work may succeed when tried again.
+      return new TransactionConflictError(sqlState, message, { cause: error });
+    }
+    return new SqlError(message, sqlState, { cause: error });
+  }
+  if (name === 'InternalServerErrorException') {
+    // Safe to repeat only where nothing ran (BeginTransaction: retried here). Elsewhere the outcome is unknown: an
+    // autocommitted statement or a commit may have applied, so this one call is never repeated in place; the step
+    // as a whole is transient, because every phase is safe to re-run after a crash (the step resumes from the
+    // state the database records), and a failure of unknown outcome is no worse than a crash at that point.
+    return call.nothingRan
+      ? new DatabaseUnavailableError(`The RDS Data API failed internally (${name}) before running anything: ${message}`, {
+          cause: error,
+        })
+      : new DataApiInternalError(`The RDS Data API failed internally (${name}); the call may or may not have applied: ${message}`, {
+          cause: error,
+        });
+  }
   if (name === 'StatementTimeoutException') {
-    return continuedAfterTimeout
+    return call.continuedAfterTimeout
       ? new StatementStillRunningError(
           `The statement ran past the RDS Data API's 45 s call limit; it was sent with continueAfterTimeout, so it ` +
             `may still be running in the database (check pg_stat_activity before running it again). ${message}`,

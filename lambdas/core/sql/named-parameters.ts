@@ -52,14 +52,15 @@ export function withPlaceholdersAsParams(sql: string): string {
   return bytes.toString('utf8');
 }
 
-interface Placeholder {
+export interface Placeholder {
   readonly name: string;
   /** UTF-8 byte offsets of `:name` in the text. */
   readonly start: number;
   readonly end: number;
 }
 
-function placeholders(sql: string): Placeholder[] {
+/** Every `:name` placeholder of `sql` with its byte offsets. Requires `ensureParserLoaded()` to have resolved. */
+export function placeholders(sql: string): Placeholder[] {
   ensureParserLoaded.assertLoaded();
   const tokens = scanSync(sql).tokens;
   const found: Placeholder[] = [];
