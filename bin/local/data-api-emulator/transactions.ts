@@ -32,7 +32,9 @@ export class Transactions {
   ) {}
 
   async begin(client: pg.PoolClient): Promise<string> {
-    await client.query('BEGIN');
+    await client.query('BEGIN').catch((error: unknown) => {
+      throw toDatabaseError(error);
+    });
     const id = randomBytes(24).toString('base64');
     const tx: OpenTransaction = { client, queue: Promise.resolve(), busy: 0, idleTimer: undefined };
     this.open.set(id, tx);
