@@ -14,6 +14,8 @@ export interface UpgradeStackProps extends StackProps {
   readonly batchSettings?: BatchSettings;
   /** ARN of an SNS topic to notify of failed executions. @default none */
   readonly failureTopicArn?: string;
+  /** See ExpandMigrateContractUpgradeProps. @default DEFAULT_MAX_MIGRATE_CALLS_PER_EXECUTION */
+  readonly maxMigrateCallsPerExecution?: number;
 }
 
 /** The deployable stack: the upgrade state machine for one existing Aurora PostgreSQL cluster. */
@@ -29,6 +31,7 @@ export class UpgradeStack extends Stack {
       migrationsDirectory: props.migrationsDirectory,
       drainSource: props.drainSource,
       batchSettings: props.batchSettings,
+      maxMigrateCallsPerExecution: props.maxMigrateCallsPerExecution,
       failureTopic: props.failureTopicArn ? sns.Topic.fromTopicArn(this, 'FailureTopic', props.failureTopicArn) : undefined,
       // A name the CLI can find from the stack's name (`emc --stack <name>`).
       stateMachineName: `${this.stackName}-Upgrade`,

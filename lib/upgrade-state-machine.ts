@@ -11,6 +11,8 @@ export interface UpgradeDefinitionProps {
   /** Each function's timeout: the task's TimeoutSeconds (local runs enforce it too). */
   readonly timeouts: Readonly<Record<WorkflowTask | 'recordFailure', Duration>>;
   readonly drainPollInterval: Duration;
+  /** Migrate calls one execution makes before it continues in a new execution (the history limit). */
+  readonly maxMigrateCallsPerExecution: number;
 }
 
 /**
@@ -102,7 +104,42 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
     '$.plan',
   );
   const expandSchema = step('expand', { plan }, '$.expand');
-  const migrateData = step('migrate', { plan }, '$.migrate');
+  const migrateData = step('migrate', { plan, callsBefore: sfn.JsonPath.numberAt('$.migrate.calls') }, '$.migrate');
+  const startMigrating = new sfn.Pass(scope, C.startMigrating, {
+    stateName: C.startMigrating,
+    result: sfn.Result.fromObject({ calls: 0, finished: false }),
+    resultPath: '$.migrate',
+  });
+  // Step Functions keeps at most 25,000 events in one execution's history (Step Functions quotas). A migration that
+  // would need more calls goes on in a new execution of this state machine, with the same input and the lease
+  // handed over (`continueFrom`), and this one succeeds pointing at it.
+  const continueInNewExecution = new sfn.CustomState(scope, C.continueInNewExecution, {
+    stateJson: {
+      Type: 'Task',
+      Resource: 'arn:aws:states:::states:startExecution',
+      Parameters: {
+        'StateMachineArn.$': '$$.StateMachine.Id',
+        'Input.$': 'States.JsonMerge($$.Execution.Input, $.continuation, false)',
+      },
+      ResultSelector: { outcome: 'continued in a new execution', 'continuedIn.$': '$.ExecutionArn' },
+      ResultPath: '$.summary',
+      Retry: [
+        {
+          ErrorEquals: ['StepFunctions.ThrottlingException', 'StepFunctions.SdkClientException', 'States.Timeout'],
+          IntervalSeconds: 2,
+          MaxAttempts: 5,
+          BackoffRate: 2,
+          JitterStrategy: 'FULL',
+        },
+      ],
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failedIn.continuation', Next: C.recordFailure }],
+    },
+  });
+  const prepareContinuation = new sfn.Pass(scope, 'Prepare continuation', {
+    stateName: 'Prepare continuation',
+    parameters: { 'continueFrom.$': '$$.Execution.Id' },
+    resultPath: '$.continuation',
+  });
   const checkDrained = step('drain', { plan, previous: sfn.JsonPath.objectAt('$.drain') }, '$.drain');
   const contractSchema = step(
     'contract',
@@ -138,8 +175,14 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
       sfn.Condition.booleanEquals('$.migrate.finished', true),
       stopAfter('migrate', startDrainWait.next(checkDrained).next(drained)),
     )
+    .when(
+      sfn.Condition.numberGreaterThanEquals('$.migrate.calls', props.maxMigrateCallsPerExecution),
+      prepareContinuation.next(continueInNewExecution).next(complete),
+    )
     .otherwise(migrateData);
 
   finish.next(complete);
-  return planUpgrade.next(expandSchema).next(stopAfter('expand', migrateData.next(migrationFinished)));
+  return planUpgrade
+    .next(expandSchema)
+    .next(stopAfter('expand', startMigrating.next(migrateData).next(migrationFinished)));
 }

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startDataApiEmulator, type DataApiEmulator } from '../bin/local/data-api-emulator/index.ts';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';
 import { runLocalExecution, type EventLog, type LocalExecutionResult } from '../bin/local/run-local-execution.ts';
 import {
@@ -52,7 +53,13 @@ async function connect(db: TestDatabase, applicationName: string): Promise<pg.Cl
 function execute(
   db: TestDatabase,
   input: unknown,
-  options: { migrationsDirectory?: string; settings?: SettingsOverrides; onEvent?: (event: EventLog) => void } = {},
+  options: {
+    migrationsDirectory?: string;
+    settings?: SettingsOverrides;
+    onEvent?: (event: EventLog) => void;
+    dataApi?: DataApiEmulator;
+    maxMigrateCallsPerExecution?: number;
+  } = {},
 ): Promise<LocalExecutionResult> {
   return runLocalExecution({
     databaseUrl: db.url,
@@ -63,6 +70,8 @@ function execute(
     waitMs: 50,
     retryMs: 50,
     onEvent: options.onEvent,
+    dataApi: options.dataApi,
+    maxMigrateCallsPerExecution: options.maxMigrateCallsPerExecution,
   });
 }
 
@@ -155,6 +164,7 @@ describe('a local execution of the synthesized state machine', () => {
       'Plan upgrade',
       'Expand schema',
       'Stop after expand?',
+      'Start migrating',
       'Migrate data (one batch run)',
       'Stop after migrate?',
       'Start waiting for old release to drain',
@@ -311,6 +321,59 @@ describe('a local execution of the synthesized state machine', () => {
     const schema = await db.pool.query<{ oid: string | null }>(`SELECT to_regnamespace('emc')::text AS oid`);
     expect(schema.rows[0]!.oid).toBeNull();
     expect(await columnsOfImages(db)).toEqual(['id', 'name', 'owner', 'is_public', 'created_at']);
+  });
+
+  it('retries a call refused while Aurora resumes (DatabaseResumingException) and then succeeds', async () => {
+    const db = await demoDatabase(100);
+    const dataApi = await startDataApiEmulator({ postgresUrl: db.url });
+    try {
+      // Inside a transaction the client never repeats a statement itself: the state machine retries the whole step.
+      dataApi.injectFault({ error: 'DatabaseResumingException', operation: 'ExecuteStatement', sqlIncludes: 'ADD COLUMN', times: 1 });
+
+      const result = await execute(db, {}, { dataApi });
+
+      expect(result.status, result.cause).toBe('SUCCEEDED');
+      const retries = result.events.flatMap((e) => (e.type === 'StateRetried' ? [e] : []));
+      expect(retries.map((r) => [r.state.name, r.retry.retrier.ErrorEquals])).toEqual([
+        [STATE_NAMES.expand, ['DatabaseResumingError', 'DatabaseUnavailableError']],
+      ]);
+      expect((result.output as Summary).versionAfter).toBe(FINAL_VERSION);
+      expect(await leaseRows(db)).toEqual([]);
+    } finally {
+      await dataApi.stop();
+    }
+  });
+
+  it('goes on in a new execution before the history limit, which takes the lease over and finishes without redoing a batch', async () => {
+    const db = await demoDatabase(1000);
+    let batchesWhileContinuing = 0;
+
+    const first = await execute(db, {}, { maxMigrateCallsPerExecution: 2, settings: { ...SETTINGS, batchSize: 100, migrateBudgetMs: 1000 } });
+
+    expect(first.status, first.cause).toBe('SUCCEEDED');
+    expect(first.output).toMatchObject({ outcome: 'continued in a new execution' });
+    expect(entered(first).filter((s) => s === STATE_NAMES.migrate)).toHaveLength(2);
+    expect(entered(first).slice(-3)).toEqual(['Prepare continuation', 'Continue in a new execution', 'Upgrade complete']);
+    const chain: LocalExecutionResult[] = [first];
+    for (let next = first.continuedIn; next; next = next.continuedIn) chain.push(next);
+    expect(chain.length).toBeGreaterThan(1);
+    for (const [i, run] of chain.entries()) {
+      expect(run.status, run.cause).toBe('SUCCEEDED');
+      if (i > 0) expect(entered(run)[0]).toBe('Plan upgrade');
+      if (i > 0) batchesWhileContinuing += entered(run).filter((s) => s === STATE_NAMES.migrate).length;
+      // Every execution but the last hands over to the next one: its output names it.
+      if (i < chain.length - 1) expect(run.output).toEqual({ outcome: 'continued in a new execution', continuedIn: chain[i + 1]!.executionArn });
+    }
+    expect(batchesWhileContinuing).toBeGreaterThan(0);
+    const last = chain.at(-1)!;
+    expect(last.output).toMatchObject({ outcome: 'completed', versionAfter: FINAL_VERSION });
+    expect(await version(db)).toBe(FINAL_VERSION);
+    expect(await leaseRows(db)).toEqual([]);
+    // Each row was migrated once, over all the executions: migrate01 and migrate02 every row, migrate03 every tenth.
+    const migrated = await db.pool.query<{ n: number }>(
+      `SELECT sum(rows_done)::int AS n FROM emc.migrate_progress`,
+    );
+    expect(migrated.rows[0]!.n).toBe(1000 + 1000 + 100);
   });
 
   it('refuses to start while another upgrade holds the lease, and leaves that lease alone', async () => {

@@ -93,6 +93,7 @@ function planFor(runId: string): UpgradePlan {
     lintOverrides: [],
     newTaskDefinitions: {},
     startedAt: new Date().toISOString(),
+    continuedFrom: null,
   };
 }
 

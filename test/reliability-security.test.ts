@@ -1,11 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';
 import { runLocalExecution, type LocalExecutionResult } from '../bin/local/run-local-execution.ts';
 import { synthesizeStateMachine } from '../bin/local/synthesized-state-machine.ts';
 import { readHistory } from '../lambdas/core/index.ts';
-import { logger } from '../lambdas/handlers/commons/logger.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 import { DEMO_MIGRATIONS, writeMigrations } from './support/catalog-fixtures.ts';
 import type { TestDatabase } from './support/database.ts';
@@ -44,36 +43,22 @@ afterAll(async () => {
   await recordFigures('security', 'test/reliability-security.test.ts', figures);
   await db.drop();
 });
-afterEach(() => {
-  vi.restoreAllMocks();
-  logger.setLogLevel('SILENT');
-});
 
-/** Runs an execution with the logger at DEBUG, capturing everything written to stdout and stderr meanwhile. */
+/** Runs an execution with the functions logging at DEBUG, capturing every line they write to stdout and stderr. */
 async function captured(migrationsDirectory: string): Promise<{ result: LocalExecutionResult; logs: string }> {
-  const chunks: string[] = [];
-  const capture = (chunk: unknown) => {
-    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'));
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-  logger.setLogLevel('DEBUG');
-  try {
-    const result = await runLocalExecution({
-      databaseUrl: db.url,
-      migrationsDirectory,
-      drainSource: DrainSource.databaseSessions('demo-app-old%'),
-      input: {},
-      settings: { batchSize: 100, batchPauseMs: 250, migrateBudgetMs: 1000 },
-      waitMs: 20,
-      retryMs: 20,
-    });
-    return { result, logs: chunks.join('') };
-  } finally {
-    logger.setLogLevel('SILENT');
-    vi.restoreAllMocks();
-  }
+  const lines: string[] = [];
+  const result = await runLocalExecution({
+    databaseUrl: db.url,
+    migrationsDirectory,
+    drainSource: DrainSource.databaseSessions('demo-app-old%'),
+    input: {},
+    settings: { batchSize: 100, batchPauseMs: 250, migrateBudgetMs: 1000 },
+    waitMs: 20,
+    retryMs: 20,
+    logLevel: 'DEBUG',
+    onLog: (line) => lines.push(line),
+  });
+  return { result, logs: lines.join('\n') };
 }
 
 /** Which markers `text` contains, by kind. */

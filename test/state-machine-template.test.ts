@@ -1,4 +1,4 @@
-import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { App, CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -25,7 +25,13 @@ const ECS_CLUSTER_ARN = 'arn:aws:ecs:us-east-1:123456789012:cluster/prod';
 const TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:emc-oncall';
 
 /** The transient errors each phase Task retries as they are, and nothing else of the engine's. */
-const TRANSIENT_ERRORS = [['DatabaseResumingError', 'DatabaseUnavailableError'], ['LockTimeoutError'], ['IndexBuildInProgressError']];
+const TRANSIENT_ERRORS = [
+  ['DatabaseResumingError', 'DatabaseUnavailableError'],
+  ['LockTimeoutError'],
+  ['IndexBuildInProgressError'],
+  ['TransactionConflictError'],
+  ['TransactionNotFoundError', 'DataApiInternalError'],
+];
 const LAMBDA_THROTTLED = ['Lambda.TooManyRequestsException'];
 const LAMBDA_SERVICE_ERRORS = [
   'Lambda.ClientExecutionTimeoutException',
@@ -270,7 +276,9 @@ describe('the synthesized state machine definition', () => {
     );
   });
 
-  const taskStates = () => Object.entries(definition.States).filter(([, s]) => s.Type === 'Task');
+  /** The Lambda Task states (the continuation's StartExecution Task has its own test). */
+  const taskStates = () =>
+    Object.entries(definition.States).filter(([, s]) => s.Type === 'Task' && s.Resource !== 'arn:aws:states:::states:startExecution');
   const taskOf = (stateName: string) =>
     (Object.entries(STATE_NAMES) as [WorkflowTask, string][]).find(([, name]) => name === stateName)?.[0];
 
@@ -287,6 +295,7 @@ describe('the synthesized state machine definition', () => {
       'Plan upgrade',
       'Expand schema',
       'Stop after expand?',
+      'Start migrating',
       'Migrate data (one batch run)',
       'Migration finished?',
       'Stop after migrate?',
@@ -297,6 +306,8 @@ describe('the synthesized state machine definition', () => {
       'Contract schema',
       'Release lease and summarise',
       'Upgrade complete',
+      'Continue in a new execution',
+      'Prepare continuation',
       'Record failure',
       'Upgrade failed',
     ]);
@@ -362,12 +373,42 @@ describe('the synthesized state machine definition', () => {
     expect(definition.States['Record failure'].ResultPath).toBe('$.failure');
   });
 
+  it('continues a migration that would outgrow the history in a new execution with the same input, handing the lease over', () => {
+    expect(definition.States['Prepare continuation']).toEqual({
+      Type: 'Pass',
+      Parameters: { 'continueFrom.$': '$$.Execution.Id' },
+      ResultPath: '$.continuation',
+      Next: 'Continue in a new execution',
+    });
+    const start = definition.States['Continue in a new execution'];
+    expect(start).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::states:startExecution',
+      Parameters: { 'StateMachineArn.$': '$$.StateMachine.Id', 'Input.$': 'States.JsonMerge($$.Execution.Input, $.continuation, false)' },
+      ResultSelector: { outcome: 'continued in a new execution', 'continuedIn.$': '$.ExecutionArn' },
+      ResultPath: '$.summary',
+      Next: 'Upgrade complete',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failedIn.continuation', Next: 'Record failure' }],
+    });
+    expect(start.Retry[0].ErrorEquals).not.toContain('States.ALL');
+  });
+
   it('loops migrate through a Choice and the drain check through a Wait', () => {
     const migrateState = STATE_NAMES.migrate;
     expect(definition.States[migrateState].Next).toBe('Migration finished?');
+    expect(definition.States['Start migrating']).toEqual({
+      Type: 'Pass',
+      Result: { calls: 0, finished: false },
+      ResultPath: '$.migrate',
+      Next: migrateState,
+    });
+    expect(definition.States[migrateState].Parameters).toEqual({ 'plan.$': '$.plan', 'callsBefore.$': '$.migrate.calls' });
     expect(definition.States['Migration finished?']).toEqual({
       Type: 'Choice',
-      Choices: [{ Variable: '$.migrate.finished', BooleanEquals: true, Next: 'Stop after migrate?' }],
+      Choices: [
+        { Variable: '$.migrate.finished', BooleanEquals: true, Next: 'Stop after migrate?' },
+        { Variable: '$.migrate.calls', NumericGreaterThanEquals: 1500, Next: 'Prepare continuation' },
+      ],
       Default: migrateState,
     });
 
@@ -498,6 +539,32 @@ describe('props that cannot work fail the synth, naming the prop', () => {
       /drainTimeout \(1 minute\) must be at least drainPollInterval \(5 minutes\)/,
     );
     expect(construct({ drainPollInterval: Duration.minutes(5), drainTimeout: Duration.minutes(5) })).not.toThrow();
+  });
+
+  it('keeps one execution under the 25,000-event history: at most 1,000 drain polls and 1,500 migrate calls', () => {
+    expect(construct({ drainPollInterval: Duration.seconds(10), drainTimeout: Duration.hours(3) })).toThrow(
+      /makes more than 1000 drain polls.*25,000 events/,
+    );
+    expect(construct({ drainPollInterval: Duration.seconds(30), drainTimeout: Duration.hours(8) })).not.toThrow();
+    for (const bad of [0, 1.5, 1501]) {
+      expect(construct({ maxMigrateCallsPerExecution: bad })).toThrow(/maxMigrateCallsPerExecution must be a whole number from 1 to 1500/);
+    }
+  });
+
+  it('lets the state machine start only itself, for the continuation of a long migration', () => {
+    const stack = new Stack(newApp(), 'S', { env: ENV });
+    const upgrade = new ExpandMigrateContractUpgrade(stack, 'Upgrade', {
+      clusterArn: CLUSTER_ARN,
+      secret: secretsmanager.Secret.fromSecretCompleteArn(stack, 'Secret', SECRET_ARN),
+      databaseName: 'orders',
+      migrationsDirectory: DEMO_MIGRATIONS,
+      drainSource: DrainSource.databaseSessions('orders-api/v41%'),
+    });
+    const template = Template.fromStack(stack);
+    const machineRole = stack.resolve((upgrade.stateMachine.role.node.defaultChild as CfnElement).logicalId) as string;
+    const machineId = stack.resolve((upgrade.stateMachine.node.defaultChild as CfnElement).logicalId) as string;
+    const starts = statementsOf(template).filter(({ statement }) => actionsOf(statement).includes('states:StartExecution'));
+    expect(starts).toEqual([{ roles: [machineRole], statement: expect.objectContaining({ Effect: 'Allow', Resource: { Ref: machineId } }) }]);
   });
 
   it('refuses a drain source that could never tell the old release apart', () => {

@@ -1,29 +1,49 @@
 import './promise-with-resolvers.ts';
-import type { ECSClient } from '@aws-sdk/client-ecs';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
-import { createWorkflowHandlers } from '../../lambdas/handlers/workflow-handlers.ts';
+import { ENV } from '../../lambdas/handlers/commons/environment.ts';
 import type { DrainSource } from '../../lib/drain-source.ts';
-import { localDependencies } from './local-dependencies.ts';
-import { LOCAL_ENV, synthesizeStateMachine } from './synthesized-state-machine.ts';
+import { startDataApiEmulator, type DataApiEmulator } from './data-api-emulator/index.ts';
+import { LambdaInvocationError, LocalLambda } from './local-lambda.ts';
+import { LOCAL_ENV, START_EXECUTION, synthesizeStateMachine } from './synthesized-state-machine.ts';
+
+const STATE_MACHINE_ARN = `arn:aws:states:${LOCAL_ENV.region}:${LOCAL_ENV.account}:stateMachine:EmcUpgradeLocal-Upgrade`;
+
+/** The cloud assemblies of local runs: inside the project, so the functions find the AWS SDK in its node_modules. */
+const ASSEMBLIES = join(dirname(fileURLToPath(import.meta.url)), '../../.emc-local/cdk.out');
 
 /** One entry of the local execution's event log (StateEntered, StateExited, StateRetried, ExecutionFailed, ...). */
 export type EventLog = ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
 
 export interface LocalExecutionOptions {
+  /** The PostgreSQL database the emulated Data API serves. */
   readonly databaseUrl: string;
   readonly migrationsDirectory: string;
   readonly drainSource: DrainSource;
   /** The execution input, as an operator would type it in the console. */
   readonly input: unknown;
   readonly executionName?: string;
-  /** Overrides of the construct's batch settings for local runs. */
+  /** The construct's batch settings for this local deployment (they reach the functions' environment). */
   readonly settings?: SettingsOverrides;
+  /** The construct's prop of that name (how many migrate calls before continuing in a new execution). */
+  readonly maxMigrateCallsPerExecution?: number;
   /** Milliseconds the drain Wait state and Retry intervals take locally instead of their deployed seconds. */
   readonly waitMs?: number;
   readonly retryMs?: number;
-  readonly ecs?: ECSClient;
+  /**
+   * The Data API the functions call: an emulator a test controls (faults, latency). @default an emulator started
+   * over `databaseUrl` for this execution
+   */
+  readonly dataApi?: DataApiEmulator;
+  /** The functions' log level (POWERTOOLS_LOG_LEVEL). @default this process's POWERTOOLS_LOG_LEVEL, else INFO */
+  readonly logLevel?: string;
   readonly onEvent?: (event: EventLog) => void;
+  /** Each line a function writes (its structured JSON logs). */
+  readonly onLog?: (line: string) => void;
 }
 
 export interface LocalExecutionResult {
@@ -34,82 +54,146 @@ export interface LocalExecutionResult {
   readonly error?: string;
   readonly cause?: string;
   readonly events: readonly EventLog[];
+  /** The execution this one started to continue a long migration ("Continue in a new execution"), run after it. */
+  readonly continuedIn?: LocalExecutionResult;
 }
 
 /**
- * Runs one execution of the synthesized state machine with aws-local-stepfunctions, each Task bound to the real
- * handler of the function its Resource names. A thrown error reaches the state machine the way Lambda reports it
- * (error name as Error, Lambda's JSON envelope as Cause), so Retry, Catch and the failure report behave as in AWS.
+ * Runs one execution of the synthesized state machine with aws-local-stepfunctions, each Task bound to the deployed
+ * function its Resource names: the minified bundle from the function's staged CDK asset (the bytes `cdk deploy`
+ * uploads), run by plain `node` in a process of its own with the environment the template gives it, talking to an
+ * RDS Data API emulator through the real AWS SDK. A thrown error reaches the state machine as Lambda reports it
+ * (errorType as the Error, the error document as the Cause), so Retry, Catch and the failure report behave as in AWS.
  */
 export async function runLocalExecution(options: LocalExecutionOptions): Promise<LocalExecutionResult> {
-  const synthesized = synthesizeStateMachine({ migrationsDirectory: options.migrationsDirectory, drainSource: options.drainSource });
-  const deps = localDependencies({
-    databaseUrl: options.databaseUrl,
-    migrationsDirectory: options.migrationsDirectory,
-    functionEnvironment: synthesized.environment,
-    settings: options.settings,
-    ecs: options.ecs,
-  });
-  const handlers = createWorkflowHandlers(deps);
-  const taskResourceLocalHandlers = Object.fromEntries(
-    [...synthesized.tasks].map(([stateName, task]) => [stateName, asLambda(handlers[task])]),
-  );
-  const waitTimeOverrides = Object.fromEntries(
-    Object.entries(synthesized.definition.States)
-      .filter(([, s]) => s.Type === 'Wait')
-      .map(([name]) => [name, options.waitMs ?? 500]),
-  );
-  const retryIntervalOverrides = Object.fromEntries([...synthesized.tasks.keys()].map((name) => [name, options.retryMs ?? 200]));
-
-  const name = options.executionName ?? `local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-  const executionArn = `arn:aws:states:${LOCAL_ENV.region}:${LOCAL_ENV.account}:execution:EmcUpgradeLocal:${name}`;
-  const machine = new StateMachine(synthesized.definition, { validationOptions: { checkArn: true, checkPaths: true } });
-  const execution = machine.run(options.input as never, {
-    overrides: { taskResourceLocalHandlers, waitTimeOverrides, retryIntervalOverrides },
-    context: {
-      Execution: { Id: executionArn, Name: name, StartTime: new Date().toISOString(), Input: options.input as never },
-    },
-  });
-  const events: EventLog[] = [];
-  const collecting = (async () => {
-    for await (const event of execution.eventLogs) {
-      events.push(event);
-      options.onEvent?.(event);
-    }
-  })();
+  mkdirSync(ASSEMBLIES, { recursive: true });
+  const outdir = mkdtempSync(join(ASSEMBLIES, 'run-'));
+  const dataApi = options.dataApi ?? (await startDataApiEmulator({ postgresUrl: options.databaseUrl }));
+  const lambdas: LocalLambda[] = [];
   try {
-    const output = await execution.result;
-    await collecting;
-    return { executionArn, status: 'SUCCEEDED', output, events };
-  } catch (error) {
-    await collecting;
-    if (!(error instanceof ExecutionError)) throw error;
-    const failed = events.find((e) => e.type === 'ExecutionFailed') as { Error?: string; Cause?: unknown } | undefined;
-    return {
-      executionArn,
-      status: 'FAILED',
-      output: null,
-      error: failed?.Error,
-      cause: typeof failed?.Cause === 'string' ? failed.Cause : JSON.stringify(failed?.Cause),
-      events,
+    const synthesized = synthesizeStateMachine({
+      migrationsDirectory: options.migrationsDirectory,
+      drainSource: options.drainSource,
+      databaseName: databaseNameOf(options.databaseUrl),
+      settings: options.settings,
+      maxMigrateCallsPerExecution: options.maxMigrateCallsPerExecution,
+      outdir,
+    });
+    const drainConfig = JSON.parse(synthesized.functions.get('drain')!.environment[ENV.drainSource] ?? '{}') as { kind?: string };
+    if (drainConfig.kind === 'ecs') {
+      throw new Error('An ECS drain source cannot run locally (the drain function would call AWS ECS); use DrainSource.databaseSessions.');
+    }
+    const runtimeEnvironment = {
+      AWS_REGION: LOCAL_ENV.region,
+      AWS_DEFAULT_REGION: LOCAL_ENV.region,
+      POWERTOOLS_LOG_LEVEL: options.logLevel ?? process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO',
+      // The deployed runtime is Node.js 24; the SDK's warning about an older Node.js concerns only this machine.
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...dataApi.environment,
     };
+    const functions = new Map(
+      [...synthesized.functions].map(([task, fn]) => {
+        const local = new LocalLambda(fn, { runtimeEnvironment, onLog: options.onLog });
+        lambdas.push(local);
+        return [task, local] as const;
+      }),
+    );
+    const lambdaTasks = Object.fromEntries(
+      [...synthesized.tasks].map(([stateName, task]) => [stateName, asStepFunctionsTask(functions.get(task)!)]),
+    );
+    const waitTimeOverrides = Object.fromEntries(
+      Object.entries(synthesized.definition.States)
+        .filter(([, s]) => s.Type === 'Wait')
+        .map(([name]) => [name, options.waitMs ?? 500]),
+    );
+    const retryIntervalOverrides = Object.fromEntries(
+      Object.entries(synthesized.definition.States)
+        .filter(([, s]) => s.Type === 'Task')
+        .map(([name]) => [name, options.retryMs ?? 200]),
+    );
+    const startExecutionStates = Object.entries(synthesized.definition.States)
+      .filter(([, s]) => s.Type === 'Task' && (s as { Resource?: string }).Resource === START_EXECUTION)
+      .map(([name]) => name);
+
+    const runOne = async (input: unknown, name: string): Promise<LocalExecutionResult> => {
+      const executionArn = `arn:aws:states:${LOCAL_ENV.region}:${LOCAL_ENV.account}:execution:EmcUpgradeLocal:${name}`;
+      let continuation: { name: string; input: unknown } | undefined;
+      // StartExecution (the Step Functions API reference): the input is a JSON string, the answer the new
+      // execution's ARN and start date. The new execution runs once this one has ended.
+      const startExecution = async (parameters: unknown) => {
+        const { Input } = parameters as { Input: unknown };
+        continuation = { name: randomUUID(), input: typeof Input === 'string' ? (JSON.parse(Input) as unknown) : Input };
+        return {
+          ExecutionArn: `arn:aws:states:${LOCAL_ENV.region}:${LOCAL_ENV.account}:execution:EmcUpgradeLocal:${continuation.name}`,
+          StartDate: new Date().toISOString(),
+        } as never;
+      };
+      const taskResourceLocalHandlers = {
+        ...lambdaTasks,
+        ...Object.fromEntries(startExecutionStates.map((state) => [state, startExecution])),
+      };
+      const machine = new StateMachine(synthesized.definition, { validationOptions: { checkArn: true, checkPaths: true } });
+      const execution = machine.run(input as never, {
+        overrides: { taskResourceLocalHandlers, waitTimeOverrides, retryIntervalOverrides },
+        context: {
+          Execution: { Id: executionArn, Name: name, StartTime: new Date().toISOString(), Input: input as never },
+          StateMachine: { Id: STATE_MACHINE_ARN, Name: 'EmcUpgradeLocal-Upgrade' },
+        },
+      });
+      const events: EventLog[] = [];
+      const collecting = (async () => {
+        for await (const event of execution.eventLogs) {
+          events.push(event);
+          options.onEvent?.(event);
+        }
+      })();
+      let result: LocalExecutionResult;
+      try {
+        const output = await execution.result;
+        await collecting;
+        result = { executionArn, status: 'SUCCEEDED', output, events };
+      } catch (error) {
+        await collecting;
+        if (!(error instanceof ExecutionError)) throw error;
+        const failed = events.find((e) => e.type === 'ExecutionFailed') as { Error?: string; Cause?: unknown } | undefined;
+        result = {
+          executionArn,
+          status: 'FAILED',
+          output: null,
+          error: failed?.Error,
+          cause: typeof failed?.Cause === 'string' ? failed.Cause : JSON.stringify(failed?.Cause),
+          events,
+        };
+      }
+      return continuation ? { ...result, continuedIn: await runOne(continuation.input, continuation.name) } : result;
+    };
+
+    return await runOne(options.input, options.executionName ?? `local-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   } finally {
-    await deps.close();
+    await Promise.all(lambdas.map((l) => l.close()));
+    if (!options.dataApi) await dataApi.stop();
+    rmSync(outdir, { recursive: true, force: true });
   }
 }
 
-/** Reports a handler's failure as Lambda does: `errorType` is the error's name, the Cause is the JSON envelope. */
-function asLambda(handler: (event: unknown) => Promise<unknown>) {
+/**
+ * A Task's Lambda invocation as Step Functions sees it: the result payload, or a failure whose Error is the error
+ * document's errorType and whose Cause is the document itself (JSON), as in the Lambda integration.
+ */
+function asStepFunctionsTask(fn: LocalLambda) {
   return async (input: unknown) => {
     try {
-      return (await handler(input)) as never;
+      return (await fn.invoke(input)) as never;
     } catch (error) {
-      const original = error instanceof Error ? error : new Error(String(error));
-      const reported = new Error(
-        JSON.stringify({ errorType: original.name, errorMessage: original.message, trace: (original.stack ?? '').split('\n') }),
-      );
-      reported.name = original.name;
+      if (!(error instanceof LambdaInvocationError)) throw error;
+      const reported = new Error(JSON.stringify(error.document));
+      reported.name = error.document.errorType;
       throw reported;
     }
   };
+}
+
+function databaseNameOf(databaseUrl: string): string {
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ''));
+  return name === '' ? 'postgres' : name;
 }

@@ -1,8 +1,13 @@
-import { App } from 'aws-cdk-lib';
+import { App, Duration } from 'aws-cdk-lib';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
 import type { DrainSource } from '../../lib/drain-source.ts';
+import type { BatchSettings } from '../../lib/expand-migrate-contract-upgrade.ts';
 import { UpgradeStack } from '../../lib/upgrade-stack.ts';
 import type { WorkflowTask } from '../../lambdas/core/workflow/state-names.ts';
+import type { DeployedFunction } from './local-lambda.ts';
 
 /** Placeholder identity of the local stack: nothing is deployed, the ARNs only need to be well formed. */
 export const LOCAL_ENV = { account: '123456789012', region: 'us-east-1' } as const;
@@ -10,30 +15,50 @@ export const LOCAL_ENV = { account: '123456789012', region: 'us-east-1' } as con
 export interface SynthesizedStateMachine {
   /** The state machine definition exactly as CDK synthesizes it, with CloudFormation intrinsics resolved. */
   readonly definition: StateMachineDefinition;
-  /** Each Task state's name and the workflow task whose function its Resource invokes. */
+  /** Each Lambda Task state's name and the workflow task whose function its Resource invokes. */
   readonly tasks: ReadonlyMap<string, WorkflowTask | 'recordFailure'>;
-  /** The functions' environment as the construct configured it (settings, drain source and timeout). */
-  readonly environment: Readonly<Record<string, string>>;
+  /** Each task's function as deployed: its staged code asset, handler, environment, timeout and memory. */
+  readonly functions: ReadonlyMap<WorkflowTask | 'recordFailure', DeployedFunction>;
   /** The CloudFormation template, for tests. */
   readonly template: Record<string, unknown>;
 }
 
+export interface SynthesisOptions {
+  readonly migrationsDirectory: string;
+  readonly drainSource: DrainSource;
+  /** The database the functions are configured for. @default 'postgres' */
+  readonly databaseName?: string;
+  /** The construct's batch settings, as a deployment would set them. @default the engine's defaults */
+  readonly settings?: SettingsOverrides;
+  /** The construct's prop of that name. @default the construct's default */
+  readonly maxMigrateCallsPerExecution?: number;
+  /**
+   * Where the cloud assembly (template and staged assets) is written. To run the functions, it must be inside a
+   * directory whose node_modules has the AWS SDK, as the Lambda runtime provides it. @default a temporary directory
+   */
+  readonly outdir?: string;
+}
+
 /**
- * Synthesizes the real app's upgrade stack (bundling skipped: nothing is uploaded) and extracts its state machine
- * definition from the template. There is no hand-written copy of the definition anywhere: what runs locally is
- * what `cdk deploy` would deploy.
+ * Synthesizes the real app's upgrade stack and extracts its state machine definition from the template, and each
+ * function from the template and the assets manifest: the staged asset directory is what `cdk deploy` uploads. There
+ * is no hand-written copy of the definition anywhere: what runs locally is what `cdk deploy` would deploy.
  */
-export function synthesizeStateMachine(options: { migrationsDirectory: string; drainSource: DrainSource }): SynthesizedStateMachine {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+export function synthesizeStateMachine(options: SynthesisOptions): SynthesizedStateMachine {
+  const app = new App({ outdir: options.outdir });
   const stack = new UpgradeStack(app, 'EmcUpgradeLocal', {
     env: LOCAL_ENV,
     clusterArn: `arn:aws:rds:${LOCAL_ENV.region}:${LOCAL_ENV.account}:cluster:local`,
     secretArn: `arn:aws:secretsmanager:${LOCAL_ENV.region}:${LOCAL_ENV.account}:secret:local-AbCdEf`,
-    databaseName: 'postgres',
+    databaseName: options.databaseName ?? 'postgres',
     migrationsDirectory: options.migrationsDirectory,
     drainSource: options.drainSource,
+    batchSettings: options.settings && toBatchSettings(options.settings),
+    maxMigrateCallsPerExecution: options.maxMigrateCallsPerExecution,
   });
-  const template = app.synth().getStackByName(stack.stackName).template as {
+  const assembly = app.synth();
+  const artifact = assembly.getStackByName(stack.stackName);
+  const template = artifact.template as {
     Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
   };
   const machines = Object.values(template.Resources).filter((r) => r.Type === 'AWS::StepFunctions::StateMachine');
@@ -50,16 +75,64 @@ export function synthesizeStateMachine(options: { migrationsDirectory: string; d
   }
   const tasks = new Map<string, WorkflowTask | 'recordFailure'>();
   for (const [name, state] of Object.entries(definition.States) as [string, { Type: string; Resource?: string }][]) {
-    if (state.Type !== 'Task') continue;
+    if (state.Type !== 'Task' || state.Resource === START_EXECUTION) continue;
     const logicalId = /:function:([A-Za-z0-9]+)$/.exec(state.Resource ?? '')?.[1];
     const task = logicalId ? taskOfLogicalId.get(logicalId) : undefined;
     if (!task) throw new Error(`Task state "${name}" invokes ${state.Resource}, which is not an upgrade function`);
     tasks.set(name, task);
   }
-  const functionResource = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::Function')!;
-  const environment = (functionResource.Properties?.Environment as { Variables: Record<string, string> }).Variables;
-  return { definition, tasks, environment, template };
+  const assets = assetDirectories(join(assembly.directory, `${artifact.id}.assets.json`), assembly.directory);
+  const functions = new Map<WorkflowTask | 'recordFailure', DeployedFunction>();
+  for (const [logicalId, task] of taskOfLogicalId) {
+    const properties = resources[logicalId]!.Properties as {
+      Code: { S3Key: string };
+      Handler: string;
+      Environment: { Variables: Record<string, unknown> };
+      Timeout: number;
+      MemorySize: number;
+    };
+    const codeDirectory = assets.get(properties.Code.S3Key);
+    if (!codeDirectory) throw new Error(`The code of ${logicalId} (${properties.Code.S3Key}) is not among the staged assets`);
+    functions.set(task, {
+      logicalId,
+      codeDirectory,
+      handler: properties.Handler,
+      environment: resolveIntrinsics(properties.Environment.Variables, resources) as Record<string, string>,
+      timeoutSeconds: properties.Timeout,
+      memorySize: properties.MemorySize,
+    });
+  }
+  return { definition, tasks, functions, template };
 }
+
+/** The assets manifest's file assets: the object key each is uploaded as, and its staged directory. */
+function assetDirectories(manifestFile: string, assemblyDirectory: string): Map<string, string> {
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as {
+    files?: Record<string, { source: { path: string }; destinations: Record<string, { objectKey: string }> }>;
+  };
+  const directories = new Map<string, string>();
+  for (const asset of Object.values(manifest.files ?? {})) {
+    for (const destination of Object.values(asset.destinations)) {
+      directories.set(destination.objectKey, join(assemblyDirectory, asset.source.path));
+    }
+  }
+  return directories;
+}
+
+function toBatchSettings(settings: SettingsOverrides): BatchSettings {
+  const millis = (ms: number | undefined) => (ms === undefined ? undefined : Duration.millis(ms));
+  return {
+    batchSize: settings.batchSize,
+    batchPause: millis(settings.batchPauseMs),
+    lockTimeout: millis(settings.lockTimeoutMs),
+    batchStatementTimeout: millis(settings.batchStatementTimeoutMs),
+    migrateBudget: millis(settings.migrateBudgetMs),
+    leaseTtl: settings.leaseTtlSeconds === undefined ? undefined : Duration.seconds(settings.leaseTtlSeconds),
+  };
+}
+
+/** The Step Functions service integration a Task uses to start an execution (the continuation of a long migration). */
+export const START_EXECUTION = 'arn:aws:states:::states:startExecution';
 
 const PSEUDO_PARAMETERS: Record<string, string> = {
   'AWS::Partition': 'aws',

@@ -36,6 +36,12 @@ export const RETRY_POLICIES = {
   LockTimeoutError: { intervalSeconds: 10, maxAttempts: 5, backoffRate: 2 },
   // An index build that outlived a call: poll for up to about an hour and a half.
   IndexBuildInProgressError: { intervalSeconds: 60, maxAttempts: 30, backoffRate: 1.2 },
+  // A serialization failure or deadlock: the conflicting transaction is usually gone within a second.
+  TransactionConflictError: { intervalSeconds: 1, maxAttempts: 5, backoffRate: 2 },
+  // The Data API rolled the step's transaction back (idle, or aborted); the step is run again from the recorded state.
+  TransactionNotFoundError: { intervalSeconds: 5, maxAttempts: 3, backoffRate: 2 },
+  // An internal failure of the Data API: the outcome of the call is unknown, the step resumes from the recorded state.
+  DataApiInternalError: { intervalSeconds: 5, maxAttempts: 3, backoffRate: 2 },
 } as const satisfies Record<TransientErrorName, RetryPolicy>;
 
 /** Compile-time check that every error class's `name` literal is its exported class name (the Retry contract). */

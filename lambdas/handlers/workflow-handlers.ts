@@ -62,6 +62,7 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
 
     migrate: task('migrate', async (event) => {
       const plan = readPlan(event);
+      const { callsBefore } = parseEvent(z.looseObject({ callsBefore: z.number().check(z.int(), z.minimum(0)) }), event);
       const ctx = await context(plan);
       const result = await migrate(ctx, await deps.catalog(), plan.target);
       // Progress over the whole run: steps this run finished in earlier calls count as done.
@@ -71,6 +72,8 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
       // Cursors are key values, i.e. row data: they stay in the database and out of the execution history.
       return {
         finished: result.finished,
+        // This execution's migrate calls so far: the state machine continues in a new execution after its limit.
+        calls: callsBefore + 1,
         rowsThisCall: result.rowsThisCall,
         batchesThisCall: result.batchesThisCall,
         durationMs: result.durationMs,

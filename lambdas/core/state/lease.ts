@@ -15,9 +15,17 @@ export interface Lease {
 
 /**
  * Takes the lease for `owner` for `ttlSeconds`, or renews it if `owner` already holds it. A lease whose holder
- * died expires and can then be taken. Throws `LeaseHeldError` naming the live holder otherwise.
+ * died expires and can then be taken. With `takeOverFrom`, a live lease of that run is taken over (the execution
+ * that continues a long migration in a new one, which writes nothing after starting it). Throws `LeaseHeldError`
+ * naming the live holder otherwise.
  */
-export async function acquireLease(client: SqlClient, owner: string, ttlSeconds: number): Promise<Lease> {
+export async function acquireLease(
+  client: SqlClient,
+  owner: string,
+  ttlSeconds: number,
+  options: { takeOverFrom?: string } = {},
+): Promise<Lease> {
+  const takeOver = options.takeOverFrom === undefined ? '' : ' OR l.owner = :previous';
   const taken = await client.query<{ owner: string; expires_ms: number }>(
     `INSERT INTO ${STATE_SCHEMA}.lease AS l (name, owner, acquired_at, expires_at)
      VALUES (:name, :owner, now(), now() + make_interval(secs => :ttl))
@@ -25,15 +33,15 @@ export async function acquireLease(client: SqlClient, owner: string, ttlSeconds:
        SET owner = excluded.owner,
            acquired_at = CASE WHEN l.owner = excluded.owner THEN l.acquired_at ELSE now() END,
            expires_at = excluded.expires_at
-       WHERE l.owner = excluded.owner OR l.expires_at <= now()
+       WHERE l.owner = excluded.owner OR l.expires_at <= now()${takeOver}
      RETURNING owner, ${EXPIRES_MS}`,
-    { name: LEASE_NAME, owner, ttl: ttlSeconds },
+    { name: LEASE_NAME, owner, ttl: ttlSeconds, ...(options.takeOverFrom === undefined ? {} : { previous: options.takeOverFrom }) },
   );
   const row = taken.rows[0];
   if (row) return { owner: row.owner, expiresAt: new Date(row.expires_ms) };
   const holder = await currentLease(client);
   // The holder released it between the two statements: try once more.
-  if (!holder) return acquireLease(client, owner, ttlSeconds);
+  if (!holder) return acquireLease(client, owner, ttlSeconds, options);
   throw new LeaseHeldError(holder.owner, holder.expiresAt);
 }
 

@@ -16,6 +16,11 @@ export const executionInputSchema = z.strictObject({
   settings: z.optional(settingsOverridesSchema),
   /** The drain gate's view of the new release, per ECS service name: task definition ARN or family:revision. */
   newTaskDefinitions: z.optional(z.record(z.string().check(z.minLength(1)), z.string().check(z.minLength(1)))),
+  /**
+   * Set by the state machine itself, never by an operator: the execution this one continues (a long migration
+   * goes on in a new execution before the history limit). This execution takes the lease over from it.
+   */
+  continueFrom: z.optional(z.string().check(z.regex(/^arn:[^:]+:states:[^:]+:\d{12}:execution:[^:]+:[^:]+$/))),
 });
 
 export type ExecutionInput = z.infer<typeof executionInputSchema>;
@@ -33,6 +38,6 @@ export function parseExecutionInput(raw: unknown): ExecutionInput {
     return `"${field}": ${issue.message}`;
   });
   throw new InputError(
-    `Invalid execution input: ${problems.join('; ')}. Accepted fields: targetRelease, stopAfter ("expand" or "migrate"), settings {${Object.keys(settingsOverridesSchema.shape).join(', ')}}, newTaskDefinitions.`,
+    `Invalid execution input: ${problems.join('; ')}. Accepted fields: targetRelease, stopAfter ("expand" or "migrate"), settings {${Object.keys(settingsOverridesSchema.shape).join(', ')}}, newTaskDefinitions (continueFrom is set only by the state machine).`,
   );
 }

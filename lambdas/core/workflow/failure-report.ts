@@ -2,7 +2,7 @@ import type { SqlClient } from '../sql/sql-client.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { readState } from '../state/database-state.ts';
 import { releaseLease } from '../state/lease.ts';
-import { STATE_NAMES, WORKFLOW_TASKS, type WorkflowTask } from './state-names.ts';
+import { CONTROL_STATE_NAMES, STATE_NAMES, WORKFLOW_TASKS, type WorkflowTask } from './state-names.ts';
 
 /** What a Catch stores: the error name and the Cause (Lambda's JSON envelope in AWS, the plain message locally). */
 export interface CaughtError {
@@ -20,6 +20,10 @@ export interface FailureReport {
   readonly leaseReleased: boolean;
 }
 
+/** Where a Catch records an error: a Lambda task, or the start of the continuing execution. */
+type FailureSource = WorkflowTask | 'continuation';
+const FAILURE_SOURCES: readonly FailureSource[] = [...WORKFLOW_TASKS, 'continuation'];
+
 const GENERIC_NEXT =
   'Next: run the upgrade again once the cause is fixed; every phase is safe to re-run and resumes where it stopped.';
 
@@ -29,9 +33,9 @@ const GENERIC_NEXT =
  */
 export async function reportFailure(
   client: SqlClient | undefined,
-  options: { runId: string; failedIn: Partial<Record<WorkflowTask, CaughtError>> },
+  options: { runId: string; failedIn: Partial<Record<FailureSource, CaughtError>> },
 ): Promise<FailureReport> {
-  const task = WORKFLOW_TASKS.find((t) => options.failedIn[t] !== undefined) ?? 'plan';
+  const task = FAILURE_SOURCES.find((t) => options.failedIn[t] !== undefined) ?? 'plan';
   const caught = options.failedIn[task] ?? { Error: 'UnknownError', Cause: 'no error was recorded' };
   const message = causeMessage(caught.Cause);
   let leaseReleased = false;
@@ -42,7 +46,7 @@ export async function reportFailure(
       .then((s) => formatVersion(s.version))
       .catch(() => version);
   }
-  const failedState = STATE_NAMES[task];
+  const failedState = task === 'continuation' ? CONTROL_STATE_NAMES.continueInNewExecution : STATE_NAMES[task];
   const next = /\nNext: /.test(message) ? '' : `\n${GENERIC_NEXT}`;
   return {
     error: caught.Error,

@@ -19,7 +19,9 @@ export const WORKFLOW_TASKS = Object.keys(STATE_NAMES) as WorkflowTask[];
 /** The states that are not Lambda tasks: choices, the drain wait, and the two ends. */
 export const CONTROL_STATE_NAMES = {
   stopAfterExpand: 'Stop after expand?',
+  startMigrating: 'Start migrating',
   migrationFinished: 'Migration finished?',
+  continueInNewExecution: 'Continue in a new execution',
   stopAfterMigrate: 'Stop after migrate?',
   startDrainWait: 'Start waiting for old release to drain',
   waitForDrain: 'Wait for old tasks to drain',

@@ -23,6 +23,8 @@ export interface UpgradePlan {
   readonly lintOverrides: readonly { stepId: string; reason: string }[];
   readonly newTaskDefinitions: Readonly<Record<string, string>>;
   readonly startedAt: string;
+  /** The execution this one continues (it took the lease over from it), or null. */
+  readonly continuedFrom: string | null;
 }
 
 /**
@@ -40,7 +42,7 @@ export async function startUpgrade(
   if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
   const planned = await plan(client, catalog, input.targetRelease);
   await ensureStateSchema(client);
-  await acquireLease(client, options.runId, settings.leaseTtlSeconds);
+  await acquireLease(client, options.runId, settings.leaseTtlSeconds, { takeOverFrom: input.continueFrom });
   return {
     runId: options.runId,
     target: planned.target,
@@ -55,5 +57,6 @@ export async function startUpgrade(
     lintOverrides: planned.lintOverrides.map((o) => ({ stepId: o.stepId, reason: o.reason })),
     newTaskDefinitions: input.newTaskDefinitions ?? {},
     startedAt: new Date().toISOString(),
+    continuedFrom: input.continueFrom ?? null,
   };
 }

@@ -1,0 +1,123 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDataApiEmulator, type DataApiEmulator } from '../bin/local/data-api-emulator/index.ts';
+import { LambdaInvocationError, LocalLambda, type DeployedFunction } from '../bin/local/local-lambda.ts';
+import { LOCAL_ENV, synthesizeStateMachine, type SynthesizedStateMachine } from '../bin/local/synthesized-state-machine.ts';
+import { acquireLease, ensureStateSchema, releaseLease } from '../lambdas/core/index.ts';
+import { RETRY_POLICIES } from '../lambdas/core/retry-policies.ts';
+import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
+import { CATALOG_FILE_NAME } from '../lib/catalog-at-synth.ts';
+import { BUNDLE_FILE } from '../lib/lambda-bundles.ts';
+import { DrainSource } from '../lib/drain-source.ts';
+import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+
+// The functions exactly as `cdk deploy` uploads them (the staged assets of a real synth), each loaded by plain node in
+// a fresh process under the stand-in Lambda runtime, talking to the Data API emulator through the real AWS SDK.
+const ASSEMBLIES = join(import.meta.dirname, '../.emc-local/cdk.out');
+
+let outdir: string;
+let synthesized: SynthesizedStateMachine;
+let db: TestDatabase;
+let dataApi: DataApiEmulator;
+const lambdas: LocalLambda[] = [];
+
+beforeAll(async () => {
+  mkdirSync(ASSEMBLIES, { recursive: true });
+  outdir = mkdtempSync(join(ASSEMBLIES, 'bundles-test-'));
+  db = await createTestDatabase();
+  dataApi = await startDataApiEmulator({ postgresUrl: db.url });
+  synthesized = synthesizeStateMachine({
+    migrationsDirectory: DEMO_MIGRATIONS,
+    drainSource: DrainSource.databaseSessions('demo-app-old%'),
+    databaseName: db.name,
+    outdir,
+  });
+});
+
+afterAll(async () => {
+  await Promise.all(lambdas.map((l) => l.close()));
+  await dataApi.stop();
+  await db.drop();
+  rmSync(outdir, { recursive: true, force: true });
+});
+
+function deployed(task: WorkflowTask | 'recordFailure'): DeployedFunction {
+  const fn = synthesized.functions.get(task);
+  if (!fn) throw new Error(`no function for ${task}`);
+  return fn;
+}
+
+function freshProcess(task: WorkflowTask | 'recordFailure'): LocalLambda {
+  const local = new LocalLambda(deployed(task), {
+    runtimeEnvironment: {
+      AWS_REGION: LOCAL_ENV.region,
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...dataApi.environment,
+    },
+  });
+  lambdas.push(local);
+  return local;
+}
+
+async function errorTypeOf(invocation: Promise<unknown>): Promise<string> {
+  const error = await invocation.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof LambdaInvocationError)) throw new Error(`expected a failed invocation, got ${String(error)}`);
+  return error.document.errorType;
+}
+
+const TASKS = ['plan', 'expand', 'migrate', 'drain', 'contract', 'finish', 'recordFailure'] as const;
+const planOf = (runId: string) => ({
+  runId,
+  target: 'bexar',
+  startedAt: new Date().toISOString(),
+  settings: { leaseTtlSeconds: 900 },
+});
+
+describe('the shipped Lambda bundles', () => {
+  it('are minified bundles whose code asset holds only the bundle and the compiled catalog', () => {
+    for (const task of TASKS) {
+      const fn = deployed(task);
+      expect(fn.handler, task).toBe('index.handler');
+      expect(readdirSync(fn.codeDirectory).sort(), task).toEqual([CATALOG_FILE_NAME, BUNDLE_FILE]);
+      const bundle = readFileSync(join(fn.codeDirectory, BUNDLE_FILE), 'utf8');
+      // Minified: long lines (only template literals keep their line breaks), not the sources' short ones.
+      expect(bundle.length / bundle.split('\n').length, task).toBeGreaterThan(500);
+      expect(bundle.length, task).toBeLessThan(300 * 1024);
+    }
+  });
+
+  it.each(TASKS)('%s reports a malformed event as InputError, its class name, from a fresh node process', async (task) => {
+    expect(await errorTypeOf(freshProcess(task).invoke({ unexpected: true }))).toBe('InputError');
+  });
+
+  it('report the engine refusals under their class names: LeaseHeldError, PhaseGateError', async () => {
+    const other = 'arn:aws:states:us-east-1:123456789012:execution:other:run';
+    const mine = 'arn:aws:states:us-east-1:123456789012:execution:mine:run';
+    await ensureStateSchema(db.client);
+    await acquireLease(db.client, other, 900);
+    expect(await errorTypeOf(freshProcess('plan').invoke({ executionId: mine, input: {} }))).toBe('LeaseHeldError');
+    await releaseLease(db.client, other);
+    // With the lease but before expand ran, migrate's gate refuses.
+    await acquireLease(db.client, mine, 900);
+    expect(await errorTypeOf(freshProcess('migrate').invoke({ plan: planOf(mine) }))).toBe('PhaseGateError');
+    await releaseLease(db.client, mine);
+  });
+
+  it('can throw every error its Task retries: each Retry name is a transient class whose name the bundle holds', () => {
+    for (const [stateName, task] of synthesized.tasks) {
+      const state = synthesized.definition.States[stateName] as { Retry?: { ErrorEquals: string[] }[] };
+      const bundle = readFileSync(join(deployed(task).codeDirectory, BUNDLE_FILE), 'utf8');
+      const engineErrors = (state.Retry ?? []).flatMap((r) => r.ErrorEquals).filter((e) => !e.startsWith('Lambda.'));
+      for (const name of engineErrors) {
+        expect(Object.hasOwn(RETRY_POLICIES, name), `${stateName} retries ${name}`).toBe(true);
+        expect(bundle, `${stateName}'s bundle names ${name}`).toMatch(new RegExp(`["'\`]${name}["'\`]`));
+      }
+    }
+  });
+});
