@@ -20,6 +20,7 @@ import {
   type SqlSession,
   type SqlValue,
 } from './sql-client.ts';
+import { redactRowData } from './redact-row-data.ts';
 
 export interface DataApiRetryOptions {
   /** Calls made in all (the first one included) before giving up. Default 6. */
@@ -293,7 +294,7 @@ function quoteUnsafeIntegers(text: string): string {
 
 function toTypedError(error: unknown, continuedAfterTimeout: boolean): unknown {
   const name = errorName(error);
-  const message = error instanceof Error ? error.message : String(error);
+  const message = redactRowData(error instanceof Error ? error.message : String(error));
   if (name === undefined) return error;
   if ((SQL_ERRORS.has(name) || name === 'UnsupportedResultException') && RESPONSE_TOO_LARGE.test(message)) {
     return new SqlError(
