@@ -534,6 +534,20 @@ describe('readAppConfig', () => {
     ).toThrow(/"emc:ecsServices" or "emc:drainApplicationNamePattern", not both/);
   });
 
+  it('passes the application role to the database-sessions drain source', () => {
+    const config = readAppConfig(
+      newApp({ 'emc:drainApplicationNamePattern': 'orders-api/v41%', 'emc:drainApplicationRole': 'orders_app' }),
+    );
+    expect(config.drainSource!.bind(new Stack()).config).toEqual({
+      kind: 'database-sessions',
+      applicationNamePattern: 'orders-api/v41%',
+      applicationRole: 'orders_app',
+    });
+    expect(() => readAppConfig(newApp({ 'emc:drainApplicationRole': 'orders_app' }))).toThrow(
+      /"emc:drainApplicationRole" belongs to the database-sessions drain source/,
+    );
+  });
+
   it('refuses an unknown emc: key, so a typo never silently means the default', () => {
     expect(() => readAppConfig(newApp({ 'emc:databseName': 'orders' }))).toThrow(/"emc:databseName"/);
   });
