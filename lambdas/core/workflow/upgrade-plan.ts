@@ -89,14 +89,11 @@ async function planDrain(
   planned: Awaited<ReturnType<typeof plan>>,
 ): Promise<Pick<UpgradePlan, 'sessionPattern' | 'oldTaskDefinitions'>> {
   const sessions = input.drain?.sessions;
-  if (deps.source.kind !== 'database-sessions') {
-    if (sessions !== undefined) {
-      throw new InputError(
-        `Invalid execution input: "drain.sessions": this state machine's drain source is ECS services, not database sessions; name the new release with newTaskDefinitions instead.`,
-      );
-    }
-  } else {
-    return sessions === undefined ? {} : { sessionPattern: sessions };
+  if (deps.source.kind === 'database-sessions') return sessions === undefined ? {} : { sessionPattern: sessions };
+  if (sessions !== undefined) {
+    throw new InputError(
+      `Invalid execution input: "drain.sessions": this state machine's drain source is ECS services, not database sessions; name the new release with newTaskDefinitions instead.`,
+    );
   }
   const drainRuns = input.stopAfter === undefined && planned.pending.contract.length > 0;
   if (!drainRuns) return {};
