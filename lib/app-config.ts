@@ -13,11 +13,12 @@ const contextSchema = z.strictObject({
   migrationsDirectory: z.string().default('demo/migrations'),
   ecsServices: z.array(z.strictObject({ cluster: z.string(), serviceName: z.string() })).optional(),
   drainApplicationNamePattern: z.string().optional(),
+  drainApplicationRole: z.string().optional(),
   failureTopicArn: z.string().optional(),
   demoDatabase: z.boolean().default(false),
 });
 
-export type AppConfig = Omit<z.infer<typeof contextSchema>, 'ecsServices' | 'drainApplicationNamePattern'> & {
+export type AppConfig = Omit<z.infer<typeof contextSchema>, 'ecsServices' | 'drainApplicationNamePattern' | 'drainApplicationRole'> & {
   readonly drainSource: DrainSource | undefined;
 };
 
@@ -53,7 +54,12 @@ export function readAppConfig(app: App): AppConfig {
       `Invalid cdk context: ${parsed.error.issues.map((i) => `"${CONTEXT_PREFIX}${i.path.join('.')}": ${i.message}`).join('; ')}`,
     );
   }
-  const { ecsServices, drainApplicationNamePattern, ...rest } = parsed.data;
+  const { ecsServices, drainApplicationNamePattern, drainApplicationRole, ...rest } = parsed.data;
+  if (drainApplicationRole !== undefined && !drainApplicationNamePattern) {
+    throw new Error(
+      `cdk context: "${CONTEXT_PREFIX}drainApplicationRole" belongs to the database-sessions drain source: set "${CONTEXT_PREFIX}drainApplicationNamePattern" too.`,
+    );
+  }
   if (ecsServices && drainApplicationNamePattern) {
     throw new Error(
       `cdk context: set one drain source, "${CONTEXT_PREFIX}ecsServices" or "${CONTEXT_PREFIX}drainApplicationNamePattern", not both.`,
@@ -64,7 +70,7 @@ export function readAppConfig(app: App): AppConfig {
     drainSource: ecsServices
       ? DrainSource.ecsServices(ecsServices)
       : drainApplicationNamePattern
-        ? DrainSource.databaseSessions(drainApplicationNamePattern)
+        ? DrainSource.databaseSessions(drainApplicationNamePattern, { applicationRole: drainApplicationRole })
         : undefined,
   };
 }

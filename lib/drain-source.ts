@@ -2,6 +2,7 @@ import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import type { Construct } from 'constructs';
 import type { DrainSource as DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
+import { sessionPatternProblem } from '../lambdas/core/drain/session-drain.ts';
 
 /** An ECS service running the application whose database is upgraded. */
 export interface EcsServiceTarget {
@@ -35,10 +36,15 @@ export abstract class DrainSource {
 
   /**
    * For fleets not on ECS (EC2, EKS) and local runs: the old release is drained when no database session whose
-   * `application_name` matches this LIKE pattern is connected (e.g. `orders-api/v41%`).
+   * `application_name` matches this LIKE pattern is connected (e.g. `orders-api/v41%`). An execution may give
+   * another pattern for its release in its input (`{ "drain": { "sessions": "orders-api/v42%" } }`).
+   *
+   * With `applicationRole` (the database role the application connects as), that role's sessions that set no
+   * `application_name` count as the old release's too, instead of being invisible; the role must not be the one
+   * the upgrade connects as. Give the upgrade's role `pg_read_all_stats` to see when blocking sessions started.
    */
-  static databaseSessions(applicationNamePattern: string): DrainSource {
-    return new SessionDrainSource(applicationNamePattern);
+  static databaseSessions(applicationNamePattern: string, options: { readonly applicationRole?: string } = {}): DrainSource {
+    return new SessionDrainSource(applicationNamePattern, options.applicationRole);
   }
 
   /** @internal The configuration the drain handler reads, and the ECS services to grant access to. */
@@ -69,17 +75,27 @@ class EcsDrainSource extends DrainSource {
 }
 
 class SessionDrainSource extends DrainSource {
-  constructor(private readonly pattern: string) {
+  constructor(
+    private readonly pattern: string,
+    private readonly applicationRole: string | undefined,
+  ) {
     super();
   }
 
   bind(): { config: DrainSourceConfig; ecsServices: readonly ResolvedEcsService[] } {
-    if (!this.pattern.trim() || this.pattern.trim() === '%') {
-      throw new Error(
-        `drainSource: DrainSource.databaseSessions() needs a LIKE pattern that matches only the old release's application_name, got "${this.pattern}".`,
-      );
+    const problem = sessionPatternProblem(this.pattern);
+    if (problem) throw new Error(`drainSource: DrainSource.databaseSessions() ${problem}.`);
+    if (this.applicationRole !== undefined && !this.applicationRole.trim()) {
+      throw new Error('drainSource: DrainSource.databaseSessions() applicationRole must be a role name, got "".');
     }
-    return { config: { kind: 'database-sessions', applicationNamePattern: this.pattern }, ecsServices: [] };
+    return {
+      config: {
+        kind: 'database-sessions',
+        applicationNamePattern: this.pattern,
+        ...(this.applicationRole !== undefined ? { applicationRole: this.applicationRole } : {}),
+      },
+      ecsServices: [],
+    };
   }
 }
 

@@ -202,7 +202,8 @@ export class ExpandMigrateContractUpgrade extends Construct {
     ) as Record<WorkflowTask | 'recordFailure', UpgradeFunction>;
     this.functions = functions;
 
-    // Least privilege: the Data API on this cluster and the one secret, for every task; ECS reads for the drain task.
+    // Least privilege: the Data API on this cluster and the one secret, for every task; ECS reads for the drain task
+    // (and DescribeServices for the plan).
     for (const fn of Object.values(functions)) {
       fn.role.addToPolicy(
         new iam.PolicyStatement({
@@ -213,6 +214,12 @@ export class ExpandMigrateContractUpgrade extends Construct {
       props.secret.grantRead(fn.role);
     }
     grantEcsDrainReads(functions.drain.role, drain.ecsServices);
+    // The plan records which task definitions the old release runs (lambdas/core/workflow/upgrade-plan.ts).
+    if (drain.ecsServices.length > 0) {
+      functions.plan.role.addToPolicy(
+        new iam.PolicyStatement({ actions: ['ecs:DescribeServices'], resources: drain.ecsServices.map((s) => s.serviceArn) }),
+      );
+    }
 
     const logGroup = new logs.LogGroup(this, 'StateMachineLogs', {
       retention: logRetention,

@@ -137,7 +137,7 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
   });
   const prepareContinuation = new sfn.Pass(scope, 'Prepare continuation', {
     stateName: 'Prepare continuation',
-    parameters: { 'continueFrom.$': '$$.Execution.Id' },
+    parameters: { 'continueFrom.$': '$$.Execution.Id', 'oldTaskDefinitions.$': '$.plan.oldTaskDefinitions' },
     resultPath: '$.continuation',
   });
   const checkDrained = step('drain', { plan, previous: sfn.JsonPath.objectAt('$.drain') }, '$.drain');

@@ -71,6 +71,19 @@ describe('emc start', () => {
     expect(run.json()).toMatchObject({ name: sent.name, executionArn: executionArn(sent.name!), attached: false, status: 'RUNNING' });
   });
 
+  it('writes --drain-sessions into the input as drain.sessions', async () => {
+    sfn.on(DescribeExecutionCommand).callsFake(({ executionArn: arn }) => {
+      throw notFound(arn);
+    });
+    sfn.on(StartExecutionCommand).callsFake(({ name }) => ({ executionArn: executionArn(name), startDate: new Date('2025-06-01T10:00:00Z') }));
+
+    const run = await start('--drain-sessions', 'orders-api/v41%', '--json');
+
+    expect(run.exitCode).toBe(0);
+    const sent = sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input;
+    expect(JSON.parse(sent.input!)).toEqual({ targetRelease: 'bexar', drain: { sessions: 'orders-api/v41%' } });
+  });
+
   it('attaches to the running execution of the same input instead of starting a second upgrade', async () => {
     const name = executionName({ targetRelease: 'bexar' });
     sfn.on(DescribeExecutionCommand, { executionArn: executionArn(name) }).resolves({
@@ -211,6 +224,7 @@ describe('emc start', () => {
     [['--settings', 'not json'], /option '--settings <json>' argument 'not json' is invalid\. not JSON/],
     [['--stop-after', 'contract'], /Allowed choices are expand, migrate/],
     [['--new-task-definition', 'web'], /expected <service>=<task definition/],
+    [['--drain-sessions', '%'], /"drain\.sessions": must be a LIKE pattern/],
   ])('exits 2 for invalid options %j', async (args, message) => {
     const run = await start(...args);
     expect(run.exitCode).toBe(2);

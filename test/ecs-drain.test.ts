@@ -22,7 +22,7 @@ import {
   drainTimeoutMessage,
   shortName,
 } from '../lambdas/core/drain/drain-errors.ts';
-import { checkEcsDrain, taskDefinitionKey, type EcsServiceRef } from '../lambdas/core/drain/ecs-drain.ts';
+import { checkEcsDrain, readOldTaskDefinitions, taskDefinitionKey, type EcsServiceRef } from '../lambdas/core/drain/ecs-drain.ts';
 import { EmcError, InputError } from '../lambdas/core/errors.ts';
 
 /**
@@ -582,6 +582,85 @@ describe('checkEcsDrain', () => {
     await expect(
       checkEcsDrain(ecs, [{ cluster: 'orders', service: 'api', newTaskDefinition: 'orders-api' }], NOW),
     ).rejects.toBeInstanceOf(InputError);
+  });
+});
+
+describe('the old release recorded at plan time (readOldTaskDefinitions)', () => {
+  const old = td('orders-api', 41);
+  const next = td('orders-api', 42);
+  const api = { cluster: 'orders', service: 'api' };
+
+  it('records the task definitions of the PRIMARY and ACTIVE deployments, less the named new release', async () => {
+    install([
+      fakeService(
+        'orders',
+        'api',
+        [
+          deployment('PRIMARY', td('orders-api', 40), { rolloutState: 'IN_PROGRESS' }),
+          deployment('ACTIVE', td('orders-api', 39), { rolloutState: 'COMPLETED' }),
+          deployment('INACTIVE', td('orders-api', 38), { running: 0 }),
+        ],
+        [],
+      ),
+      fakeService('orders', 'worker', [deployment('PRIMARY', old)], []),
+    ]);
+
+    expect(
+      await readOldTaskDefinitions(ecs, [api, { cluster: 'orders', service: 'worker', newTaskDefinition: 'orders-api:41' }]),
+    ).toEqual({ 'orders/api': [td('orders-api', 40), td('orders-api', 39)], 'orders/worker': [] });
+  });
+
+  it('fails a service the circuit breaker rolled back to the old release, where it would pass as drained', async () => {
+    // API_DeploymentCircuitBreaker: "If rollback is on, when a service deployment fails, the service is rolled back
+    // to the last deployment that completed successfully." API_Deployment: INACTIVE is "a deployment that has been
+    // completely replaced". After the rollback the old release is the COMPLETED PRIMARY deployment again.
+    install([fakeService('orders', 'api', [deployment('PRIMARY', old)], [task('orders', 'api', old)])]);
+    const recorded = await readOldTaskDefinitions(ecs, [api]);
+    install([
+      fakeService(
+        'orders',
+        'api',
+        [deployment('PRIMARY', old, { createdAt: '2026-11-25T03:40:00Z' }), deployment('INACTIVE', next, { rolloutState: 'FAILED', running: 0 })],
+        [task('orders', 'api', old), task('orders', 'api', next, { lastStatus: 'STOPPED', desiredStatus: 'STOPPED' })],
+      ),
+    ]);
+
+    // Without the record, the rollback is taken for the new release: this is the hole.
+    expect((await checkEcsDrain(ecs, [api], NOW)).drained).toBe(true);
+    const error = await checkEcsDrain(ecs, [{ ...api, oldTaskDefinitions: recorded['orders/api'] }], NOW).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DrainFailedError);
+    expect(error).toMatchObject({ reason: 'rolled-back', cluster: 'orders', service: 'api' });
+    expect((error as Error).message).toContain(
+      'the service runs orders-api:41 again, which the old release ran when this upgrade was planned (deployments: PRIMARY orders-api:41 COMPLETED)',
+    );
+    expect((error as DrainFailedError).nextAction).toMatch(/contract was not run/);
+  });
+
+  it('is drained once the new release completed and no task of the old one is left', async () => {
+    const oldTaskDefinitions = [old];
+    install([
+      fakeService(
+        'orders',
+        'api',
+        [deployment('PRIMARY', next), deployment('ACTIVE', old, { running: 1 })],
+        [task('orders', 'api', next), task('orders', 'api', old, { desiredStatus: 'STOPPED', lastStatus: 'DEACTIVATING' })],
+      ),
+    ]);
+    const waiting = await checkEcsDrain(ecs, [{ ...api, oldTaskDefinitions }], NOW);
+    expect(waiting.drained).toBe(false);
+    expect(waiting.summary).toBe('orders/api: 1 task still runs orders-api:41 (since 2026-11-25T03:00:00Z); new release orders-api:42');
+
+    install([fakeService('orders', 'api', [deployment('PRIMARY', next)], [task('orders', 'api', next)])]);
+    const drained = await checkEcsDrain(ecs, [{ ...api, oldTaskDefinitions }], NOW);
+    expect(drained.drained).toBe(true);
+    expect(drained.newTaskDefinitions).toEqual({ 'orders/api': next });
+  });
+
+  it('fails a service whose pinned new release is one the old release ran', async () => {
+    install([fakeService('orders', 'api', [deployment('PRIMARY', old)], [task('orders', 'api', old)])]);
+    await expect(
+      checkEcsDrain(ecs, [{ ...api, newTaskDefinition: 'orders-api:41', oldTaskDefinitions: [old] }], NOW),
+    ).rejects.toMatchObject({ name: 'DrainFailedError', reason: 'rolled-back' });
   });
 });
 

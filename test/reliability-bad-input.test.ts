@@ -18,6 +18,7 @@ import {
 } from '../lambdas/core/index.ts';
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
 import { createWorkflowHandlers, type WorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
+import type { DrainSource as DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 import { ExpandMigrateContractUpgrade, type ExpandMigrateContractUpgradeProps } from '../lib/expand-migrate-contract-upgrade.ts';
@@ -42,7 +43,7 @@ type Category = 'catalog' | 'execution input' | 'task event' | 'construct props'
 interface Context {
   readonly db: TestDatabase;
   /** The real Lambda handlers over this database and the given migrations directory. */
-  handlers(migrations?: string): WorkflowHandlers;
+  handlers(migrations?: string, drain?: DrainSourceConfig): WorkflowHandlers;
 }
 
 interface BadInput {
@@ -94,6 +95,7 @@ function planFor(runId: string): UpgradePlan {
     newTaskDefinitions: {},
     startedAt: new Date().toISOString(),
     continuedFrom: null,
+    oldTaskDefinitions: {},
   };
 }
 
@@ -101,6 +103,10 @@ async function holdLease(ctx: Context, owner: string): Promise<void> {
   await ensureStateSchema(ctx.db.client);
   await acquireLease(ctx.db.client, owner, 900);
 }
+
+const SESSION_DRAIN: DrainSourceConfig = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
+/** Refused before any ECS call: the handlers' ECS client throws. */
+const ECS_DRAIN: DrainSourceConfig = { kind: 'ecs', services: [{ cluster: 'arn:aws:ecs:us-east-1:123456789012:cluster/prod', service: 'orders-api' }] };
 
 const plan = (input: unknown) => (ctx: Context) => ctx.handlers().plan({ executionId: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
 
@@ -145,6 +151,9 @@ const CASES: BadInput[] = [
   { name: 'input: settings as an array', category: 'execution input', state: 'seeded', act: plan({ settings: [] }), error: 'InputError', message: /"settings": / },
   { name: 'input: a bare string', category: 'execution input', state: 'seeded', act: plan('bexar'), error: 'InputError', message: /"\(input\)": .*object/ },
   { name: 'input: an empty task definition', category: 'execution input', state: 'seeded', act: plan({ newTaskDefinitions: { api: '' } }), error: 'InputError', message: /"newTaskDefinitions\.api": / },
+  { name: 'input: a drain session pattern matching every session', category: 'execution input', state: 'seeded', act: plan({ drain: { sessions: '%' } }), error: 'InputError', message: /"drain\.sessions": must be a LIKE pattern/ },
+  { name: 'input: a drain session pattern for an ECS drain source', category: 'execution input', state: 'seeded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionId: 'x', input: { drain: { sessions: 'orders-v41%' } } }), error: 'InputError', message: /"drain\.sessions": this state machine's drain source is ECS services/ },
+  { name: 'input: ECS, expand done earlier, new release not named', category: 'execution input', state: 'expanded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionId: 'x', input: {} }), error: 'InputError', message: /"newTaskDefinitions": expand already ran in an earlier execution.*"orders-api"/ },
 
   // The events the state machine passes between tasks.
   { name: 'event: plan without the execution id', category: 'task event', state: 'seeded', act: (ctx) => ctx.handlers().plan({ input: {} }), error: 'InputError', message: /Malformed task event: "executionId"/ },
@@ -263,6 +272,7 @@ const CASES: BadInput[] = [
   // state-machine-template.test; these few complete the table.
   { name: 'props: a lease ttl under a minute', category: 'construct props', state: 'seeded', act: () => synth({ batchSettings: { leaseTtl: Duration.seconds(10) } }), error: 'Error', message: /batchSettings: leaseTtl: / },
   { name: 'props: a drain poll interval of 0', category: 'construct props', state: 'seeded', act: () => synth({ drainPollInterval: Duration.seconds(0) }), error: 'Error', message: /drainPollInterval must be from 1 second to 1 hour/ },
+  { name: 'props: an empty application role for the session drain', category: 'construct props', state: 'seeded', act: () => synth({ drainSource: DrainSource.databaseSessions('orders-api/v41%', { applicationRole: ' ' }) }), error: 'Error', message: /applicationRole must be a role name/ },
   { name: 'props: a drain pattern matching every session', category: 'construct props', state: 'seeded', act: () => synth({ drainSource: DrainSource.databaseSessions('%') }), error: 'Error', message: /DrainSource\.databaseSessions\(\) needs a LIKE pattern .*got "%"/ },
   {
     name: 'props: a migrations directory with a bad file',
@@ -322,7 +332,7 @@ describe('bad input is refused, named, and changes nothing', () => {
     const clients: PgSqlClient[] = [];
     const ctx: Context = {
       db,
-      handlers: (migrations = DEMO_MIGRATIONS) => {
+      handlers: (migrations = DEMO_MIGRATIONS, drain = SESSION_DRAIN) => {
         const client = new PgSqlClient(db.url);
         clients.push(client);
         return createWorkflowHandlers({
@@ -332,7 +342,7 @@ describe('bad input is refused, named, and changes nothing', () => {
             throw new Error('no ECS in this test');
           },
           settingsDefaults: { batchPauseMs: 0 },
-          drain: { source: { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' }, timeoutSeconds: 60 },
+          drain: { source: drain, timeoutSeconds: 60 },
         });
       },
     };

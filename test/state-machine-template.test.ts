@@ -179,10 +179,11 @@ describe('the UpgradeStack template', () => {
     });
   });
 
-  it('grants the Data API on the one cluster and the one secret, and ECS reads to the drain function only', () => {
+  it('grants the Data API on the one cluster and the one secret, ECS reads to the drain function, DescribeServices to the plan', () => {
     const statements = statementsOf(template);
     const functionRoles = Object.values(stack.upgrade.functions).map((f) => logicalIdOf(stack, f.role));
     const drainRole = logicalIdOf(stack, stack.upgrade.functions.drain.role);
+    const planRole = logicalIdOf(stack, stack.upgrade.functions.plan.role);
 
     const dataApi = statements.filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('rds-data:')));
     expect(dataApi.flatMap((s) => s.roles).sort()).toEqual([...functionRoles].sort());
@@ -203,8 +204,14 @@ describe('the UpgradeStack template', () => {
       expect(statement.Resource).toBe(SECRET_ARN);
     }
 
-    const ecs = statements.filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('ecs:')));
-    expect(new Set(ecs.flatMap((s) => s.roles))).toEqual(new Set([drainRole]));
+    const allEcs = statements.filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('ecs:')));
+    expect(new Set(allEcs.flatMap((s) => s.roles))).toEqual(new Set([drainRole, planRole]));
+    // The plan records the old release's task definitions: DescribeServices on the same services, nothing more.
+    const planEcs = allEcs.filter((s) => s.roles.includes(planRole));
+    expect(planEcs.map(({ statement }) => [actionsOf(statement), resolvePartition(statement.Resource)])).toEqual([
+      [['ecs:DescribeServices'], ['arn:aws:ecs:us-east-1:123456789012:service/prod/orders-api', 'arn:aws:ecs:us-east-1:123456789012:service/prod/orders-worker']],
+    ]);
+    const ecs = allEcs.filter((s) => s.roles.includes(drainRole));
     const byAction = new Map(ecs.flatMap(({ statement }) => actionsOf(statement).map((a) => [a, statement] as const)));
     expect([...byAction.keys()].sort()).toEqual(['ecs:DescribeServices', 'ecs:DescribeTasks', 'ecs:ListTasks']);
     expect(resolvePartition(byAction.get('ecs:DescribeServices')!.Resource)).toEqual([
@@ -376,7 +383,7 @@ describe('the synthesized state machine definition', () => {
   it('continues a migration that would outgrow the history in a new execution with the same input, handing the lease over', () => {
     expect(definition.States['Prepare continuation']).toEqual({
       Type: 'Pass',
-      Parameters: { 'continueFrom.$': '$$.Execution.Id' },
+      Parameters: { 'continueFrom.$': '$$.Execution.Id', 'oldTaskDefinitions.$': '$.plan.oldTaskDefinitions' },
       ResultPath: '$.continuation',
       Next: 'Continue in a new execution',
     });
@@ -601,6 +608,20 @@ describe('readAppConfig', () => {
     expect(() =>
       readAppConfig(newApp({ 'emc:ecsServices': [{ cluster: ECS_CLUSTER_ARN, serviceName: 'api' }], 'emc:drainApplicationNamePattern': 'x%' })),
     ).toThrow(/"emc:ecsServices" or "emc:drainApplicationNamePattern", not both/);
+  });
+
+  it('passes the application role to the database-sessions drain source', () => {
+    const config = readAppConfig(
+      newApp({ 'emc:drainApplicationNamePattern': 'orders-api/v41%', 'emc:drainApplicationRole': 'orders_app' }),
+    );
+    expect(config.drainSource!.bind(new Stack()).config).toEqual({
+      kind: 'database-sessions',
+      applicationNamePattern: 'orders-api/v41%',
+      applicationRole: 'orders_app',
+    });
+    expect(() => readAppConfig(newApp({ 'emc:drainApplicationRole': 'orders_app' }))).toThrow(
+      /"emc:drainApplicationRole" belongs to the database-sessions drain source/,
+    );
   });
 
   it('refuses an unknown emc: key, so a typo never silently means the default', () => {

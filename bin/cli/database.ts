@@ -6,6 +6,7 @@ import { DataApiSqlClient } from '../../lambdas/core/sql/data-api-client.ts';
 import { PgSqlClient } from '../../lambdas/core/sql/pg-client.ts';
 import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
 import { UsageError } from './cli-errors.ts';
+import { checkDatabaseUrl } from './connection-string.ts';
 
 /** The migrations directory of the shipped demo, when cdk.json names none. */
 export const DEMO_MIGRATIONS_DIRECTORY = 'demo/migrations';
@@ -61,7 +62,10 @@ export function databaseTarget(flags: DatabaseFlags, env: Readonly<Record<string
   if (url && (flags.clusterArn || flags.secretArn)) {
     throw new UsageError('Give either --database-url or --cluster-arn/--secret-arn, not both.');
   }
-  if (url) return { kind: 'url', url };
+  if (url) {
+    checkDatabaseUrl(url, flags.databaseUrl ? '--database-url' : 'EMC_DATABASE_URL');
+    return { kind: 'url', url };
+  }
   if (clusterArn && secretArn) {
     return {
       kind: 'data-api',

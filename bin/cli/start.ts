@@ -34,6 +34,8 @@ export interface StartOptions {
   /** Settings overrides, as given (validated with the execution input). */
   readonly settings?: unknown;
   readonly newTaskDefinitions?: Readonly<Record<string, string>>;
+  /** The old release's session pattern for the database-sessions drain gate (input `drain.sessions`). */
+  readonly drainSessions?: string;
   /** An explicit execution name instead of the one derived from the input. */
   readonly name?: string;
   /** The migrations the state machine ships: resolves the default release and rejects unknown ones early. */
@@ -73,6 +75,7 @@ export function buildExecutionInput(options: Omit<StartOptions, 'stateMachineArn
     ...(options.newTaskDefinitions && Object.keys(options.newTaskDefinitions).length > 0
       ? { newTaskDefinitions: options.newTaskDefinitions }
       : {}),
+    ...(options.drainSessions !== undefined ? { drain: { sessions: options.drainSessions } } : {}),
   });
 }
 
@@ -181,6 +184,7 @@ interface StartFlags extends AwsFlags {
   readonly stopAfter?: 'expand' | 'migrate';
   readonly settings?: unknown;
   readonly newTaskDefinition?: Record<string, string>;
+  readonly drainSessions?: string;
   readonly name?: string;
   readonly migrations: string;
   readonly wait?: boolean;
@@ -201,6 +205,10 @@ export function registerStart(program: Command, host: CommandHost): void {
       '--new-task-definition <service=taskdef>',
       'the new release\'s ECS task definition for a service, for the drain gate (repeatable)',
       collectTaskDefinition,
+    )
+    .option(
+      '--drain-sessions <pattern>',
+      "the old release's application_name LIKE pattern for a database-sessions drain gate, instead of the deployed one",
     )
     .option('--name <name>', 'execution name (default: emc-<release>-<phase|full>-<hash of the input>)');
   addMigrationsOption(
@@ -244,6 +252,7 @@ export function registerStart(program: Command, host: CommandHost): void {
           stopAfter: flags.stopAfter,
           settings: flags.settings,
           newTaskDefinitions: flags.newTaskDefinition,
+          drainSessions: flags.drainSessions,
           name: flags.name,
           catalog,
         },

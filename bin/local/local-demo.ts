@@ -2,10 +2,13 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PgSqlClient } from '../../lambdas/core/sql/pg-client.ts';
 import { readHistory, type HistoryEntry } from '../../lambdas/core/state/history.ts';
+import { sessionPatternProblem } from '../../lambdas/core/drain/session-drain.ts';
 import { readState } from '../../lambdas/core/state/database-state.ts';
 import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
 import { logger } from '../../lambdas/handlers/commons/logger.ts';
 import { DrainSource } from '../../lib/drain-source.ts';
+import { UsageError } from '../cli/cli-errors.ts';
+import { checkDatabaseUrl, describeConnectionString } from '../cli/connection-string.ts';
 import { DEMO_MIGRATIONS, seedDemoDatabase } from './demo-database.ts';
 import { DemoWorkload, OLD_RELEASE_APPLICATION_NAME, type WorkloadReport } from './demo-workloads.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
@@ -17,6 +20,12 @@ export interface LocalDemoOptions {
   readonly databaseUrl?: string;
   /** @default the demo release bexar shipped in demo/migrations */
   readonly migrationsDirectory?: string;
+  /**
+   * The drain source: a LIKE pattern over the `application_name` of the old release's sessions. Required with
+   * migrations other than the demo's (whose old release is `demo-app-old`): the demo's pattern would let contract
+   * run while your old release is still connected. @default `demo-app-old%` with the demo's migrations
+   */
+  readonly drainSessions?: string;
   /** Rows of the demo table when it is seeded. @default 100000 */
   readonly rows?: number;
   /** Print one JSON document instead of the human report. */
@@ -32,6 +41,8 @@ export interface LocalDemoResult {
   readonly history: readonly HistoryEntry[];
   readonly versions: readonly VersionTableRow[];
   readonly workloads: readonly WorkloadReport[];
+  /** Why no demo workload ran (your own migrations, or a database past the demo's release n-1); absent when they ran. */
+  readonly noWorkload?: string;
 }
 
 /** How long the old release's last instance keeps running after it is taken out of service. */
@@ -51,13 +62,23 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
   const say = options.json ? () => {} : out;
   if (!options.verbose) logger.setLogLevel('SILENT');
   const migrationsDirectory = resolve(options.migrationsDirectory ?? DEMO_MIGRATIONS);
-  if (!existsSync(migrationsDirectory)) throw new Error(`--migrations ${migrationsDirectory}: no such directory`);
+  if (!existsSync(migrationsDirectory)) throw new UsageError(`--migrations ${migrationsDirectory}: no such directory`);
   const usingDemo = migrationsDirectory === resolve(DEMO_MIGRATIONS);
+  if (options.databaseUrl !== undefined) checkDatabaseUrl(options.databaseUrl, '--database-url');
+  const drainPattern = options.drainSessions ?? (usingDemo ? `${OLD_RELEASE_APPLICATION_NAME}%` : undefined);
+  if (drainPattern === undefined) {
+    throw new UsageError(
+      `--drain-sessions is required with --migrations ${migrationsDirectory}: the drain gate must know your old release's sessions before contract runs.`,
+      "Pass --drain-sessions with a LIKE pattern matching only the old release's application_name (e.g. --drain-sessions 'myapp-v41%').",
+    );
+  }
+  const problem = sessionPatternProblem(drainPattern);
+  if (problem) throw new UsageError(`--drain-sessions: ${problem}`);
 
   const server = options.databaseUrl ? undefined : await startEmbeddedPostgres({ name: 'local' });
   const databaseUrl = options.databaseUrl ?? server!.url;
   try {
-    say(server ? `Started an embedded PostgreSQL 17 on port ${server.port}.` : `Using ${redact(databaseUrl)}.`);
+    say(server ? `Started an embedded PostgreSQL 17 on port ${server.port}.` : `Using ${describeConnectionString(databaseUrl)}.`);
     const client = new PgSqlClient(databaseUrl);
     let fresh: boolean;
     try {
@@ -102,7 +123,7 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
     const execution = await runLocalExecution({
       databaseUrl,
       migrationsDirectory,
-      drainSource: DrainSource.databaseSessions(`${OLD_RELEASE_APPLICATION_NAME}%`),
+      drainSource: DrainSource.databaseSessions(drainPattern),
       input: {},
       settings: LOCAL_SETTINGS,
       onEvent,
@@ -122,7 +143,12 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
     }
     const versions = versionTable(history);
     const succeeded = execution.status === 'SUCCEEDED' && reports.every((r) => r.failed === 0 && r.lost === 0);
-    const result = { succeeded, execution, history, versions, workloads: reports };
+    const noWorkload = workloads
+      ? undefined
+      : usingDemo
+        ? "the database was not at the demo's release n-1, which the demo application needs"
+        : "these are your own migrations; the demo application only writes to the demo's schema";
+    const result: LocalDemoResult = { succeeded, execution, history, versions, workloads: reports, ...(noWorkload ? { noWorkload } : {}) };
     if (options.json) {
       out(JSON.stringify({ ...result, execution: { ...execution, events: undefined } }, null, 2));
     } else {
@@ -167,7 +193,9 @@ function report(out: (line: string) => void, result: LocalDemoResult): void {
     for (const w of result.workloads) for (const e of w.errors) out(`  ${w.release}: ${e}`);
   }
   out('');
-  out(result.succeeded ? 'Upgrade completed with no failed and no lost write.' : 'The local run did not succeed.');
+  if (!result.succeeded) out('The local run did not succeed.');
+  else if (result.workloads.length > 0) out('Upgrade completed with no failed and no lost write.');
+  else out(`Upgrade completed. No demo workload ran (${result.noWorkload}), so no application write was checked.`);
 }
 
 /** The part of a state's output an operator wants to see in the running log. */
@@ -190,8 +218,4 @@ function describeOutput(name: string, output: unknown): string {
 async function tableExists(client: PgSqlClient, name: string): Promise<boolean> {
   const result = await client.query<{ present: boolean }>('SELECT to_regclass(:name) IS NOT NULL AS present', { name });
   return result.rows[0]?.present === true;
-}
-
-function redact(url: string): string {
-  return url.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@');
 }

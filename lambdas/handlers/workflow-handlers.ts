@@ -49,6 +49,7 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
         runId: executionId,
         input,
         defaults: deps.settingsDefaults,
+        drain: { source: deps.drain.source, ecs: deps.ecs },
       });
       logger.info('upgrade planned', { target: plan.target, version: plan.versionBefore, pending: plan.pending });
       return plan;
@@ -110,6 +111,8 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
           source: deps.drain.source,
           timeoutSeconds: deps.drain.timeoutSeconds,
           requestedTaskDefinitions: plan.newTaskDefinitions ?? {},
+          sessionPattern: plan.sessionPattern,
+          oldTaskDefinitions: plan.oldTaskDefinitions,
           // The state machine starts the loop with `{ polls: 0 }`: no start time yet means this is the first poll.
           previous: parsed.previous?.startedAt
             ? {

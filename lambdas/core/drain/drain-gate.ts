@@ -10,7 +10,7 @@ import { checkSessionDrain, type SessionDrainReport } from './session-drain.ts';
  */
 export type DrainSource =
   | { readonly kind: 'ecs'; readonly services: readonly { readonly cluster: string; readonly service: string }[] }
-  | { readonly kind: 'database-sessions'; readonly applicationNamePattern: string };
+  | { readonly kind: 'database-sessions'; readonly applicationNamePattern: string; readonly applicationRole?: string };
 
 /** The gate's state between polls, kept in the execution's data (`$.drain`). */
 export interface DrainGateState {
@@ -28,6 +28,10 @@ export interface DrainGateOptions {
   readonly timeoutSeconds: number;
   /** From the execution input: per ECS service name, the new release's task definition. */
   readonly requestedTaskDefinitions: Readonly<Record<string, string>>;
+  /** From the execution input: the old release's session pattern, instead of the drain source's. */
+  readonly sessionPattern?: string;
+  /** Recorded at plan time, per ECS service (`cluster/service`): the task definitions the old release ran. */
+  readonly oldTaskDefinitions?: Readonly<Record<string, readonly string[]>>;
   /** The previous poll's state; undefined at the first poll. */
   readonly previous: Pick<DrainGateState, 'startedAt' | 'polls' | 'newTaskDefinitions'> | undefined;
   readonly now?: Date;
@@ -55,12 +59,16 @@ export async function pollDrainGate(
         options.previous?.newTaskDefinitions[serviceLabel(s.cluster, s.service)] ??
         options.requestedTaskDefinitions[s.service] ??
         options.requestedTaskDefinitions[serviceLabel(s.cluster, s.service)],
+      oldTaskDefinitions: options.oldTaskDefinitions?.[serviceLabel(s.cluster, s.service)],
     }));
     const ecsReport = await checkEcsDrain(deps.ecs, refs, now);
     pinned = { ...ecsReport.newTaskDefinitions };
     report = ecsReport;
   } else {
-    report = await checkSessionDrain(deps.sql, options.source.applicationNamePattern);
+    report = await checkSessionDrain(deps.sql, {
+      applicationNamePattern: options.sessionPattern ?? options.source.applicationNamePattern,
+      applicationRole: options.source.applicationRole,
+    });
   }
   const elapsedSeconds = (now.getTime() - new Date(startedAt).getTime()) / 1000;
   if (!report.drained && elapsedSeconds >= options.timeoutSeconds) {

@@ -45,6 +45,12 @@ export interface EcsServiceRef {
    * caller should pin `DrainReport.newTaskDefinitions` from its first poll and pass it on the next polls.
    */
   readonly newTaskDefinition?: string;
+  /**
+   * The task definitions the old release ran, recorded when the upgrade was planned (`readOldTaskDefinitions`).
+   * A PRIMARY deployment (or the pinned new release) running one of them means the service runs the old release
+   * again: a rollback, which fails the drain instead of passing as drained.
+   */
+  readonly oldTaskDefinitions?: readonly string[];
 }
 
 export interface DrainBlocker {
@@ -205,8 +211,30 @@ function rolloutInProgress(deployment: Deployment, service: Service): boolean {
   return runningDeployments(service).length > 1;
 }
 
-/** Decides the new task definition of a service and whether its rollout still blocks; throws when it never will. */
+/**
+ * Decides the new task definition of a service and whether its rollout still blocks; throws when it never will,
+ * including when the release treated as new is one the old release ran (recorded at plan time).
+ */
 function planService(ref: EcsServiceRef, service: Service): ServicePlan {
+  const plan = planNewRelease(ref, service);
+  const old = ref.oldTaskDefinitions?.find((o) => sameTaskDefinition(o, plan.newTaskDefinition));
+  if (old !== undefined) {
+    const deployments = runningDeployments(service).map(
+      (d) => `${d.status} ${displayTaskDefinition(d.taskDefinition ?? 'unknown')}${d.rolloutState ? ` ${d.rolloutState}` : ''}`,
+    );
+    throw new DrainFailedError(
+      ref.cluster,
+      ref.service,
+      'rolled-back',
+      `the service runs ${displayTaskDefinition(old)} again, which the old release ran when this upgrade was planned ` +
+        `(deployments: ${deployments.join(', ') || 'none'}): the new release was rolled back, or never deployed. ` +
+        `If ${displayTaskDefinition(old)} is in fact the new release (deployed before this execution started), name it in the input's newTaskDefinitions.`,
+    );
+  }
+  return plan;
+}
+
+function planNewRelease(ref: EcsServiceRef, service: Service): ServicePlan {
   const label = serviceLabel(ref.cluster, ref.service);
   const fail = (reason: ConstructorParameters<typeof DrainFailedError>[2], detail: string) =>
     new DrainFailedError(ref.cluster, ref.service, reason, detail);
@@ -290,6 +318,34 @@ function planService(ref: EcsServiceRef, service: Service): ServicePlan {
     rolloutInProgress: inProgress,
     rolloutSince: inProgress ? deployment.createdAt : undefined,
   };
+}
+
+/**
+ * What the old release runs, read when the upgrade is planned (before expand, so before the new release can be
+ * deployed): per service (`cluster/service`, short names), the task definitions of its PRIMARY and ACTIVE
+ * deployments and of its task sets that are not DRAINING, less the new release's when `newTaskDefinition` names it.
+ * Throws DrainFailedError for a service or cluster that does not exist, as a poll would.
+ */
+export async function readOldTaskDefinitions(
+  ecs: ECSClient,
+  services: readonly EcsServiceRef[],
+): Promise<Record<string, string[]>> {
+  const described = await describeServices(ecs, services);
+  const old: Record<string, string[]> = {};
+  for (const ref of services) {
+    const service = described.get(ref)!;
+    const running = [
+      ...runningDeployments(service).map((d) => d.taskDefinition),
+      ...(service.taskSets ?? []).filter((t) => t.status !== 'DRAINING').map((t) => t.taskDefinition),
+    ];
+    const definitions = new Set<string>();
+    for (const definition of running) {
+      if (definition === undefined || sameTaskDefinition(ref.newTaskDefinition, definition)) continue;
+      definitions.add(definition);
+    }
+    old[serviceLabel(ref.cluster, ref.service)] = [...definitions];
+  }
+  return old;
 }
 
 /** Every task of the service whose desired status is RUNNING or STOPPED, every page. */

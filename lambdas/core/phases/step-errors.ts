@@ -44,20 +44,10 @@ export function toStepError(step: Step, statement: Statement | undefined, error:
     if (error.sqlState === LOCK_NOT_AVAILABLE || error.sqlState === DEADLOCK_DETECTED) {
       return new LockTimeoutError(step.id, `${error.message}${where}`, { cause: error });
     }
-    return new StepFailedError(step.id, statement?.sql ?? '', error.sqlState, `${withoutRowData(error)}${where}`, {
+    return new StepFailedError(step.id, statement?.sql ?? '', error.sqlState, `${error.message}${where}`, {
       cause: error,
       transactional: step.transactional,
     });
   }
   return error instanceof Error ? error : new Error(String(error));
-}
-
-/**
- * PostgreSQL's data exceptions (SQLSTATE class 22) quote the offending value, e.g. `invalid input syntax for type
- * integer: "<a row's name>"`: row data, which must not reach the logs, the execution history or its Cause. The value
- * is withheld; the SQLSTATE, the step, the file and the line still say what failed.
- */
-function withoutRowData(error: SqlError): string {
-  if (!error.sqlState?.startsWith('22')) return error.message;
-  return error.message.replace(/"(?:[^"]|"")*"/g, '"…"').replace(/: 0x[0-9a-f ]+$/i, ': 0x…');
 }

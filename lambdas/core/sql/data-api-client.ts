@@ -28,6 +28,7 @@ import {
   type SqlSession,
   type SqlValue,
 } from './sql-client.ts';
+import { redactRowData } from './redact-row-data.ts';
 import { scanSqlText } from './sql-text.ts';
 
 export interface DataApiRetryOptions {
@@ -392,7 +393,7 @@ interface CallKind {
 
 function toTypedError(error: unknown, call: CallKind): unknown {
   const name = errorName(error);
-  const message = error instanceof Error ? error.message : String(error);
+  const message = redactRowData(error instanceof Error ? error.message : String(error));
   if (name === undefined) return error;
   if (name === 'TransactionNotFoundException' || (name === 'BadRequestException' && TRANSACTION_NOT_FOUND.test(message))) {
     // The Data API rolled the transaction back (3 minutes without a call, or an earlier error aborted it): nothing

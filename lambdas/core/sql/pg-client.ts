@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { toPositional } from './named-parameters.ts';
 import { ensureParserLoaded } from './parser.ts';
+import { redactRowData } from './redact-row-data.ts';
 import {
   SqlError,
   type QueryOptions,
@@ -77,10 +78,13 @@ async function run<Row extends SqlRow>(
     const result = await executor.query<Row>(text, values.map(toPgValue));
     return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
   } catch (error) {
-    const sqlState = (error as { code?: unknown }).code;
+    const { code: sqlState, detail } = error as { code?: unknown; detail?: unknown };
+    // The detail names the columns of a violated key, as the Data API's message does; its values are redacted.
+    const validSqlState = typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState : undefined;
+    const message = `${(error as Error).message}${typeof detail === 'string' && detail ? `\n  Detail: ${detail}` : ''}`;
     throw new SqlError(
-      (error as Error).message,
-      typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState : undefined,
+      redactRowData(message, validSqlState),
+      validSqlState,
       { cause: error },
     );
   }

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import '../validation.ts';
+import { sessionPatternProblem } from '../drain/session-drain.ts';
 import { InputError } from '../errors.ts';
 import { settingsOverridesSchema } from '../settings.ts';
 
@@ -16,11 +17,25 @@ export const executionInputSchema = z.strictObject({
   settings: z.optional(settingsOverridesSchema),
   /** The drain gate's view of the new release, per ECS service name: task definition ARN or family:revision. */
   newTaskDefinitions: z.optional(z.record(z.string().check(z.minLength(1)), z.string().check(z.minLength(1)))),
+  /** The drain gate for this release: `sessions` replaces the session drain source's pattern (e.g. `myapp-v41%`). */
+  drain: z.optional(
+    z.strictObject({
+      sessions: z.optional(
+        z.string().check(
+          z.refine((pattern) => sessionPatternProblem(pattern) === undefined, {
+            message: "must be a LIKE pattern matching only the old release's application_name (e.g. \"myapp-v41%\"), not empty and not only %",
+          }),
+        ),
+      ),
+    }),
+  ),
   /**
    * Set by the state machine itself, never by an operator: the execution this one continues (a long migration
    * goes on in a new execution before the history limit). This execution takes the lease over from it.
    */
   continueFrom: z.optional(z.string().check(z.regex(/^arn:[^:]+:states:[^:]+:\d{12}:execution:[^:]+:[^:]+$/))),
+  /** Set by the state machine with `continueFrom`: the old release's task definitions the first execution recorded. */
+  oldTaskDefinitions: z.optional(z.record(z.string(), z.array(z.string()))),
 });
 
 export type ExecutionInput = z.infer<typeof executionInputSchema>;
@@ -38,6 +53,6 @@ export function parseExecutionInput(raw: unknown): ExecutionInput {
     return `"${field}": ${issue.message}`;
   });
   throw new InputError(
-    `Invalid execution input: ${problems.join('; ')}. Accepted fields: targetRelease, stopAfter ("expand" or "migrate"), settings {${Object.keys(settingsOverridesSchema.shape).join(', ')}}, newTaskDefinitions (continueFrom is set only by the state machine).`,
+    `Invalid execution input: ${problems.join('; ')}. Accepted fields: targetRelease, stopAfter ("expand" or "migrate"), settings {${Object.keys(settingsOverridesSchema.shape).join(', ')}}, newTaskDefinitions, drain {sessions} (continueFrom and oldTaskDefinitions are set only by the state machine).`,
   );
 }

@@ -1,11 +1,15 @@
+import type { ECSClient } from '@aws-sdk/client-ecs';
 import type { Catalog } from '../catalog/step.ts';
+import { serviceLabel } from '../drain/drain-errors.ts';
+import type { DrainSource } from '../drain/drain-gate.ts';
+import { readOldTaskDefinitions, type EcsServiceRef } from '../drain/ecs-drain.ts';
 import { plan } from '../phases/plan.ts';
 import { InputError } from '../errors.ts';
 import { resolveSettings, settingsProblems, type SettingsOverrides, type UpgradeSettings } from '../settings.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
 import { acquireLease } from '../state/lease.ts';
 import { ensureStateSchema } from '../state/schema.ts';
-import { parseExecutionInput } from './execution-input.ts';
+import { parseExecutionInput, type ExecutionInput } from './execution-input.ts';
 
 /**
  * What the first state decides and every later state reads (`$.plan` in the execution's data): small, and free of
@@ -22,9 +26,23 @@ export interface UpgradePlan {
   /** Phase-lint overrides in the steps to run, with their reasons, so they show in the execution history. */
   readonly lintOverrides: readonly { stepId: string; reason: string }[];
   readonly newTaskDefinitions: Readonly<Record<string, string>>;
+  /** The input's session pattern for this release (`drain.sessions`), replacing the drain source's. */
+  readonly sessionPattern?: string;
+  /**
+   * ECS drain source: per service (`cluster/service`), the task definitions the old release ran when this upgrade
+   * was planned (before expand); empty when nothing was recorded. The drain gate fails when a service runs one of
+   * them again (a rollback). Always present: the continuation of a long migration passes it on.
+   */
+  readonly oldTaskDefinitions: Readonly<Record<string, readonly string[]>>;
   readonly startedAt: string;
   /** The execution this one continues (it took the lease over from it), or null. */
   readonly continuedFrom: string | null;
+}
+
+/** What the plan needs to know of the drain gate: its source, and an ECS client for an ECS source. */
+export interface PlanDrainDependencies {
+  readonly source: DrainSource;
+  readonly ecs: () => ECSClient;
 }
 
 /**
@@ -34,13 +52,16 @@ export interface UpgradePlan {
 export async function startUpgrade(
   client: SqlClient,
   catalog: Catalog,
-  options: { runId: string; input: unknown; defaults?: SettingsOverrides },
+  options: { runId: string; input: unknown; defaults?: SettingsOverrides; drain?: PlanDrainDependencies },
 ): Promise<UpgradePlan> {
   const input = parseExecutionInput(options.input);
   const settings = resolveSettings(options.defaults, input.settings);
   const problems = settingsProblems(settings);
   if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
   const planned = await plan(client, catalog, input.targetRelease);
+  const drain: { sessionPattern?: string; oldTaskDefinitions?: UpgradePlan['oldTaskDefinitions'] } = options.drain
+    ? await planDrain(options.drain, input, planned)
+    : {};
   await ensureStateSchema(client);
   await acquireLease(client, options.runId, settings.leaseTtlSeconds, { takeOverFrom: input.continueFrom });
   return {
@@ -56,7 +77,49 @@ export async function startUpgrade(
     },
     lintOverrides: planned.lintOverrides.map((o) => ({ stepId: o.stepId, reason: o.reason })),
     newTaskDefinitions: input.newTaskDefinitions ?? {},
+    ...drain,
+    oldTaskDefinitions: drain.oldTaskDefinitions ?? {},
     startedAt: new Date().toISOString(),
     continuedFrom: input.continueFrom ?? null,
   };
+}
+
+/**
+ * The drain gate's part of the plan, decided before anything is written. An ECS source records what the old
+ * release runs while it is certainly the old one: before expand (the new release needs the expanded schema). An
+ * execution that starts after expand (a continuation after `stopAfter`) cannot tell the old release from the new
+ * one, so it must name the new release per service; otherwise a rollback would pass as drained.
+ */
+async function planDrain(
+  deps: PlanDrainDependencies,
+  input: ExecutionInput,
+  planned: Awaited<ReturnType<typeof plan>>,
+): Promise<{ sessionPattern?: string; oldTaskDefinitions?: UpgradePlan['oldTaskDefinitions'] }> {
+  const sessions = input.drain?.sessions;
+  if (deps.source.kind === 'database-sessions') return sessions === undefined ? {} : { sessionPattern: sessions };
+  if (sessions !== undefined) {
+    throw new InputError(
+      `Invalid execution input: "drain.sessions": this state machine's drain source is ECS services, not database sessions; name the new release with newTaskDefinitions instead.`,
+    );
+  }
+  const drainRuns = input.stopAfter === undefined && planned.pending.contract.length > 0;
+  if (!drainRuns) return {};
+  // A continuation of a long migration: the execution it continues recorded the old release before expand.
+  const carried = input.continueFrom === undefined ? undefined : input.oldTaskDefinitions;
+  if (carried !== undefined && Object.keys(carried).length > 0) return { oldTaskDefinitions: carried };
+  const requested = input.newTaskDefinitions ?? {};
+  const refs: EcsServiceRef[] = deps.source.services.map((s) => ({
+    cluster: s.cluster,
+    service: s.service,
+    newTaskDefinition: requested[s.service] ?? requested[serviceLabel(s.cluster, s.service)],
+  }));
+  if (planned.pending.expand.length > 0) return { oldTaskDefinitions: await readOldTaskDefinitions(deps.ecs(), refs) };
+  const unnamed = refs.filter((r) => r.newTaskDefinition === undefined).map((r) => r.service);
+  if (unnamed.length > 0) {
+    throw new InputError(
+      `Invalid execution input: "newTaskDefinitions": expand already ran in an earlier execution, so the release the ECS services run now may be the new one or the old one (after a rollback); ` +
+        `name the new release's task definition for ${unnamed.map((n) => `"${n}"`).join(', ')} (e.g. {"newTaskDefinitions": {"${unnamed[0]}": "${unnamed[0]}:42"}}, or emc start --new-task-definition).`,
+    );
+  }
+  return {};
 }

@@ -1,0 +1,146 @@
+import './support/quiet-handler-logs.ts';
+import { DescribeServicesCommand, DescribeTasksCommand, ECSClient, ListTasksCommand, type Deployment } from '@aws-sdk/client-ecs';
+import { mockClient } from 'aws-sdk-client-mock';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { seedDemoDatabase } from '../bin/local/demo-database.ts';
+import type { DrainSource } from '../lambdas/core/drain/drain-gate.ts';
+import { loadCatalog } from '../lambdas/core/index.ts';
+import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
+import { once } from '../lambdas/handlers/commons/dependencies.ts';
+import { createWorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
+import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { rejectionOf } from './support/engine-faults.ts';
+
+/**
+ * The drain gate's part of "Plan upgrade": the ECS source records the old release's task definitions before
+ * expand (so a rollback fails the drain), and an execution's input may name its release's session pattern.
+ */
+const REGION = 'us-east-1';
+const CLUSTER = `arn:aws:ecs:${REGION}:123456789012:cluster/prod`;
+const td = (revision: number) => `arn:aws:ecs:${REGION}:123456789012:task-definition/orders-api:${revision}`;
+const ECS_SOURCE: DrainSource = { kind: 'ecs', services: [{ cluster: CLUSTER, service: 'orders-api' }] };
+const SESSIONS: DrainSource = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
+const EXECUTION = 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:drain-plan';
+
+const ecsMock = mockClient(ECSClient);
+const ecs = new ECSClient({ region: REGION, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+
+/** A rolling-update service as DescribeServices answers it (API_Service, API_Deployment), with its live tasks. */
+function serviceRuns(deployments: Deployment[], taskDefinitions: string[]): void {
+  ecsMock.reset();
+  ecsMock.on(DescribeServicesCommand).resolves({
+    services: [{ serviceName: 'orders-api', serviceArn: `arn:aws:ecs:${REGION}:123456789012:service/prod/orders-api`, status: 'ACTIVE', deployments }],
+    failures: [],
+  });
+  const arns = taskDefinitions.map((_, i) => `arn:aws:ecs:${REGION}:123456789012:task/prod/${String(i).padStart(32, '0')}`);
+  // ListTasks filters on desiredStatus (default RUNNING): these tasks are all desired RUNNING.
+  ecsMock.on(ListTasksCommand, { desiredStatus: 'RUNNING' }).resolves({ taskArns: arns });
+  ecsMock.on(ListTasksCommand, { desiredStatus: 'STOPPED' }).resolves({ taskArns: [] });
+  ecsMock.on(DescribeTasksCommand).resolves({
+    tasks: taskDefinitions.map((taskDefinitionArn, i) => ({ taskArn: arns[i], taskDefinitionArn, lastStatus: 'RUNNING', desiredStatus: 'RUNNING' })),
+    failures: [],
+  });
+}
+
+const deployment = (status: 'PRIMARY' | 'ACTIVE' | 'INACTIVE', taskDefinition: string, rolloutState: 'COMPLETED' | 'FAILED' = 'COMPLETED'): Deployment => ({
+  status,
+  taskDefinition,
+  rolloutState,
+  runningCount: status === 'INACTIVE' ? 0 : 2,
+  pendingCount: 0,
+  createdAt: new Date('2026-11-25T03:00:00Z'),
+});
+
+describe('Plan upgrade and the drain gate', () => {
+  let db: TestDatabase;
+  let client: import('../lambdas/core/index.ts').PgSqlClient;
+  const handlers = (source: DrainSource) =>
+    createWorkflowHandlers({
+      sql: async () => client,
+      catalog: once(() => loadCatalog(DEMO_MIGRATIONS)),
+      ecs: () => ecs,
+      settingsDefaults: { batchPauseMs: 0 },
+      drain: { source, timeoutSeconds: 600 },
+    });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    client = db.client;
+    await seedDemoDatabase(db.client, 200);
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+  beforeEach(async () => {
+    await db.pool.query('DROP SCHEMA IF EXISTS emc CASCADE');
+  });
+
+  it('records the old release before expand; a circuit-breaker rollback to it then fails the drain', async () => {
+    serviceRuns([deployment('PRIMARY', td(41))], [td(41), td(41)]);
+    const h = handlers(ECS_SOURCE);
+    const plan = (await h.plan({ executionId: EXECUTION, input: {} })) as UpgradePlan;
+    expect(plan.oldTaskDefinitions).toEqual({ 'prod/orders-api': [td(41)] });
+
+    // The new release orders-api:42 was deployed and failed; ECS rolled back to orders-api:41 (API_DeploymentCircuitBreaker:
+    // "the service is rolled back to the last deployment that completed successfully").
+    serviceRuns([deployment('PRIMARY', td(41)), deployment('INACTIVE', td(42), 'FAILED')], [td(41), td(41)]);
+    const error = await rejectionOf(h.drain({ plan, previous: { polls: 0 } }));
+    expect(error.name).toBe('DrainFailedError');
+    expect(error.message).toContain('prod/orders-api (rolled-back): the service runs orders-api:41 again');
+    expect(error.message).toContain('Next: The new release is not deployed');
+  });
+
+  it('passes once the new release runs everywhere', async () => {
+    serviceRuns([deployment('PRIMARY', td(41))], [td(41)]);
+    const h = handlers(ECS_SOURCE);
+    const plan = (await h.plan({ executionId: EXECUTION, input: {} })) as UpgradePlan;
+    serviceRuns([deployment('PRIMARY', td(42))], [td(42), td(42)]);
+    expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({ drained: true, newTaskDefinitions: { 'prod/orders-api': td(42) } });
+  });
+
+  it('an execution after expand must name the new release: it cannot tell it from the old one', async () => {
+    serviceRuns([deployment('PRIMARY', td(42))], [td(42)]);
+    const h = handlers(ECS_SOURCE);
+    const first = (await h.plan({ executionId: `${EXECUTION}-1`, input: { stopAfter: 'expand' } })) as UpgradePlan;
+    expect(first.oldTaskDefinitions).toBeUndefined();
+    await h.expand({ plan: first });
+    await h.finish({ plan: first });
+
+    const error = await rejectionOf(h.plan({ executionId: `${EXECUTION}-2`, input: {} }));
+    expect(error.name).toBe('InputError');
+    expect(error.message).toContain('"newTaskDefinitions": expand already ran in an earlier execution');
+    expect(error.message).toContain('"orders-api"');
+    const named = (await h.plan({ executionId: `${EXECUTION}-3`, input: { newTaskDefinitions: { 'orders-api': 'orders-api:42' } } })) as UpgradePlan;
+    expect(named.newTaskDefinitions).toEqual({ 'orders-api': 'orders-api:42' });
+  });
+
+  it('the input overrides the session pattern for its release', async () => {
+    const h = handlers(SESSIONS);
+    const plan = (await h.plan({ executionId: EXECUTION, input: { drain: { sessions: 'orders-v41%' } } })) as UpgradePlan;
+    expect(plan.sessionPattern).toBe('orders-v41%');
+    const v41 = new pg.Client({ connectionString: db.url, application_name: 'orders-v41.3' });
+    await v41.connect();
+    try {
+      expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({
+        drained: false,
+        summary: expect.stringMatching(/^1 session of "orders-v41\.3" connected \(since /),
+      });
+    } finally {
+      await v41.end();
+    }
+    expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({ drained: true });
+  });
+
+  it.each([
+    [{ drain: { sessions: '%' } }, SESSIONS, /"drain\.sessions": must be a LIKE pattern/],
+    [{ drain: { session: 'x%' } }, SESSIONS, /unknown field "drain\.session"/],
+    [{ drain: { sessions: 'orders-v41%' } }, ECS_SOURCE, /"drain\.sessions": this state machine's drain source is ECS services/],
+  ])('refuses %j before writing anything', async (input, source, message) => {
+    const error = await rejectionOf(handlers(source).plan({ executionId: EXECUTION, input }));
+    expect(error.name).toBe('InputError');
+    expect(error.message).toMatch(message);
+    expect((await db.pool.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'emc'`)).rowCount).toBe(0);
+  });
+});
