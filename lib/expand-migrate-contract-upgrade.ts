@@ -19,6 +19,7 @@ import {
 import { ENV } from '../lambdas/handlers/commons/environment.ts';
 import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { compileCatalogForSynth } from './catalog-at-synth.ts';
+import { ConstructPropsError } from './construct-props-error.ts';
 import type { DrainSource, ResolvedEcsService } from './drain-source.ts';
 import { UpgradeFunction } from './upgrade-function.ts';
 import { buildUpgradeDefinition } from './upgrade-state-machine.ts';
@@ -109,16 +110,16 @@ export class ExpandMigrateContractUpgrade extends Construct {
     super(scope, id);
     const clusterArn = resolveClusterArn(this, props);
     if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(props.databaseName)) {
-      throw new Error(`databaseName must be a PostgreSQL database name, got "${props.databaseName}".`);
+      throw new ConstructPropsError('databaseName', `databaseName must be a PostgreSQL database name, got "${props.databaseName}".`);
     }
     const settings = toSettingsOverrides(props.batchSettings ?? {});
     const drainPollInterval = props.drainPollInterval ?? DEFAULT_DRAIN_POLL_INTERVAL;
     const drainTimeout = props.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
     if (drainPollInterval.toSeconds() < 1 || drainPollInterval.toSeconds() > 3600) {
-      throw new Error(`drainPollInterval must be from 1 second to 1 hour, got ${drainPollInterval.toHumanString()}.`);
+      throw new ConstructPropsError('drainPollInterval', `drainPollInterval must be from 1 second to 1 hour, got ${drainPollInterval.toHumanString()}.`);
     }
     if (drainTimeout.toSeconds() < drainPollInterval.toSeconds()) {
-      throw new Error(`drainTimeout (${drainTimeout.toHumanString()}) must be at least drainPollInterval (${drainPollInterval.toHumanString()}).`);
+      throw new ConstructPropsError('drainTimeout', `drainTimeout (${drainTimeout.toHumanString()}) must be at least drainPollInterval (${drainPollInterval.toHumanString()}).`);
     }
     const { catalog, file: catalogFile } = compileCatalogForSynth(props.migrationsDirectory);
     this.releases = catalog.releases;
@@ -234,7 +235,7 @@ export class ExpandMigrateContractUpgrade extends Construct {
 
 function resolveClusterArn(scope: Construct, props: ExpandMigrateContractUpgradeProps): string {
   if ((props.cluster === undefined) === (props.clusterArn === undefined)) {
-    throw new Error('Give exactly one of cluster or clusterArn (the Aurora PostgreSQL cluster to upgrade).');
+    throw new ConstructPropsError('cluster', 'Give exactly one of cluster or clusterArn (the Aurora PostgreSQL cluster to upgrade).');
   }
   if (props.cluster) {
     return Stack.of(scope).formatArn({
@@ -246,11 +247,21 @@ function resolveClusterArn(scope: Construct, props: ExpandMigrateContractUpgrade
   }
   const arn = props.clusterArn!;
   if (!/^arn:[^:]+:rds:[^:]+:\d{12}:cluster:[A-Za-z][A-Za-z0-9-]*$/.test(arn)) {
-    throw new Error(`clusterArn must be an Aurora cluster ARN (arn:aws:rds:<region>:<account>:cluster:<name>), got "${arn}".`);
+    throw new ConstructPropsError('clusterArn', `clusterArn must be an Aurora cluster ARN (arn:aws:rds:<region>:<account>:cluster:<name>), got "${arn}".`);
   }
   void Arn.split(arn, ArnFormat.COLON_RESOURCE_NAME);
   return arn;
 }
+
+/** The engine's setting each `BatchSettings` prop sets. */
+const BATCH_SETTING_PROPS: Record<keyof SettingsOverrides, keyof BatchSettings> = {
+  batchSize: 'batchSize',
+  batchPauseMs: 'batchPause',
+  lockTimeoutMs: 'lockTimeout',
+  batchStatementTimeoutMs: 'batchStatementTimeout',
+  migrateBudgetMs: 'migrateBudget',
+  leaseTtlSeconds: 'leaseTtl',
+};
 
 function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
   const overrides: SettingsOverrides = {
@@ -262,24 +273,15 @@ function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
     leaseTtlSeconds: batch.leaseTtl?.toSeconds(),
   };
   const parsed = settingsOverridesSchema.safeParse(overrides);
+  const propName = (setting: string) => BATCH_SETTING_PROPS[setting as keyof SettingsOverrides] ?? setting;
   if (!parsed.success) {
-    const names: Record<string, string> = {
-      batchPauseMs: 'batchPause',
-      lockTimeoutMs: 'lockTimeout',
-      batchStatementTimeoutMs: 'batchStatementTimeout',
-      migrateBudgetMs: 'migrateBudget',
-      leaseTtlSeconds: 'leaseTtl',
-    };
-    throw new Error(
-      `batchSettings: ${parsed.error.issues
-        .map((i) => `${names[String(i.path[0])] ?? String(i.path[0])}: ${i.message}`)
-        .join('; ')}`,
+    throw new ConstructPropsError(
+      'batchSettings',
+      `batchSettings: ${parsed.error.issues.map((i) => `${propName(String(i.path[0]))}: ${i.message}`).join('; ')}`,
     );
   }
-  const problems = settingsProblems(resolveSettings(parsed.data)).map((p) =>
-    p.replace('migrateBudgetMs', 'migrateBudget').replace('batchStatementTimeoutMs', 'batchStatementTimeout'),
-  );
-  if (problems.length > 0) throw new Error(`batchSettings: ${problems.join('; ')}`);
+  const problems = settingsProblems(resolveSettings(parsed.data), propName);
+  if (problems.length > 0) throw new ConstructPropsError('batchSettings', `batchSettings: ${problems.join('; ')}`);
   return Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined)) as SettingsOverrides;
 }
 

@@ -1,5 +1,6 @@
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import aslValidator from 'asl-validator';
@@ -9,6 +10,7 @@ import { synthesizeStateMachine } from '../bin/local/synthesized-state-machine.t
 import { STATE_NAMES, WORKFLOW_TASKS, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { readAppConfig } from '../lib/app-config.ts';
 import { DemoDatabaseStack } from '../lib/demo-database-stack.ts';
+import { ConstructPropsError } from '../lib/construct-props-error.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 import {
   ExpandMigrateContractUpgrade,
@@ -84,6 +86,15 @@ function resolvePartition(value: unknown): unknown {
     if ((object as { Ref?: unknown }).Ref === 'AWS::Partition') return 'aws';
   }
   return value;
+}
+
+function thrownBy(action: () => void): unknown {
+  try {
+    action();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the action to throw');
 }
 
 function logicalIdOf(stack: Stack, construct: { node: { defaultChild?: unknown } }): string {
@@ -211,15 +222,6 @@ describe('the UpgradeStack template', () => {
     for (const { statement } of statements) {
       expect(actionsOf(statement).filter((a) => a.endsWith(':*') || a === '*')).toEqual([]);
     }
-  });
-
-  it('scopes DescribeServices to the cluster\'s own region and account, not the stack\'s', () => {
-    const other = 'arn:aws:ecs:eu-west-1:210987654321:cluster/shared';
-    const template = Template.fromStack(
-      upgradeStack({ drainSource: DrainSource.ecsServices([{ cluster: other, serviceName: 'billing' }]) }),
-    );
-    const describe = statementsOf(template).find(({ statement }) => actionsOf(statement).includes('ecs:DescribeServices'));
-    expect(resolvePartition(describe!.statement.Resource)).toEqual('arn:aws:ecs:eu-west-1:210987654321:service/shared/billing');
   });
 
   it('gives a databaseSessions drain source no ECS permission at all', () => {
@@ -482,6 +484,29 @@ describe('props that cannot work fail the synth, naming the prop', () => {
     expect(construct({ batchSettings: { batchSize: 1.5, leaseTtl: Duration.seconds(10) } })).toThrow(
       /batchSettings: batchSize: .*leaseTtl/,
     );
+    // A combination that each value allows alone, named with the props' own names.
+    expect(construct({ batchSettings: { migrateBudget: Duration.minutes(14), batchStatementTimeout: Duration.seconds(45) } })).toThrow(
+      /batchSettings: migrateBudget \(840000 ms\) \+ batchStatementTimeout \(45000 ms\) \+ 60000 ms of margin must stay under/,
+    );
+  });
+
+  it('throws every refusal as a ConstructPropsError naming its prop', () => {
+    const cases: [Partial<ExpandMigrateContractUpgradeProps>, string][] = [
+      [{ clusterArn: 'orders' }, 'clusterArn'],
+      [{ clusterArn: undefined }, 'cluster'],
+      [{ databaseName: 'orders-db' }, 'databaseName'],
+      [{ migrationsDirectory: '/nonexistent/migrations' }, 'migrationsDirectory'],
+      [{ batchSettings: { batchSize: 0 } }, 'batchSettings'],
+      [{ batchSettings: { migrateBudget: Duration.minutes(14), batchStatementTimeout: Duration.seconds(45) } }, 'batchSettings'],
+      [{ drainPollInterval: Duration.hours(2) }, 'drainPollInterval'],
+      [{ drainTimeout: Duration.seconds(1) }, 'drainTimeout'],
+      [{ drainSource: DrainSource.ecsServices([]) }, 'drainSource'],
+    ];
+    for (const [props, prop] of cases) {
+      const error = thrownBy(construct(props));
+      expect(error, prop).toBeInstanceOf(ConstructPropsError);
+      expect(error, prop).toMatchObject({ name: 'ConstructPropsError', prop });
+    }
   });
 
   it('needs a drain timeout of at least one poll interval', () => {
@@ -489,6 +514,42 @@ describe('props that cannot work fail the synth, naming the prop', () => {
       /drainTimeout \(1 minute\) must be at least drainPollInterval \(5 minutes\)/,
     );
     expect(construct({ drainPollInterval: Duration.minutes(5), drainTimeout: Duration.minutes(5) })).not.toThrow();
+  });
+
+  it('refuses ECS services the drain function cannot reach: another account or region, naming both', () => {
+    const services = (cluster: string | ((stack: Stack) => ecs.ICluster)) => (stack: Stack) => ({
+      drainSource: DrainSource.ecsServices([
+        { cluster: ECS_CLUSTER_ARN, serviceName: 'orders-api' },
+        { cluster: typeof cluster === 'string' ? cluster : cluster(stack), serviceName: 'billing' },
+      ]),
+    });
+    const refusal = (where: string, cluster = 'shared') =>
+      new RegExp(
+        `drainSource: services\\[1\\] \\(ECS service billing of cluster ${cluster}\\) is in ${where}, but the drain function runs in account 123456789012, region us-east-1: its own credentials and region cannot reach`,
+      );
+    for (const [cluster, where] of [
+      ['arn:aws:ecs:us-east-1:210987654321:cluster/shared', 'account 210987654321, region us-east-1'],
+      ['arn:aws:ecs:eu-west-1:123456789012:cluster/shared', 'account 123456789012, region eu-west-1'],
+    ] as const) {
+      const error = thrownBy(construct(services(cluster)));
+      expect(error).toBeInstanceOf(ConstructPropsError);
+      expect(error).toMatchObject({ prop: 'drainSource', message: expect.stringMatching(refusal(where)) });
+    }
+    // A cluster construct of another environment is refused the same way; one of the stack's own is accepted.
+    const otherEnv = { account: '210987654321', region: 'eu-west-1' };
+    const elsewhere = (stack: Stack) =>
+      new ecs.Cluster(new Stack(stack.node.root as App, 'Other', { env: otherEnv }), 'Cluster', { clusterName: 'shared' });
+    expect(construct(services(elsewhere))).toThrow(refusal('account 210987654321, region eu-west-1', 'Other/Cluster'));
+    const here = (stack: Stack) => ecs.Cluster.fromClusterArn(stack, 'Shared', 'arn:aws:ecs:us-east-1:123456789012:cluster/shared');
+    expect(construct(services(here))).not.toThrow();
+  });
+
+  it('accepts any ECS cluster in an environment-agnostic stack, where the accounts and regions cannot be compared', () => {
+    const stack = new Stack(newApp(), 'Agnostic');
+    const drainSource = DrainSource.ecsServices([{ cluster: 'arn:aws:ecs:eu-west-1:210987654321:cluster/shared', serviceName: 'billing' }]);
+    expect(drainSource.bind(stack).ecsServices.map((s) => resolvePartition(stack.resolve(s.serviceArn)))).toEqual([
+      'arn:aws:ecs:eu-west-1:210987654321:service/shared/billing',
+    ]);
   });
 
   it('refuses a drain source that could never tell the old release apart', () => {
