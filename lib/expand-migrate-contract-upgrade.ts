@@ -216,8 +216,10 @@ export class ExpandMigrateContractUpgrade extends Construct {
         },
         targets: [
           new targets.SnsTopic(props.failureTopic, {
+            // Every `<name>` of an input template must be a variable of its InputPathsMap (EventBridge input
+            // transformation): the text holds none of its own, only EventFields, and names the execution by its ARN.
             message: events.RuleTargetInput.fromText(
-              `emc-upgrade execution ${events.EventField.fromPath('$.detail.name')} ended ${events.EventField.fromPath('$.detail.status')}: ${events.EventField.fromPath('$.detail.executionArn')}. Run "emc why <execution>" for the failed step, the error and the next safe action.`,
+              `emc-upgrade execution ${events.EventField.fromPath('$.detail.name')} ended ${events.EventField.fromPath('$.detail.status')}. For the failed step, the error and the next safe action, run: emc why ${events.EventField.fromPath('$.detail.executionArn')}`,
             ),
           }),
         ],

@@ -249,7 +249,28 @@ describe('the UpgradeStack template', () => {
     });
     expect(rule.Properties.Targets).toHaveLength(1);
     expect(rule.Properties.Targets[0]).toMatchObject({ Arn: TOPIC_ARN });
-    expect(rule.Properties.Targets[0].InputTransformer.InputTemplate).toContain('emc why');
+    expect(rule.Properties.Targets[0].InputTransformer).toEqual({
+      InputPathsMap: { 'detail-name': '$.detail.name', 'detail-status': '$.detail.status', 'detail-executionArn': '$.detail.executionArn' },
+      InputTemplate:
+        '"emc-upgrade execution <detail-name> ended <detail-status>. For the failed step, the error and the next safe action, run: emc why <detail-executionArn>"',
+    });
+  });
+
+  it('uses in every input template only placeholders its InputPathsMap declares (or EventBridge\'s predefined ones)', () => {
+    // EventBridge input transformation: variables are used in the template as <variable-name>; the only others are
+    // the predefined aws.events.* variables.
+    const predefined = ['aws.events.rule-arn', 'aws.events.rule-name', 'aws.events.event.ingestion-time', 'aws.events.event', 'aws.events.event.json'];
+    const transformers = resourcesOf(template, 'AWS::Events::Rule').flatMap(([, rule]) =>
+      (rule.Properties.Targets as { InputTransformer?: { InputPathsMap?: Record<string, string>; InputTemplate: string } }[]).flatMap(
+        (t) => (t.InputTransformer ? [t.InputTransformer] : []),
+      ),
+    );
+    expect(transformers.length).toBeGreaterThan(0);
+    for (const { InputPathsMap: paths = {}, InputTemplate: text } of transformers) {
+      const placeholders = [...text.matchAll(/<([^<>]*)>/g)].map((m) => m[1]!);
+      expect(placeholders.length).toBeGreaterThan(0);
+      expect(placeholders.filter((p) => !Object.hasOwn(paths, p) && !predefined.includes(p)), text).toEqual([]);
+    }
   });
 });
 
