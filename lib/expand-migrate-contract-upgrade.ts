@@ -47,6 +47,16 @@ export interface ExpandMigrateContractUpgradeProps {
   readonly clusterArn?: string;
   /** The Secrets Manager secret the Data API signs in with. */
   readonly secret: secretsmanager.ISecret;
+  /**
+   * The customer-managed KMS key the secret is encrypted with, for a secret that does not carry its key (one
+   * imported by ARN). "Data API transparently calls Secrets Manager, which allows (or denies) the user's request for
+   * the secret" (Aurora user guide, Authorizing access to the Data API): so every function that calls the Data API
+   * gets `kms:Decrypt` on this key, only through Secrets Manager (`kms:ViaService`). The key policy must let the
+   * account's IAM policies grant its use (the default key policy does).
+   * @default the secret's own `encryptionKey` if it has one (granted by `grantRead`), else none: a secret under the
+   * AWS managed key `aws/secretsmanager` needs no grant
+   */
+  readonly secretEncryptionKey?: kms.IKey;
   /** The database to upgrade. */
   readonly databaseName: string;
   /** The migrations directory (releases.json and one folder per release); validated at synth, shipped with the code. */
@@ -172,7 +182,8 @@ export class ExpandMigrateContractUpgrade extends Construct {
     ) as Record<WorkflowTask | 'recordFailure', UpgradeFunction>;
     this.functions = functions;
 
-    // Least privilege: the Data API on this cluster and the one secret, for every task; ECS reads for the drain task.
+    // Least privilege: the Data API on this cluster and the one secret (and its key), for every task; ECS reads for
+    // the drain task.
     for (const fn of Object.values(functions)) {
       fn.role.addToPolicy(
         new iam.PolicyStatement({
@@ -181,6 +192,17 @@ export class ExpandMigrateContractUpgrade extends Construct {
         }),
       );
       props.secret.grantRead(fn.role);
+      // Secrets Manager decrypts the secret on the caller's behalf, hence the kms:ViaService condition. Written as the
+      // role's own statement: `grantDecrypt` to a ViaServicePrincipal adds nothing for an imported key.
+      if (props.secretEncryptionKey) {
+        fn.role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ['kms:Decrypt'],
+            resources: [props.secretEncryptionKey.keyArn],
+            conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${props.secret.env.region}.amazonaws.com` } },
+          }),
+        );
+      }
     }
     grantEcsDrainReads(functions.drain.role, drain.ecsServices);
 

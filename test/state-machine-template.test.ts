@@ -224,6 +224,25 @@ describe('the UpgradeStack template', () => {
     }
   });
 
+  it('grants kms:Decrypt on the secret\'s customer-managed key to every Data API caller, through Secrets Manager only', () => {
+    const keyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const keyed = upgradeStack({ secretKmsKeyArn: keyArn });
+    const kms = statementsOf(Template.fromStack(keyed)).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('kms:')));
+    const functionRoles = Object.values(keyed.upgrade.functions).map((f) => logicalIdOf(keyed, f.role));
+    expect(kms.flatMap((s) => s.roles).sort()).toEqual([...functionRoles].sort());
+    for (const { statement } of kms) {
+      expect(statement).toMatchObject({
+        Effect: 'Allow',
+        Action: 'kms:Decrypt',
+        Resource: keyArn,
+        Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.us-east-1.amazonaws.com' } },
+      });
+    }
+    // Without the key (the AWS managed key), no function may use any KMS key.
+    const plain = statementsOf(template).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('kms:')));
+    expect(plain).toEqual([]);
+  });
+
   it('gives a databaseSessions drain source no ECS permission at all', () => {
     const sessions = Template.fromStack(upgradeStack({ drainSource: DrainSource.databaseSessions('orders-api/v41%') }));
     const ecs = statementsOf(sessions).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('ecs:')));
@@ -607,6 +626,14 @@ describe('readAppConfig', () => {
     expect(() =>
       readAppConfig(newApp({ 'emc:ecsServices': [{ cluster: ECS_CLUSTER_ARN, serviceName: 'api' }], 'emc:drainApplicationNamePattern': 'x%' })),
     ).toThrow(/"emc:ecsServices" or "emc:drainApplicationNamePattern", not both/);
+  });
+
+  it('reads the secret\'s KMS key ARN, refusing anything but a key ARN', () => {
+    const keyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    expect(readAppConfig(newApp({ 'emc:secretKmsKeyArn': keyArn })).secretKmsKeyArn).toBe(keyArn);
+    expect(() => readAppConfig(newApp({ 'emc:secretKmsKeyArn': 'arn:aws:kms:us-east-1:123456789012:alias/orders' }))).toThrow(
+      /"emc:secretKmsKeyArn": must be a KMS key ARN/,
+    );
   });
 
   it('refuses an unknown emc: key, so a typo never silently means the default', () => {
