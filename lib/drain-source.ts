@@ -29,6 +29,7 @@ export abstract class DrainSource {
   /**
    * The old release is drained when every running or still-stopping task of each service runs the new release's
    * task definition (from the execution input, or the service's PRIMARY deployment once its rollout completed).
+   * Each service must be in the stack's own account and region, which the synth checks whenever both are known.
    */
   static ecsServices(services: readonly EcsServiceTarget[]): DrainSource {
     return new EcsDrainSource(services);

@@ -454,7 +454,10 @@ describe('cdk-nag AwsSolutions checks', () => {
   const IAM5_OWN_FUNCTION = /^Annotation::AwsSolutions-IAM5\[Resource::<Upgrade[A-Za-z]+Function[0-9A-F]{8}\.Arn>:\*\]$/;
 
   it('finds nothing in the UpgradeStack with an ECS drain source, and every acknowledgement gives its reason', () => {
-    const stack = upgradeStack({ failureTopicArn: TOPIC_ARN });
+    const stack = upgradeStack({
+      failureTopicArn: TOPIC_ARN,
+      secretKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    });
     const nag = expectCleanAndExplained(stack, [IAM5_STAR, IAM5_OWN_FUNCTION]);
     // The state machine's "<function ARN>:*" findings are acknowledged one function at a time, never wholesale.
     expect(nag.filter((a) => IAM5_OWN_FUNCTION.test(a.id))).toHaveLength(7);
