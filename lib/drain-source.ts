@@ -77,7 +77,8 @@ class SessionDrainSource extends DrainSource {
 
   bind(): { config: DrainSourceConfig; ecsServices: readonly ResolvedEcsService[] } {
     if (!this.pattern.trim() || this.pattern.trim() === '%') {
-      throw new Error(
+      throw new ConstructPropsError(
+        'drainSource',
         `drainSource: DrainSource.databaseSessions() needs a LIKE pattern that matches only the old release's application_name, got "${this.pattern}".`,
       );
     }

@@ -260,15 +260,15 @@ const CASES: BadInput[] = [
 
   // The construct's props, refused at synth (a database is snapshotted all the same). Most prop checks are pinned in
   // state-machine-template.test; these few complete the table.
-  { name: 'props: a lease ttl under a minute', category: 'construct props', state: 'seeded', act: () => synth({ batchSettings: { leaseTtl: Duration.seconds(10) } }), error: 'Error', message: /batchSettings: leaseTtl: / },
-  { name: 'props: a drain poll interval of 0', category: 'construct props', state: 'seeded', act: () => synth({ drainPollInterval: Duration.seconds(0) }), error: 'Error', message: /drainPollInterval must be from 1 second to 1 hour/ },
-  { name: 'props: a drain pattern matching every session', category: 'construct props', state: 'seeded', act: () => synth({ drainSource: DrainSource.databaseSessions('%') }), error: 'Error', message: /DrainSource\.databaseSessions\(\) needs a LIKE pattern .*got "%"/ },
+  { name: 'props: a lease ttl under a minute', category: 'construct props', state: 'seeded', act: () => synth({ batchSettings: { leaseTtl: Duration.seconds(10) } }), error: 'ConstructPropsError', message: /batchSettings: leaseTtl: / },
+  { name: 'props: a drain poll interval of 0', category: 'construct props', state: 'seeded', act: () => synth({ drainPollInterval: Duration.seconds(0) }), error: 'ConstructPropsError', message: /drainPollInterval must be from 1 second to 1 hour/ },
+  { name: 'props: a drain pattern matching every session', category: 'construct props', state: 'seeded', act: () => synth({ drainSource: DrainSource.databaseSessions('%') }), error: 'ConstructPropsError', message: /DrainSource\.databaseSessions\(\) needs a LIKE pattern .*got "%"/ },
   {
     name: 'props: a migrations directory with a bad file',
     category: 'construct props',
     state: 'seeded',
     act: () => synth({ migrationsDirectory: demoWith((f) => (f['bexar/expand04_rename.sql'] = 'ALTER TABLE images RENAME COLUMN owner TO owner_name;\n')) }),
-    error: 'Error',
+    error: 'ConstructPropsError',
     message: /migrationsDirectory .*: The migrations catalog has 1 problem:\n {2}- bexar\/expand04_rename\.sql:1: expand must not rename a column/,
   },
 ];

@@ -544,6 +544,7 @@ describe('props that cannot work fail the synth, naming the prop', () => {
       [{ drainPollInterval: Duration.hours(2) }, 'drainPollInterval'],
       [{ drainTimeout: Duration.seconds(1) }, 'drainTimeout'],
       [{ drainSource: DrainSource.ecsServices([]) }, 'drainSource'],
+      [{ drainSource: DrainSource.databaseSessions('%') }, 'drainSource'],
     ];
     for (const [props, prop] of cases) {
       const error = thrownBy(construct(props));
