@@ -53,8 +53,8 @@ export interface ExpandMigrateContractUpgradeProps {
    * the secret" (Aurora user guide, Authorizing access to the Data API): so every function that calls the Data API
    * gets `kms:Decrypt` on this key, only through Secrets Manager (`kms:ViaService`). The key policy must let the
    * account's IAM policies grant its use (the default key policy does).
-   * @default the secret's own `encryptionKey` if it has one (granted by `grantRead`), else none: a secret under the
-   * AWS managed key `aws/secretsmanager` needs no grant
+   * @default the secret's own `encryptionKey` if it has one, else none: a secret under the AWS managed key
+   * `aws/secretsmanager` needs no grant
    */
   readonly secretEncryptionKey?: kms.IKey;
   /** The database to upgrade. */
@@ -184,6 +184,7 @@ export class ExpandMigrateContractUpgrade extends Construct {
 
     // Least privilege: the Data API on this cluster and the one secret (and its key), for every task; ECS reads for
     // the drain task.
+    const secretKey = props.secretEncryptionKey ?? props.secret.encryptionKey;
     for (const fn of Object.values(functions)) {
       fn.role.addToPolicy(
         new iam.PolicyStatement({
@@ -193,12 +194,12 @@ export class ExpandMigrateContractUpgrade extends Construct {
       );
       props.secret.grantRead(fn.role);
       // Secrets Manager decrypts the secret on the caller's behalf, hence the kms:ViaService condition. Written as the
-      // role's own statement: `grantDecrypt` to a ViaServicePrincipal adds nothing for an imported key.
-      if (props.secretEncryptionKey) {
+      // role's own statement: `grantRead`'s grant to a ViaServicePrincipal adds nothing for an imported key.
+      if (secretKey) {
         fn.role.addToPolicy(
           new iam.PolicyStatement({
             actions: ['kms:Decrypt'],
-            resources: [props.secretEncryptionKey.keyArn],
+            resources: [secretKey.keyArn],
             conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${props.secret.env.region}.amazonaws.com` } },
           }),
         );

@@ -1,6 +1,7 @@
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import aslValidator from 'asl-validator';
@@ -227,10 +228,10 @@ describe('the UpgradeStack template', () => {
   it('grants kms:Decrypt on the secret\'s customer-managed key to every Data API caller, through Secrets Manager only', () => {
     const keyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
     const keyed = upgradeStack({ secretKmsKeyArn: keyArn });
-    const kms = statementsOf(Template.fromStack(keyed)).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('kms:')));
+    const decrypts = statementsOf(Template.fromStack(keyed)).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('kms:')));
     const functionRoles = Object.values(keyed.upgrade.functions).map((f) => logicalIdOf(keyed, f.role));
-    expect(kms.flatMap((s) => s.roles).sort()).toEqual([...functionRoles].sort());
-    for (const { statement } of kms) {
+    expect(decrypts.flatMap((s) => s.roles).sort()).toEqual([...functionRoles].sort());
+    for (const { statement } of decrypts) {
       expect(statement).toMatchObject({
         Effect: 'Allow',
         Action: 'kms:Decrypt',
@@ -241,6 +242,26 @@ describe('the UpgradeStack template', () => {
     // Without the key (the AWS managed key), no function may use any KMS key.
     const plain = statementsOf(template).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('kms:')));
     expect(plain).toEqual([]);
+  });
+
+  it('grants the same for a secret that carries its imported key (CDK\'s grantRead adds nothing for one)', () => {
+    const keyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const stack = new Stack(newApp(), 'Test', { env: ENV });
+    const upgrade = new ExpandMigrateContractUpgrade(stack, 'Upgrade', {
+      clusterArn: CLUSTER_ARN,
+      secret: secretsmanager.Secret.fromSecretAttributes(stack, 'Secret', {
+        secretCompleteArn: SECRET_ARN,
+        encryptionKey: kms.Key.fromKeyArn(stack, 'Key', keyArn),
+      }),
+      databaseName: 'orders',
+      migrationsDirectory: DEMO_MIGRATIONS,
+      drainSource: DrainSource.databaseSessions('orders-api/v41%'),
+    });
+    const decrypts = statementsOf(Template.fromStack(stack)).filter(({ statement }) => actionsOf(statement).includes('kms:Decrypt'));
+    expect(decrypts.flatMap((s) => s.roles).sort()).toEqual(Object.values(upgrade.functions).map((f) => logicalIdOf(stack, f.role)).sort());
+    for (const { statement } of decrypts) {
+      expect(statement).toMatchObject({ Resource: keyArn, Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.us-east-1.amazonaws.com' } } });
+    }
   });
 
   it('gives a databaseSessions drain source no ECS permission at all', () => {
