@@ -28,6 +28,7 @@ if (config.demoDatabase) {
     env,
     clusterArn: config.clusterArn!,
     secretArn: config.secretArn!,
+    secretKmsKeyArn: config.secretKmsKeyArn,
     databaseName: config.databaseName,
     migrationsDirectory: config.migrationsDirectory,
     drainSource: config.drainSource,

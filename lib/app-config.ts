@@ -9,6 +9,10 @@ import { DrainSource } from './drain-source.ts';
 const contextSchema = z.strictObject({
   clusterArn: z.string().optional(),
   secretArn: z.string().optional(),
+  secretKmsKeyArn: z
+    .string()
+    .regex(/^arn:[^:]+:kms:[^:]+:\d{12}:key\/[A-Za-z0-9-]+$/, 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)')
+    .optional(),
   databaseName: z.string().default('postgres'),
   migrationsDirectory: z.string().default('demo/migrations'),
   ecsServices: z.array(z.strictObject({ cluster: z.string(), serviceName: z.string() })).optional(),

@@ -6,6 +6,7 @@ import { loadCatalogSync } from '../lambdas/core/catalog/load-catalog.ts';
 import type { Catalog } from '../lambdas/core/catalog/step.ts';
 import { CatalogError } from '../lambdas/core/errors.ts';
 import { ensureParserLoaded } from '../lambdas/core/sql/parser.ts';
+import { ConstructPropsError } from './construct-props-error.ts';
 
 // Constructs are synchronous; PostgreSQL's parser (WebAssembly) loads once, when this module is imported.
 await ensureParserLoaded();
@@ -23,7 +24,7 @@ export function compileCatalogForSynth(directory: string): { catalog: Catalog; f
     catalog = loadCatalogSync(directory);
   } catch (error) {
     if (error instanceof CatalogError) {
-      throw new Error(`migrationsDirectory ${directory}: ${error.message}`, { cause: error });
+      throw new ConstructPropsError('migrationsDirectory', `migrationsDirectory ${directory}: ${error.message}`, { cause: error });
     }
     throw error;
   }

@@ -1,8 +1,9 @@
-import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Stack, Token } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import type { Construct } from 'constructs';
 import type { DrainSource as DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import { sessionPatternProblem } from '../lambdas/core/drain/session-drain.ts';
+import { ConstructPropsError } from './construct-props-error.ts';
 
 /** An ECS service running the application whose database is upgraded. */
 export interface EcsServiceTarget {
@@ -29,6 +30,7 @@ export abstract class DrainSource {
   /**
    * The old release is drained when every running or still-stopping task of each service runs the new release's
    * task definition (from the execution input, or the service's PRIMARY deployment once its rollout completed).
+   * Each service must be in the stack's own account and region, which the synth checks whenever both are known.
    */
   static ecsServices(services: readonly EcsServiceTarget[]): DrainSource {
     return new EcsDrainSource(services);
@@ -58,13 +60,13 @@ class EcsDrainSource extends DrainSource {
 
   bind(scope: Construct): { config: DrainSourceConfig; ecsServices: readonly ResolvedEcsService[] } {
     if (this.services.length === 0) {
-      throw new Error('drainSource: DrainSource.ecsServices() needs at least one service.');
+      throw new ConstructPropsError('drainSource', 'drainSource: DrainSource.ecsServices() needs at least one service.');
     }
     const resolved = this.services.map((s, index) => resolveService(scope, s, index));
     const seen = new Set<string>();
     for (const s of resolved) {
       const key = `${s.clusterArn}/${s.serviceName}`;
-      if (seen.has(key)) throw new Error(`drainSource: ECS service ${s.clusterName}/${s.serviceName} is listed twice.`);
+      if (seen.has(key)) throw new ConstructPropsError('drainSource', `drainSource: ECS service ${s.clusterName}/${s.serviceName} is listed twice.`);
       seen.add(key);
     }
     return {
@@ -84,9 +86,9 @@ class SessionDrainSource extends DrainSource {
 
   bind(): { config: DrainSourceConfig; ecsServices: readonly ResolvedEcsService[] } {
     const problem = sessionPatternProblem(this.pattern);
-    if (problem) throw new Error(`drainSource: DrainSource.databaseSessions() ${problem}.`);
+    if (problem) throw new ConstructPropsError('drainSource', `drainSource: DrainSource.databaseSessions() ${problem}.`);
     if (this.applicationRole !== undefined && !this.applicationRole.trim()) {
-      throw new Error('drainSource: DrainSource.databaseSessions() applicationRole must be a role name, got "".');
+      throw new ConstructPropsError('drainSource', 'drainSource: DrainSource.databaseSessions() applicationRole must be a role name, got "".');
     }
     return {
       config: {
@@ -101,12 +103,15 @@ class SessionDrainSource extends DrainSource {
 
 function resolveService(scope: Construct, target: EcsServiceTarget, index: number): ResolvedEcsService {
   if (!/^[A-Za-z0-9_-]{1,255}$/.test(target.serviceName)) {
-    throw new Error(
+    throw new ConstructPropsError(
+      'drainSource',
       `drainSource: services[${index}].serviceName must be a service name (letters, digits, "-" and "_"), got "${target.serviceName}".`,
     );
   }
   if (typeof target.cluster !== 'string') {
     const cluster = target.cluster;
+    const clusterLabel = Token.isUnresolved(cluster.clusterName) ? cluster.node.path : cluster.clusterName;
+    assertReachable(scope, index, `${target.serviceName} of cluster ${clusterLabel}`, cluster.env);
     return {
       clusterArn: cluster.clusterArn,
       clusterName: cluster.clusterName,
@@ -122,17 +127,35 @@ function resolveService(scope: Construct, target: EcsServiceTarget, index: numbe
   }
   const arn = target.cluster;
   if (!/^arn:[^:]+:ecs:[^:]+:\d{12}:cluster\/[A-Za-z0-9_-]+$/.test(arn)) {
-    throw new Error(
+    throw new ConstructPropsError(
+      'drainSource',
       `drainSource: services[${index}].cluster must be an ECS cluster ARN (arn:aws:ecs:<region>:<account>:cluster/<name>), got "${arn}".`,
     );
   }
   const parts = Arn.split(arn, ArnFormat.SLASH_RESOURCE_NAME);
   const clusterName = parts.resourceName!;
+  assertReachable(scope, index, `${target.serviceName} of cluster ${clusterName}`, { account: parts.account!, region: parts.region! });
   return {
     clusterArn: arn,
     clusterName,
     serviceName: target.serviceName,
-    // The cluster may live in another region or account than the stack: the service is where its cluster is.
     serviceArn: Stack.of(scope).formatArn({ ...parts, resource: 'service', resourceName: `${clusterName}/${target.serviceName}` }),
   };
+}
+
+/**
+ * The drain function reads ECS with its own role, in its own region: ECS supports no resource-based policies
+ * ("Supports resource-based policies: No", How Amazon ECS works with IAM), so another account's services stay out of
+ * reach, and its ECS client calls the region it runs in. Compared only when both sides are known at synth: a stack
+ * without an explicit env (or a cluster imported by tokens) cannot be checked, and is accepted.
+ */
+function assertReachable(scope: Construct, index: number, service: string, where: { account: string; region: string }): void {
+  const stack = Stack.of(scope);
+  const differ = (a: string, b: string) => !Token.isUnresolved(a) && !Token.isUnresolved(b) && a !== b;
+  if (differ(where.account, stack.account) || differ(where.region, stack.region)) {
+    throw new ConstructPropsError(
+      'drainSource',
+      `drainSource: services[${index}] (ECS service ${service}) is in account ${where.account}, region ${where.region}, but the drain function runs in account ${stack.account}, region ${stack.region}: its own credentials and region cannot reach that service (ECS has no resource-based policies, and its calls go to the function's region). Deploy the upgrade in the service's account and region, or use DrainSource.databaseSessions().`,
+    );
+  }
 }

@@ -19,6 +19,7 @@ import {
 import { ENV } from '../lambdas/handlers/commons/environment.ts';
 import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { compileCatalogForSynth } from './catalog-at-synth.ts';
+import { ConstructPropsError } from './construct-props-error.ts';
 import type { DrainSource, ResolvedEcsService } from './drain-source.ts';
 import { lambdaBundlesFromSource, type HandlerEntry } from './lambda-bundles.ts';
 import { UpgradeFunction } from './upgrade-function.ts';
@@ -47,6 +48,16 @@ export interface ExpandMigrateContractUpgradeProps {
   readonly clusterArn?: string;
   /** The Secrets Manager secret the Data API signs in with. */
   readonly secret: secretsmanager.ISecret;
+  /**
+   * The customer-managed KMS key the secret is encrypted with, for a secret that does not carry its key (one
+   * imported by ARN). "Data API transparently calls Secrets Manager, which allows (or denies) the user's request for
+   * the secret" (Aurora user guide, Authorizing access to the Data API): so every function that calls the Data API
+   * gets `kms:Decrypt` on this key, only through Secrets Manager (`kms:ViaService`). The key policy must let the
+   * account's IAM policies grant its use (the default key policy does).
+   * @default the secret's own `encryptionKey` if it has one, else none: a secret under the AWS managed key
+   * `aws/secretsmanager` needs no grant
+   */
+  readonly secretEncryptionKey?: kms.IKey;
   /** The database to upgrade. */
   readonly databaseName: string;
   /** The migrations directory (releases.json and one folder per release); validated at synth, shipped with the code. */
@@ -126,26 +137,28 @@ export class ExpandMigrateContractUpgrade extends Construct {
     super(scope, id);
     const clusterArn = resolveClusterArn(this, props);
     if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(props.databaseName)) {
-      throw new Error(`databaseName must be a PostgreSQL database name, got "${props.databaseName}".`);
+      throw new ConstructPropsError('databaseName', `databaseName must be a PostgreSQL database name, got "${props.databaseName}".`);
     }
     const settings = toSettingsOverrides(props.batchSettings ?? {});
     const drainPollInterval = props.drainPollInterval ?? DEFAULT_DRAIN_POLL_INTERVAL;
     const drainTimeout = props.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
     if (drainPollInterval.toSeconds() < 1 || drainPollInterval.toSeconds() > 3600) {
-      throw new Error(`drainPollInterval must be from 1 second to 1 hour, got ${drainPollInterval.toHumanString()}.`);
+      throw new ConstructPropsError('drainPollInterval', `drainPollInterval must be from 1 second to 1 hour, got ${drainPollInterval.toHumanString()}.`);
     }
     if (drainTimeout.toSeconds() < drainPollInterval.toSeconds()) {
-      throw new Error(`drainTimeout (${drainTimeout.toHumanString()}) must be at least drainPollInterval (${drainPollInterval.toHumanString()}).`);
+      throw new ConstructPropsError('drainTimeout', `drainTimeout (${drainTimeout.toHumanString()}) must be at least drainPollInterval (${drainPollInterval.toHumanString()}).`);
     }
     if (drainTimeout.toSeconds() / drainPollInterval.toSeconds() > MAX_DRAIN_POLLS) {
-      throw new Error(
+      throw new ConstructPropsError(
+        'drainTimeout',
         `drainTimeout (${drainTimeout.toHumanString()}) / drainPollInterval (${drainPollInterval.toHumanString()}) makes more than ${MAX_DRAIN_POLLS} drain polls, which would outgrow one execution's history (25,000 events): poll less often or wait less long.`,
       );
     }
     const maxMigrateCalls = props.maxMigrateCallsPerExecution ?? DEFAULT_MAX_MIGRATE_CALLS_PER_EXECUTION;
     // The default is also the most the history budget allows.
     if (!Number.isInteger(maxMigrateCalls) || maxMigrateCalls < 1 || maxMigrateCalls > DEFAULT_MAX_MIGRATE_CALLS_PER_EXECUTION) {
-      throw new Error(
+      throw new ConstructPropsError(
+        'maxMigrateCallsPerExecution',
         `maxMigrateCallsPerExecution must be a whole number from 1 to ${DEFAULT_MAX_MIGRATE_CALLS_PER_EXECUTION} (one execution's history holds at most 25,000 events), got ${maxMigrateCalls}.`,
       );
     }
@@ -202,8 +215,9 @@ export class ExpandMigrateContractUpgrade extends Construct {
     ) as Record<WorkflowTask | 'recordFailure', UpgradeFunction>;
     this.functions = functions;
 
-    // Least privilege: the Data API on this cluster and the one secret, for every task; ECS reads for the drain task
-    // (and DescribeServices for the plan).
+    // Least privilege: the Data API on this cluster and the one secret (and its key), for every task; ECS reads for
+    // the drain task (and DescribeServices for the plan).
+    const secretKey = props.secretEncryptionKey ?? props.secret.encryptionKey;
     for (const fn of Object.values(functions)) {
       fn.role.addToPolicy(
         new iam.PolicyStatement({
@@ -212,6 +226,17 @@ export class ExpandMigrateContractUpgrade extends Construct {
         }),
       );
       props.secret.grantRead(fn.role);
+      // Secrets Manager decrypts the secret on the caller's behalf, hence the kms:ViaService condition. Written as the
+      // role's own statement: `grantRead`'s grant to a ViaServicePrincipal adds nothing for an imported key.
+      if (secretKey) {
+        fn.role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ['kms:Decrypt'],
+            resources: [secretKey.keyArn],
+            conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${props.secret.env.region}.amazonaws.com` } },
+          }),
+        );
+      }
     }
     grantEcsDrainReads(functions.drain.role, drain.ecsServices);
     // The plan records which task definitions the old release runs (lambdas/core/workflow/upgrade-plan.ts).
@@ -261,8 +286,10 @@ export class ExpandMigrateContractUpgrade extends Construct {
         },
         targets: [
           new targets.SnsTopic(props.failureTopic, {
+            // Every `<name>` of an input template must be a variable of its InputPathsMap (EventBridge input
+            // transformation): the text holds none of its own, only EventFields, and names the execution by its ARN.
             message: events.RuleTargetInput.fromText(
-              `emc-upgrade execution ${events.EventField.fromPath('$.detail.name')} ended ${events.EventField.fromPath('$.detail.status')}: ${events.EventField.fromPath('$.detail.executionArn')}. Run "emc why <execution>" for the failed step, the error and the next safe action.`,
+              `emc-upgrade execution ${events.EventField.fromPath('$.detail.name')} ended ${events.EventField.fromPath('$.detail.status')}. For the failed step, the error and the next safe action, run: emc why ${events.EventField.fromPath('$.detail.executionArn')}`,
             ),
           }),
         ],
@@ -280,7 +307,7 @@ export class ExpandMigrateContractUpgrade extends Construct {
 
 function resolveClusterArn(scope: Construct, props: ExpandMigrateContractUpgradeProps): string {
   if ((props.cluster === undefined) === (props.clusterArn === undefined)) {
-    throw new Error('Give exactly one of cluster or clusterArn (the Aurora PostgreSQL cluster to upgrade).');
+    throw new ConstructPropsError('cluster', 'Give exactly one of cluster or clusterArn (the Aurora PostgreSQL cluster to upgrade).');
   }
   if (props.cluster) {
     return Stack.of(scope).formatArn({
@@ -292,11 +319,21 @@ function resolveClusterArn(scope: Construct, props: ExpandMigrateContractUpgrade
   }
   const arn = props.clusterArn!;
   if (!/^arn:[^:]+:rds:[^:]+:\d{12}:cluster:[A-Za-z][A-Za-z0-9-]*$/.test(arn)) {
-    throw new Error(`clusterArn must be an Aurora cluster ARN (arn:aws:rds:<region>:<account>:cluster:<name>), got "${arn}".`);
+    throw new ConstructPropsError('clusterArn', `clusterArn must be an Aurora cluster ARN (arn:aws:rds:<region>:<account>:cluster:<name>), got "${arn}".`);
   }
   void Arn.split(arn, ArnFormat.COLON_RESOURCE_NAME);
   return arn;
 }
+
+/** The engine's setting each `BatchSettings` prop sets. */
+const BATCH_SETTING_PROPS: Record<keyof SettingsOverrides, keyof BatchSettings> = {
+  batchSize: 'batchSize',
+  batchPauseMs: 'batchPause',
+  lockTimeoutMs: 'lockTimeout',
+  batchStatementTimeoutMs: 'batchStatementTimeout',
+  migrateBudgetMs: 'migrateBudget',
+  leaseTtlSeconds: 'leaseTtl',
+};
 
 function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
   const overrides: SettingsOverrides = {
@@ -308,24 +345,15 @@ function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
     leaseTtlSeconds: batch.leaseTtl?.toSeconds(),
   };
   const parsed = settingsOverridesSchema.safeParse(overrides);
+  const propName = (setting: string) => BATCH_SETTING_PROPS[setting as keyof SettingsOverrides] ?? setting;
   if (!parsed.success) {
-    const names: Record<string, string> = {
-      batchPauseMs: 'batchPause',
-      lockTimeoutMs: 'lockTimeout',
-      batchStatementTimeoutMs: 'batchStatementTimeout',
-      migrateBudgetMs: 'migrateBudget',
-      leaseTtlSeconds: 'leaseTtl',
-    };
-    throw new Error(
-      `batchSettings: ${parsed.error.issues
-        .map((i) => `${names[String(i.path[0])] ?? String(i.path[0])}: ${i.message}`)
-        .join('; ')}`,
+    throw new ConstructPropsError(
+      'batchSettings',
+      `batchSettings: ${parsed.error.issues.map((i) => `${propName(String(i.path[0]))}: ${i.message}`).join('; ')}`,
     );
   }
-  const problems = settingsProblems(resolveSettings(parsed.data)).map((p) =>
-    p.replace('migrateBudgetMs', 'migrateBudget').replace('batchStatementTimeoutMs', 'batchStatementTimeout'),
-  );
-  if (problems.length > 0) throw new Error(`batchSettings: ${problems.join('; ')}`);
+  const problems = settingsProblems(resolveSettings(parsed.data), propName);
+  if (problems.length > 0) throw new ConstructPropsError('batchSettings', `batchSettings: ${problems.join('; ')}`);
   return Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined)) as SettingsOverrides;
 }
 

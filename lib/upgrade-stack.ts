@@ -1,4 +1,5 @@
 import { Stack, type StackProps } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
@@ -8,6 +9,8 @@ import { ExpandMigrateContractUpgrade, type BatchSettings } from './expand-migra
 export interface UpgradeStackProps extends StackProps {
   readonly clusterArn: string;
   readonly secretArn: string;
+  /** ARN of the customer-managed KMS key the secret is encrypted with. @default none (the AWS managed key) */
+  readonly secretKmsKeyArn?: string;
   readonly databaseName: string;
   readonly migrationsDirectory: string;
   readonly drainSource: DrainSource;
@@ -27,6 +30,7 @@ export class UpgradeStack extends Stack {
     this.upgrade = new ExpandMigrateContractUpgrade(this, 'Upgrade', {
       clusterArn: props.clusterArn,
       secret: secretsmanager.Secret.fromSecretCompleteArn(this, 'DatabaseSecret', props.secretArn),
+      secretEncryptionKey: props.secretKmsKeyArn ? kms.Key.fromKeyArn(this, 'SecretKey', props.secretKmsKeyArn) : undefined,
       databaseName: props.databaseName,
       migrationsDirectory: props.migrationsDirectory,
       drainSource: props.drainSource,

@@ -257,6 +257,20 @@ describe('emc why', () => {
     expect(report.rerun).toMatch(/^The lease of this execution was not released/);
   });
 
+  it('says the lease is still held after an error that States.ALL cannot catch (no "Record failure")', async () => {
+    const h = migratingHistory(1).enter(STATE_NAMES.migrate);
+    const cause = 'The state/task \'Migrate data (one batch run)\' returned a result with a size exceeding the maximum number of bytes service limit.';
+    h.events.push({ id: h.events.length + 1, timestamp: h.now, type: 'LambdaFunctionFailed', lambdaFunctionFailedEventDetails: { error: 'States.DataLimitExceeded', cause } });
+    h.events.push({ id: h.events.length + 1, timestamp: h.now, type: 'ExecutionFailed', executionFailedEventDetails: { error: 'States.DataLimitExceeded', cause } });
+    serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'FAILED', events: h.events, error: 'States.DataLimitExceeded', cause }] });
+
+    const report = (await runEmc(['why', ARN, '--json'])).json<WhyReport>();
+
+    expect(report).toMatchObject({ failed: true, status: 'FAILED', failedState: STATE_NAMES.migrate, error: 'States.DataLimitExceeded' });
+    expect(report.rerun).toMatch(/^The lease of this execution was not released \(the failure path did not run\)/);
+    expect(report.nextAction).toMatch(/^Wait for the lease to expire/);
+  });
+
   it('says so for an execution that has not failed', async () => {
     serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'RUNNING', events: migratingHistory(1).events }] });
     const run = await runEmc(['why', ARN]);

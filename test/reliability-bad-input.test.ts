@@ -133,7 +133,7 @@ const CASES: BadInput[] = [
     category: 'catalog',
     state: 'migrated',
     act: (ctx) =>
-      ctx.handlers(demoWith((f) => (f['bexar/migrate04_lower_names.sql'] = 'UPDATE images SET name = lower(name);\n'))).migrate({ plan: planFor('x') }),
+      ctx.handlers(demoWith((f) => (f['bexar/migrate04_lower_names.sql'] = 'UPDATE images SET name = lower(name);\n'))).migrate({ plan: planFor('x'), callsBefore: 0 }),
     error: 'CatalogError',
     message: /bexar\/migrate04_lower_names\.sql: a migrate step must declare its batch strategy/,
   },
@@ -207,7 +207,7 @@ const CASES: BadInput[] = [
     category: 'database state',
     state: 'expanded',
     setup: (ctx) => holdLease(ctx, 'newer-execution'),
-    act: (ctx) => ctx.handlers().migrate({ plan: planFor('stale-execution') }),
+    act: (ctx) => ctx.handlers().migrate({ plan: planFor('stale-execution'), callsBefore: 0 }),
     error: 'LeaseLostError',
     message: /Run stale-execution does not hold the upgrade lease: newer-execution holds it until /,
   },
@@ -263,23 +263,23 @@ const CASES: BadInput[] = [
     category: 'database state',
     state: 'seeded',
     setup: (ctx) => holdLease(ctx, 'eager'),
-    act: (ctx) => ctx.handlers().migrate({ plan: planFor('eager') }),
+    act: (ctx) => ctx.handlers().migrate({ plan: planFor('eager'), callsBefore: 0 }),
     error: 'PhaseGateError',
     message: /Migrate refused: expand steps are not applied yet: bexar_expand01, bexar_expand02, bexar_expand03/,
   },
 
   // The construct's props, refused at synth (a database is snapshotted all the same). Most prop checks are pinned in
   // state-machine-template.test; these few complete the table.
-  { name: 'props: a lease ttl under a minute', category: 'construct props', state: 'seeded', act: () => synth({ batchSettings: { leaseTtl: Duration.seconds(10) } }), error: 'Error', message: /batchSettings: leaseTtl: / },
-  { name: 'props: a drain poll interval of 0', category: 'construct props', state: 'seeded', act: () => synth({ drainPollInterval: Duration.seconds(0) }), error: 'Error', message: /drainPollInterval must be from 1 second to 1 hour/ },
-  { name: 'props: an empty application role for the session drain', category: 'construct props', state: 'seeded', act: () => synth({ drainSource: DrainSource.databaseSessions('orders-api/v41%', { applicationRole: ' ' }) }), error: 'Error', message: /applicationRole must be a role name/ },
-  { name: 'props: a drain pattern matching every session', category: 'construct props', state: 'seeded', act: () => synth({ drainSource: DrainSource.databaseSessions('%') }), error: 'Error', message: /DrainSource\.databaseSessions\(\) needs a LIKE pattern .*got "%"/ },
+  { name: 'props: a lease ttl under a minute', category: 'construct props', state: 'seeded', act: () => synth({ batchSettings: { leaseTtl: Duration.seconds(10) } }), error: 'ConstructPropsError', message: /batchSettings: leaseTtl: / },
+  { name: 'props: a drain poll interval of 0', category: 'construct props', state: 'seeded', act: () => synth({ drainPollInterval: Duration.seconds(0) }), error: 'ConstructPropsError', message: /drainPollInterval must be from 1 second to 1 hour/ },
+  { name: 'props: a drain pattern matching every session', category: 'construct props', state: 'seeded', act: () => synth({ drainSource: DrainSource.databaseSessions('%') }), error: 'ConstructPropsError', message: /DrainSource\.databaseSessions\(\) needs a LIKE pattern .*got "%"/ },
+  { name: 'props: an empty application role for the session drain', category: 'construct props', state: 'seeded', act: () => synth({ drainSource: DrainSource.databaseSessions('orders-api/v41%', { applicationRole: ' ' }) }), error: 'ConstructPropsError', message: /applicationRole must be a role name/ },
   {
     name: 'props: a migrations directory with a bad file',
     category: 'construct props',
     state: 'seeded',
     act: () => synth({ migrationsDirectory: demoWith((f) => (f['bexar/expand04_rename.sql'] = 'ALTER TABLE images RENAME COLUMN owner TO owner_name;\n')) }),
-    error: 'Error',
+    error: 'ConstructPropsError',
     message: /migrationsDirectory .*: The migrations catalog has 1 problem:\n {2}- bexar\/expand04_rename\.sql:1: expand must not rename a column/,
   },
 ];

@@ -1,5 +1,7 @@
 import { App, CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import aslValidator from 'asl-validator';
@@ -10,6 +12,7 @@ import { RETRY_POLICIES } from '../lambdas/core/retry-policies.ts';
 import { STATE_NAMES, WORKFLOW_TASKS, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { readAppConfig } from '../lib/app-config.ts';
 import { DemoDatabaseStack } from '../lib/demo-database-stack.ts';
+import { ConstructPropsError } from '../lib/construct-props-error.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 import {
   ExpandMigrateContractUpgrade,
@@ -92,6 +95,15 @@ function resolvePartition(value: unknown): unknown {
     if ((object as { Ref?: unknown }).Ref === 'AWS::Partition') return 'aws';
   }
   return value;
+}
+
+function thrownBy(action: () => void): unknown {
+  try {
+    action();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the action to throw');
 }
 
 function logicalIdOf(stack: Stack, construct: { node: { defaultChild?: unknown } }): string {
@@ -228,13 +240,43 @@ describe('the UpgradeStack template', () => {
     }
   });
 
-  it('scopes DescribeServices to the cluster\'s own region and account, not the stack\'s', () => {
-    const other = 'arn:aws:ecs:eu-west-1:210987654321:cluster/shared';
-    const template = Template.fromStack(
-      upgradeStack({ drainSource: DrainSource.ecsServices([{ cluster: other, serviceName: 'billing' }]) }),
-    );
-    const describe = statementsOf(template).find(({ statement }) => actionsOf(statement).includes('ecs:DescribeServices'));
-    expect(resolvePartition(describe!.statement.Resource)).toEqual('arn:aws:ecs:eu-west-1:210987654321:service/shared/billing');
+  it('grants kms:Decrypt on the secret\'s customer-managed key to every Data API caller, through Secrets Manager only', () => {
+    const keyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const keyed = upgradeStack({ secretKmsKeyArn: keyArn });
+    const decrypts = statementsOf(Template.fromStack(keyed)).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('kms:')));
+    const functionRoles = Object.values(keyed.upgrade.functions).map((f) => logicalIdOf(keyed, f.role));
+    expect(decrypts.flatMap((s) => s.roles).sort()).toEqual([...functionRoles].sort());
+    for (const { statement } of decrypts) {
+      expect(statement).toMatchObject({
+        Effect: 'Allow',
+        Action: 'kms:Decrypt',
+        Resource: keyArn,
+        Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.us-east-1.amazonaws.com' } },
+      });
+    }
+    // Without the key (the AWS managed key), no function may use any KMS key.
+    const plain = statementsOf(template).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('kms:')));
+    expect(plain).toEqual([]);
+  });
+
+  it('grants the same for a secret that carries its imported key (CDK\'s grantRead adds nothing for one)', () => {
+    const keyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const stack = new Stack(newApp(), 'Test', { env: ENV });
+    const upgrade = new ExpandMigrateContractUpgrade(stack, 'Upgrade', {
+      clusterArn: CLUSTER_ARN,
+      secret: secretsmanager.Secret.fromSecretAttributes(stack, 'Secret', {
+        secretCompleteArn: SECRET_ARN,
+        encryptionKey: kms.Key.fromKeyArn(stack, 'Key', keyArn),
+      }),
+      databaseName: 'orders',
+      migrationsDirectory: DEMO_MIGRATIONS,
+      drainSource: DrainSource.databaseSessions('orders-api/v41%'),
+    });
+    const decrypts = statementsOf(Template.fromStack(stack)).filter(({ statement }) => actionsOf(statement).includes('kms:Decrypt'));
+    expect(decrypts.flatMap((s) => s.roles).sort()).toEqual(Object.values(upgrade.functions).map((f) => logicalIdOf(stack, f.role)).sort());
+    for (const { statement } of decrypts) {
+      expect(statement).toMatchObject({ Resource: keyArn, Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.us-east-1.amazonaws.com' } } });
+    }
   });
 
   it('gives a databaseSessions drain source no ECS permission at all', () => {
@@ -262,7 +304,28 @@ describe('the UpgradeStack template', () => {
     });
     expect(rule.Properties.Targets).toHaveLength(1);
     expect(rule.Properties.Targets[0]).toMatchObject({ Arn: TOPIC_ARN });
-    expect(rule.Properties.Targets[0].InputTransformer.InputTemplate).toContain('emc why');
+    expect(rule.Properties.Targets[0].InputTransformer).toEqual({
+      InputPathsMap: { 'detail-name': '$.detail.name', 'detail-status': '$.detail.status', 'detail-executionArn': '$.detail.executionArn' },
+      InputTemplate:
+        '"emc-upgrade execution <detail-name> ended <detail-status>. For the failed step, the error and the next safe action, run: emc why <detail-executionArn>"',
+    });
+  });
+
+  it('uses in every input template only placeholders its InputPathsMap declares (or EventBridge\'s predefined ones)', () => {
+    // EventBridge input transformation: variables are used in the template as <variable-name>; the only others are
+    // the predefined aws.events.* variables.
+    const predefined = ['aws.events.rule-arn', 'aws.events.rule-name', 'aws.events.event.ingestion-time', 'aws.events.event', 'aws.events.event.json'];
+    const transformers = resourcesOf(template, 'AWS::Events::Rule').flatMap(([, rule]) =>
+      (rule.Properties.Targets as { InputTransformer?: { InputPathsMap?: Record<string, string>; InputTemplate: string } }[]).flatMap(
+        (t) => (t.InputTransformer ? [t.InputTransformer] : []),
+      ),
+    );
+    expect(transformers.length).toBeGreaterThan(0);
+    for (const { InputPathsMap: paths = {}, InputTemplate: text } of transformers) {
+      const placeholders = [...text.matchAll(/<([^<>]*)>/g)].map((m) => m[1]!);
+      expect(placeholders.length).toBeGreaterThan(0);
+      expect(placeholders.filter((p) => !Object.hasOwn(paths, p) && !predefined.includes(p)), text).toEqual([]);
+    }
   });
 });
 
@@ -469,7 +532,10 @@ describe('cdk-nag AwsSolutions checks', () => {
   const IAM5_OWN_FUNCTION = /^Annotation::AwsSolutions-IAM5\[Resource::<Upgrade[A-Za-z]+Function[0-9A-F]{8}\.Arn>:\*\]$/;
 
   it('finds nothing in the UpgradeStack with an ECS drain source, and every acknowledgement gives its reason', () => {
-    const stack = upgradeStack({ failureTopicArn: TOPIC_ARN });
+    const stack = upgradeStack({
+      failureTopicArn: TOPIC_ARN,
+      secretKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    });
     const nag = expectCleanAndExplained(stack, [IAM5_STAR, IAM5_OWN_FUNCTION]);
     // The state machine's "<function ARN>:*" findings are acknowledged one function at a time, never wholesale.
     expect(nag.filter((a) => IAM5_OWN_FUNCTION.test(a.id))).toHaveLength(7);
@@ -539,6 +605,30 @@ describe('props that cannot work fail the synth, naming the prop', () => {
     expect(construct({ batchSettings: { batchSize: 1.5, leaseTtl: Duration.seconds(10) } })).toThrow(
       /batchSettings: batchSize: .*leaseTtl/,
     );
+    // A combination that each value allows alone, named with the props' own names.
+    expect(construct({ batchSettings: { migrateBudget: Duration.minutes(14), batchStatementTimeout: Duration.seconds(45) } })).toThrow(
+      /batchSettings: migrateBudget \(840000 ms\) \+ batchStatementTimeout \(45000 ms\) \+ 60000 ms of margin must stay under/,
+    );
+  });
+
+  it('throws every refusal as a ConstructPropsError naming its prop', () => {
+    const cases: [Partial<ExpandMigrateContractUpgradeProps>, string][] = [
+      [{ clusterArn: 'orders' }, 'clusterArn'],
+      [{ clusterArn: undefined }, 'cluster'],
+      [{ databaseName: 'orders-db' }, 'databaseName'],
+      [{ migrationsDirectory: '/nonexistent/migrations' }, 'migrationsDirectory'],
+      [{ batchSettings: { batchSize: 0 } }, 'batchSettings'],
+      [{ batchSettings: { migrateBudget: Duration.minutes(14), batchStatementTimeout: Duration.seconds(45) } }, 'batchSettings'],
+      [{ drainPollInterval: Duration.hours(2) }, 'drainPollInterval'],
+      [{ drainTimeout: Duration.seconds(1) }, 'drainTimeout'],
+      [{ drainSource: DrainSource.ecsServices([]) }, 'drainSource'],
+      [{ drainSource: DrainSource.databaseSessions('%') }, 'drainSource'],
+    ];
+    for (const [props, prop] of cases) {
+      const error = thrownBy(construct(props));
+      expect(error, prop).toBeInstanceOf(ConstructPropsError);
+      expect(error, prop).toMatchObject({ name: 'ConstructPropsError', prop });
+    }
   });
 
   it('needs a drain timeout of at least one poll interval', () => {
@@ -572,6 +662,42 @@ describe('props that cannot work fail the synth, naming the prop', () => {
     const machineId = stack.resolve((upgrade.stateMachine.node.defaultChild as CfnElement).logicalId) as string;
     const starts = statementsOf(template).filter(({ statement }) => actionsOf(statement).includes('states:StartExecution'));
     expect(starts).toEqual([{ roles: [machineRole], statement: expect.objectContaining({ Effect: 'Allow', Resource: { Ref: machineId } }) }]);
+  });
+
+  it('refuses ECS services the drain function cannot reach: another account or region, naming both', () => {
+    const services = (cluster: string | ((stack: Stack) => ecs.ICluster)) => (stack: Stack) => ({
+      drainSource: DrainSource.ecsServices([
+        { cluster: ECS_CLUSTER_ARN, serviceName: 'orders-api' },
+        { cluster: typeof cluster === 'string' ? cluster : cluster(stack), serviceName: 'billing' },
+      ]),
+    });
+    const refusal = (where: string, cluster = 'shared') =>
+      new RegExp(
+        `drainSource: services\\[1\\] \\(ECS service billing of cluster ${cluster}\\) is in ${where}, but the drain function runs in account 123456789012, region us-east-1: its own credentials and region cannot reach`,
+      );
+    for (const [cluster, where] of [
+      ['arn:aws:ecs:us-east-1:210987654321:cluster/shared', 'account 210987654321, region us-east-1'],
+      ['arn:aws:ecs:eu-west-1:123456789012:cluster/shared', 'account 123456789012, region eu-west-1'],
+    ] as const) {
+      const error = thrownBy(construct(services(cluster)));
+      expect(error).toBeInstanceOf(ConstructPropsError);
+      expect(error).toMatchObject({ prop: 'drainSource', message: expect.stringMatching(refusal(where)) });
+    }
+    // A cluster construct of another environment is refused the same way; one of the stack's own is accepted.
+    const otherEnv = { account: '210987654321', region: 'eu-west-1' };
+    const elsewhere = (stack: Stack) =>
+      new ecs.Cluster(new Stack(stack.node.root as App, 'Other', { env: otherEnv }), 'Cluster', { clusterName: 'shared' });
+    expect(construct(services(elsewhere))).toThrow(refusal('account 210987654321, region eu-west-1', 'Other/Cluster'));
+    const here = (stack: Stack) => ecs.Cluster.fromClusterArn(stack, 'Shared', 'arn:aws:ecs:us-east-1:123456789012:cluster/shared');
+    expect(construct(services(here))).not.toThrow();
+  });
+
+  it('accepts any ECS cluster in an environment-agnostic stack, where the accounts and regions cannot be compared', () => {
+    const stack = new Stack(newApp(), 'Agnostic');
+    const drainSource = DrainSource.ecsServices([{ cluster: 'arn:aws:ecs:eu-west-1:210987654321:cluster/shared', serviceName: 'billing' }]);
+    expect(drainSource.bind(stack).ecsServices.map((s) => resolvePartition(stack.resolve(s.serviceArn)))).toEqual([
+      'arn:aws:ecs:eu-west-1:210987654321:service/shared/billing',
+    ]);
   });
 
   it('refuses a drain source that could never tell the old release apart', () => {
@@ -621,6 +747,14 @@ describe('readAppConfig', () => {
     });
     expect(() => readAppConfig(newApp({ 'emc:drainApplicationRole': 'orders_app' }))).toThrow(
       /"emc:drainApplicationRole" belongs to the database-sessions drain source/,
+    );
+  });
+
+  it('reads the secret\'s KMS key ARN, refusing anything but a key ARN', () => {
+    const keyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    expect(readAppConfig(newApp({ 'emc:secretKmsKeyArn': keyArn })).secretKmsKeyArn).toBe(keyArn);
+    expect(() => readAppConfig(newApp({ 'emc:secretKmsKeyArn': 'arn:aws:kms:us-east-1:123456789012:alias/orders' }))).toThrow(
+      /"emc:secretKmsKeyArn": must be a KMS key ARN/,
     );
   });
 

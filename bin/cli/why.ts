@@ -75,6 +75,9 @@ export async function explainExecution(
       cause: null,
     };
   }
+  // "Record failure" releases the lease. An execution that ended without it (aborted, timed out, or failed with an
+  // error States.ALL cannot catch: States.DataLimitExceeded, States.Runtime) holds the lease until it expires.
+  const leaseReleased = events.some((e) => e.type === 'TaskStateExited' && e.stateExitedEventDetails?.name === C.recordFailure);
   const parsed = parseFailureCause(view.cause ?? '');
   const lastTaskFailure = lastFailure(events);
   const failedState = parsed.failedState ?? lastTaskFailure?.state ?? view.currentState;
@@ -94,15 +97,15 @@ export async function explainExecution(
     statement,
     retries: failedState === null ? 0 : retriesOf(events, failedState),
     version: parsed.version ?? view.version,
-    nextAction: parsed.nextAction ?? defaultNextAction(view.status),
-    rerun: rerunEffect(view.status, error, parsed.stepId, parsed.nextAction),
+    nextAction: parsed.nextAction ?? defaultNextAction(leaseReleased),
+    rerun: rerunEffect(leaseReleased, error, parsed.stepId, parsed.nextAction),
     cause: view.cause,
   };
 }
 
 /** What a new execution with the same input will do, by the error's name. */
-export function rerunEffect(status: ExecutionStatus, error: string | null, stepId: string | null, nextAction: string | null): string {
-  if (status === 'ABORTED' || status === 'TIMED_OUT') {
+export function rerunEffect(leaseReleased: boolean, error: string | null, stepId: string | null, nextAction: string | null): string {
+  if (!leaseReleased) {
     return 'The lease of this execution was not released (the failure path did not run): a new execution fails with LeaseHeldError until the lease expires (leaseTtlSeconds, 15 minutes by default; "emc plan" shows it). After that it resumes where this one stopped.';
   }
   switch (error) {
@@ -131,9 +134,9 @@ export function rerunEffect(status: ExecutionStatus, error: string | null, stepI
   }
 }
 
-function defaultNextAction(status: ExecutionStatus): string {
-  return status === 'ABORTED'
-    ? 'Wait for the lease to expire (or check "emc plan" for the lease), then start the upgrade again.'
+function defaultNextAction(leaseReleased: boolean): string {
+  return !leaseReleased
+    ? 'Wait for the lease to expire (or check "emc plan" for the lease), then start the upgrade again once the cause is fixed.'
     : 'Run the upgrade again once the cause is fixed; every phase is safe to re-run and resumes where it stopped.';
 }
 

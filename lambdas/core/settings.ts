@@ -62,11 +62,15 @@ export const MIGRATE_FUNCTION_TIMEOUT_MS = 15 * 60_000;
  * is spent, then one more batch may run to its statement timeout, and the call must still end before the function
  * is cut off mid-batch.
  */
-export function settingsProblems(settings: UpgradeSettings): string[] {
+export function settingsProblems(
+  settings: UpgradeSettings,
+  /** How the caller's user names each setting (the construct's props are Durations named without the unit). */
+  name: (setting: keyof UpgradeSettings) => string = (setting) => setting,
+): string[] {
   const worstCallMs = settings.migrateBudgetMs + settings.batchStatementTimeoutMs + 60_000;
   return worstCallMs > MIGRATE_FUNCTION_TIMEOUT_MS
     ? [
-        `migrateBudgetMs (${settings.migrateBudgetMs}) + batchStatementTimeoutMs (${settings.batchStatementTimeoutMs}) + 60000 ms of margin must stay under the migrate function's ${MIGRATE_FUNCTION_TIMEOUT_MS} ms timeout`,
+        `${name('migrateBudgetMs')} (${settings.migrateBudgetMs} ms) + ${name('batchStatementTimeoutMs')} (${settings.batchStatementTimeoutMs} ms) + 60000 ms of margin must stay under the migrate function's ${MIGRATE_FUNCTION_TIMEOUT_MS} ms timeout`,
       ]
     : [];
 }

@@ -8,6 +8,7 @@ import { ensureParserLoaded } from '../sql/parser.ts';
 import { readDirectives, type Directive } from './directives.ts';
 import { lintPhase, needsNoTransaction } from './phase-lint.ts';
 import { splitStatements, type ParsedStatement } from './sql-statements.ts';
+import { oversizedStatements } from './sql-text-limit.ts';
 import { PHASES, stepId, type BatchStrategy, type Catalog, type Migration, type Phase, type Statement, type Step } from './step.ts';
 
 /** The file in the migrations directory that declares the order of releases. */
@@ -229,6 +230,9 @@ function loadStep(
       }
     }
   }
+  const sent = split.statements.map((s) => ({ sql: s.sql, line: s.line, what: 'the statement' }));
+  if (migration?.pendingSql) sent.push({ sql: migration.pendingSql, line: directive('pending')!.line, what: 'the "emc:pending" query' });
+  for (const p of oversizedStatements(sent)) problem(p.message, p.line);
   if (problems.length > before) return undefined;
 
   return {
