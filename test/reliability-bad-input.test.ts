@@ -249,6 +249,30 @@ const CASES: BadInput[] = [
     message: /bexar_migrate01 finished, but its pending query finds 1 rows still to migrate/,
   },
   {
+    name: 'database: a keyset key that may be NULL',
+    category: 'database state',
+    state: 'expanded',
+    setup: (ctx) => holdLease(ctx, 'x'),
+    act: (ctx) =>
+      ctx
+        .handlers(demoWith((f) => (f['bexar/migrate01_backfill_visibility.sql'] = f['bexar/migrate01_backfill_visibility.sql']!.replace('key=id', 'key=owner_id').replace('WHERE id BETWEEN', 'WHERE owner_id BETWEEN'))))
+        .migrate({ plan: planFor('x') }),
+    error: 'KeysetKeyError',
+    message: /Step bexar_migrate01 cannot walk its keyset \(bexar\/migrate01_backfill_visibility\.sql\): key column "owner_id" in "images" .*may be NULL/,
+  },
+  {
+    name: 'database: a keyset key of a type without an exact order (boolean)',
+    category: 'database state',
+    state: 'expanded',
+    setup: (ctx) => holdLease(ctx, 'x'),
+    act: (ctx) =>
+      ctx
+        .handlers(demoWith((f) => (f['bexar/migrate01_backfill_visibility.sql'] = f['bexar/migrate01_backfill_visibility.sql']!.replace('key=id', 'key=is_public').replace('WHERE id BETWEEN', 'WHERE is_public BETWEEN'))))
+        .migrate({ plan: planFor('x') }),
+    error: 'KeysetKeyError',
+    message: /key column "is_public" in "images" .*has type boolean, which a keyset cannot walk/,
+  },
+  {
     name: 'database: migrate before expand',
     category: 'database state',
     state: 'seeded',

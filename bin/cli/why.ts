@@ -123,6 +123,8 @@ export function rerunEffect(status: ExecutionStatus, error: string | null, stepI
     case 'DatabaseAheadError':
     case 'CatalogOrderError':
       return 'A re-run fails the same way at "Plan upgrade" until the deployed migrations are fixed; the database was not touched.';
+    case 'KeysetKeyError':
+      return `A re-run fails the same way before ${stepId ?? 'the step'}'s first batch until its key is fixed; that check writes nothing.`;
     case 'DrainTimeoutError':
     case 'DrainFailedError':
       return 'A re-run finds expand and migrate done and waits for the old release to drain again before contract.';

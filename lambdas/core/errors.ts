@@ -155,6 +155,24 @@ export class StepFailedError extends EmcError {
   }
 }
 
+/**
+ * A keyset step's table or key cannot be walked without losing rows (a key that may be NULL, a type without an exact
+ * order or text form), or not at all. Found from the catalog before the step's first batch: nothing was written.
+ */
+export class KeysetKeyError extends EmcError {
+  override readonly name = 'KeysetKeyError';
+  readonly transient = false;
+  readonly nextAction: string;
+  constructor(
+    readonly stepId: string,
+    readonly file: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`Step ${stepId} cannot walk its keyset (${file}): ${problems.join('; ')}.`);
+    this.nextAction = `Fix the "emc:keyset" directive of ${stepId} (or the key column, in an expand step) and run the upgrade again; the database was not touched.`;
+  }
+}
+
 /** A statement waited longer than `lock_timeout` for a lock. Retried with backoff, never skipped. */
 export class LockTimeoutError extends EmcError {
   override readonly name = 'LockTimeoutError';

@@ -51,9 +51,14 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
       `expand steps are not applied yet: ${inspection.pending.expand.map((s) => s.id).join(', ')}`,
     ]);
   }
+  // Every keyset to walk is checked against the catalog before anything is written (KeysetKeyError).
+  const sources = new Map<string, BatchSource>();
+  for (const step of inspection.pending.migrate) sources.set(step.id, await batchSource(ctx, step));
   // Before the first write (progress rows, reopened steps): a run without the lease must change nothing.
   await ctx.client.transaction((tx) => renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds));
-  const steps = [...(await reopenedSteps(ctx, catalog, inspection)), ...inspection.pending.migrate];
+  const reopened = await reopenedSteps(ctx, catalog, inspection);
+  for (const step of reopened) sources.set(step.id, await batchSource(ctx, step));
+  const steps = [...reopened, ...inspection.pending.migrate];
   const deadline = started + ctx.settings.migrateBudgetMs;
   let rowsThisCall = 0;
   let batchesThisCall = 0;
@@ -68,13 +73,13 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
     // let the state machine loop forever.
     const mustProgress = batchesThisCall === 0;
     const outcome = !earlierUnfinished && (Date.now() < deadline || mustProgress)
-      ? await migrateStep(ctx, step, deadline, mustProgress)
+      ? await migrateStep(ctx, step, sources.get(step.id)!, deadline, mustProgress)
       : { rows: 0, batches: 0, finished: false };
     if (!outcome.finished) earlierUnfinished = true;
     rowsThisCall += outcome.rows;
     batchesThisCall += outcome.batches;
     if (outcome.finished) stepsFinished.push(step.id);
-    progress.push(await describeProgress(ctx, step, outcome.finished));
+    progress.push(await describeProgress(ctx, step, sources.get(step.id)!, outcome.finished));
   }
   return {
     phase: 'migrate',
@@ -113,9 +118,14 @@ async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Insp
   return reopened;
 }
 
+function batchSource(ctx: RunContext, step: Step): Promise<BatchSource> {
+  return step.migration!.strategy.kind === 'keyset' ? keysetSource(ctx.client, step) : Promise.resolve(repeatUntilZeroSource(step));
+}
+
 async function migrateStep(
   ctx: RunContext,
   step: Step,
+  source: BatchSource,
   deadline: number,
   mustProgress: boolean,
 ): Promise<{ rows: number; batches: number; finished: boolean }> {
@@ -126,7 +136,6 @@ async function migrateStep(
   let rows = 0;
   let batches = 0;
   try {
-    const source = migration.strategy.kind === 'keyset' ? await keysetSource(ctx.client, step) : repeatUntilZeroSource();
     await ctx.client.query(
       `INSERT INTO ${STATE_SCHEMA}.migrate_progress (step_id) VALUES (:step) ON CONFLICT (step_id) DO NOTHING`,
       { step: step.id },
@@ -188,7 +197,7 @@ async function runBatch(
     });
     const planned = await source.next(tx, progress.cursor, batchSize);
     if (!planned) return { ran: false, rows: 0, passEnded: true, progress };
-    const result = await tx.query(step.statements[0]!.sql, planned.params);
+    const result = await tx.query(source.statement, planned.params);
     const moved = await tx.query(
       `UPDATE ${STATE_SCHEMA}.migrate_progress
        SET cursor = :cursor, rows_done = rows_done + :rows, keys_scanned = keys_scanned + :keys,
@@ -282,12 +291,10 @@ export async function pendingRows(ctx: Pick<RunContext, 'client'>, step: Step): 
   return count;
 }
 
-async function describeProgress(ctx: RunContext, step: Step, finished: boolean): Promise<MigrateStepProgress> {
+async function describeProgress(ctx: RunContext, step: Step, source: BatchSource, finished: boolean): Promise<MigrateStepProgress> {
   const progress = await readProgress(ctx.client, step.id);
   let remaining: number | undefined = finished ? 0 : await pendingRows(ctx, step);
-  if (remaining === undefined && step.migration!.strategy.kind === 'keyset') {
-    remaining = await (await keysetSource(ctx.client, step)).estimateRemaining(ctx.client, progress?.keysScanned ?? 0);
-  }
+  remaining ??= await source.estimateRemaining(ctx.client, progress?.keysScanned ?? 0);
   return {
     stepId: step.id,
     rowsDone: progress?.rowsDone ?? 0,
