@@ -123,6 +123,8 @@ export function rerunEffect(status: ExecutionStatus, error: string | null, stepI
     case 'DatabaseAheadError':
     case 'CatalogOrderError':
       return 'A re-run fails the same way at "Plan upgrade" until the deployed migrations are fixed; the database was not touched.';
+    case 'MigrateStepChangedError':
+      return 'A re-run fails the same way until the file is restored, or the execution input names the step in "restartSteps"; the database was not touched.';
     case 'KeysetKeyError':
       return `A re-run fails the same way before ${stepId ?? 'the step'}'s first batch until its key is fixed; that check writes nothing.`;
     case 'DrainTimeoutError':

@@ -63,6 +63,36 @@ export class DriftError extends EmcError {
   }
 }
 
+/** A migrate step's file changed after some of its batches committed: its saved cursor belongs to the old statement. */
+export class MigrateStepChangedError extends EmcError {
+  override readonly name = 'MigrateStepChangedError';
+  readonly transient = false;
+  readonly nextAction: string;
+  constructor(
+    readonly changed: readonly {
+      stepId: string;
+      file: string;
+      /** Undefined when the batches were run by an earlier release of the tool, which kept no checksum. */
+      progressChecksum: string | undefined;
+      fileChecksum: string;
+      rowsDone: number;
+      batches: number;
+    }[],
+  ) {
+    super(
+      'Migrate steps changed after some of their batches committed (resuming would run the new statement from the old statement\'s cursor):\n' +
+        changed
+          .map(
+            (c) =>
+              `  - ${c.stepId} (${c.file}): ${c.rowsDone} rows in ${c.batches} batches done with ${c.progressChecksum ? `checksum ${c.progressChecksum}` : 'an unrecorded checksum (an earlier release of emc)'}, file now has ${c.fileChecksum}`,
+          )
+          .join('\n'),
+    );
+    const ids = changed.map((c) => `"${c.stepId}"`).join(', ');
+    this.nextAction = `Restore the file to the content its batches ran with (and put the change in a new step), or start an execution with "restartSteps": [${ids}] to run the step again from its first key with the new file (recorded in the history). The database was not touched.`;
+  }
+}
+
 /** The database records steps this code does not know, or applied steps out of the catalog's order. */
 export class DatabaseAheadError extends EmcError {
   override readonly name = 'DatabaseAheadError';

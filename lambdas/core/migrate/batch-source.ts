@@ -211,6 +211,14 @@ export function repeatUntilZeroSource(step: Step): BatchSource {
   };
 }
 
+/** The step's batch strategy as its directive says it, stored with its progress: `keyset table=images key=id`. */
+export function describeStrategy(step: Step): string {
+  const strategy = step.migration!.strategy;
+  if (strategy.kind === 'repeat-until-zero') return 'repeat-until-zero';
+  const table = strategy.table.schema ? `${strategy.table.schema}.${strategy.table.name}` : strategy.table.name;
+  return `keyset table=${table} key=${strategy.keys.join(',')}`;
+}
+
 function quote(identifier: string): string {
   return `"${identifier.replaceAll('"', '""')}"`;
 }

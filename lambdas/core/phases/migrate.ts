@@ -1,12 +1,12 @@
 import type { Catalog, Step } from '../catalog/step.ts';
 import { PhaseGateError, StepFailedError } from '../errors.ts';
-import { keysetSource, repeatUntilZeroSource, type BatchSource } from '../migrate/batch-source.ts';
+import { describeStrategy, keysetSource, repeatUntilZeroSource, type BatchSource } from '../migrate/batch-source.ts';
 import { STATE_SCHEMA, ensureStateSchema } from '../state/schema.ts';
 import { isApplied, readProgress, readState, recordApplied, type MigrateProgress } from '../state/database-state.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { recordHistory } from '../state/history.ts';
 import { renewLease } from '../state/lease.ts';
-import { inspect, type Inspection } from './inspect.ts';
+import { inspect, partlyRunChanged, refuseChangedMigrateSteps, type Inspection } from './inspect.ts';
 import type { RunContext } from './run-context.ts';
 import { failStep } from './step-errors.ts';
 
@@ -42,10 +42,17 @@ export interface MigrateResult {
  * far it got. Each batch is one transaction holding the batch's writes AND its progress row, so a crash at any
  * point neither loses nor repeats a batch. Call again until `finished`.
  */
-export async function migrate(ctx: RunContext, catalog: Catalog, target?: string): Promise<MigrateResult> {
+export interface MigrateOptions {
+  /** Partly-run steps whose file changed, to run again from their first key (the execution input's `restartSteps`). */
+  readonly restartSteps?: readonly string[];
+}
+
+export async function migrate(ctx: RunContext, catalog: Catalog, target?: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const started = Date.now();
   await ensureStateSchema(ctx.client);
+  const restart = options.restartSteps ?? [];
   const inspection = await inspect(ctx.client, catalog, target);
+  refuseChangedMigrateSteps(catalog, inspection, restart);
   if (inspection.pending.expand.length > 0) {
     throw new PhaseGateError('migrate', [
       `expand steps are not applied yet: ${inspection.pending.expand.map((s) => s.id).join(', ')}`,
@@ -56,6 +63,7 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
   for (const step of inspection.pending.migrate) sources.set(step.id, await batchSource(ctx, step));
   // Before the first write (progress rows, reopened steps): a run without the lease must change nothing.
   await ctx.client.transaction((tx) => renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds));
+  await restartChangedSteps(ctx, catalog, inspection, restart);
   const reopened = await reopenedSteps(ctx, catalog, inspection);
   for (const step of reopened) sources.set(step.id, await batchSource(ctx, step));
   const steps = [...reopened, ...inspection.pending.migrate];
@@ -122,6 +130,47 @@ function batchSource(ctx: RunContext, step: Step): Promise<BatchSource> {
   return step.migration!.strategy.kind === 'keyset' ? keysetSource(ctx.client, step) : Promise.resolve(repeatUntilZeroSource(step));
 }
 
+/**
+ * The operator's decision (`restartSteps`) for a partly-run step whose file changed: its progress starts again from
+ * the first key with the new file, and the decision is recorded in history, in one transaction. Only progress still
+ * carrying the old checksum is reset, so the later calls of the same execution leave the new progress alone.
+ */
+async function restartChangedSteps(ctx: RunContext, catalog: Catalog, inspection: Inspection, ids: readonly string[]): Promise<void> {
+  for (const change of partlyRunChanged(catalog, inspection.state).filter((c) => ids.includes(c.stepId))) {
+    const step = catalog.steps.find((s) => s.id === change.stepId)!;
+    await ctx.client.transaction(async (tx) => {
+      await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
+      const reset = await tx.query(
+        `UPDATE ${STATE_SCHEMA}.migrate_progress
+         SET cursor = NULL, pass = 1, rows_done = 0, keys_scanned = 0, batches = 0, pass_rows = 0,
+             checksum = :checksum, strategy = :strategy, started_at = now(), updated_at = now()
+         WHERE step_id = :step AND checksum IS NOT DISTINCT FROM :previous AND batches = :batches`,
+        {
+          step: step.id,
+          checksum: step.checksum,
+          strategy: describeStrategy(step),
+          previous: change.progressChecksum ?? null,
+          batches: change.batches,
+        },
+      );
+      if (reset.rowCount !== 1) {
+        throw new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run while it was restarted', {
+          transactional: true,
+        });
+      }
+      await recordHistory(tx, {
+        runId: ctx.runId,
+        step,
+        startedAt: new Date(),
+        rowsAffected: 0,
+        outcome: 'restarted',
+        error: `restarted from its first key (restartSteps): ${change.rowsDone} rows in ${change.batches} batches had run with ${change.progressChecksum ?? 'an unrecorded checksum'}`,
+      });
+    });
+    ctx.onEvent?.({ type: 'migrate-step-restarted', stepId: step.id, rowsDone: change.rowsDone, batches: change.batches });
+  }
+}
+
 async function migrateStep(
   ctx: RunContext,
   step: Step,
@@ -136,9 +185,15 @@ async function migrateStep(
   let rows = 0;
   let batches = 0;
   try {
+    // The file its batches run with, which the cursor update checks. A row takes this file's checksum while it has no
+    // committed batch, or when it has none recorded: inspect refused every unapplied step whose batches ran with another
+    // file or an unrecorded one (unless restartSteps reset it), so that is an applied step reopened by an earlier
+    // release of the tool, whose file the drift check compared with the applied one.
     await ctx.client.query(
-      `INSERT INTO ${STATE_SCHEMA}.migrate_progress (step_id) VALUES (:step) ON CONFLICT (step_id) DO NOTHING`,
-      { step: step.id },
+      `INSERT INTO ${STATE_SCHEMA}.migrate_progress AS p (step_id, checksum, strategy) VALUES (:step, :checksum, :strategy)
+       ON CONFLICT (step_id) DO UPDATE SET checksum = excluded.checksum, strategy = excluded.strategy
+       WHERE (p.batches = 0 OR p.checksum IS NULL) AND p.checksum IS DISTINCT FROM excluded.checksum`,
+      { step: step.id, checksum: step.checksum, strategy: describeStrategy(step) },
     );
     let progress = (await readProgress(ctx.client, step.id))!;
     let lastBatchMs = 0;
@@ -202,9 +257,10 @@ async function runBatch(
       `UPDATE ${STATE_SCHEMA}.migrate_progress
        SET cursor = :cursor, rows_done = rows_done + :rows, keys_scanned = keys_scanned + :keys,
            batches = batches + 1, updated_at = now()
-       WHERE step_id = :step AND cursor IS NOT DISTINCT FROM :previous AND pass = :pass`,
+       WHERE step_id = :step AND cursor IS NOT DISTINCT FROM :previous AND pass = :pass AND checksum = :checksum`,
       {
         step: step.id,
+        checksum: step.checksum,
         cursor: planned.cursorAfter ?? null,
         rows: result.rowCount,
         keys: planned.keys,

@@ -16,6 +16,11 @@ export const executionInputSchema = z.strictObject({
   settings: z.optional(settingsOverridesSchema),
   /** The drain gate's view of the new release, per ECS service name: task definition ARN or family:revision. */
   newTaskDefinitions: z.optional(z.record(z.string().check(z.minLength(1)), z.string().check(z.minLength(1)))),
+  /**
+   * Migrate steps whose file changed after some of their batches committed, to run again from their first key with the
+   * new file: the operator's recorded decision (history outcome `restarted`). @default none
+   */
+  restartSteps: z.optional(z.array(z.string().check(z.minLength(1)))),
 });
 
 export type ExecutionInput = z.infer<typeof executionInputSchema>;
@@ -33,6 +38,6 @@ export function parseExecutionInput(raw: unknown): ExecutionInput {
     return `"${field}": ${issue.message}`;
   });
   throw new InputError(
-    `Invalid execution input: ${problems.join('; ')}. Accepted fields: targetRelease, stopAfter ("expand" or "migrate"), settings {${Object.keys(settingsOverridesSchema.shape).join(', ')}}, newTaskDefinitions.`,
+    `Invalid execution input: ${problems.join('; ')}. Accepted fields: targetRelease, stopAfter ("expand" or "migrate"), settings {${Object.keys(settingsOverridesSchema.shape).join(', ')}}, newTaskDefinitions, restartSteps.`,
   );
 }

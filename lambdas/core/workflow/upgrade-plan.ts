@@ -22,6 +22,8 @@ export interface UpgradePlan {
   /** Phase-lint overrides in the steps to run, with their reasons, so they show in the execution history. */
   readonly lintOverrides: readonly { stepId: string; reason: string }[];
   readonly newTaskDefinitions: Readonly<Record<string, string>>;
+  /** The execution input's `restartSteps`, checked: partly-run migrate steps whose file changed, to run again. */
+  readonly restartSteps?: readonly string[];
   readonly startedAt: string;
 }
 
@@ -38,7 +40,8 @@ export async function startUpgrade(
   const settings = resolveSettings(options.defaults, input.settings);
   const problems = settingsProblems(settings);
   if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
-  const planned = await plan(client, catalog, input.targetRelease);
+  const restartSteps = input.restartSteps ?? [];
+  const planned = await plan(client, catalog, input.targetRelease, { restartSteps });
   await ensureStateSchema(client);
   await acquireLease(client, options.runId, settings.leaseTtlSeconds);
   return {
@@ -54,6 +57,7 @@ export async function startUpgrade(
     },
     lintOverrides: planned.lintOverrides.map((o) => ({ stepId: o.stepId, reason: o.reason })),
     newTaskDefinitions: input.newTaskDefinitions ?? {},
+    restartSteps,
     startedAt: new Date().toISOString(),
   };
 }
