@@ -203,6 +203,46 @@ export class KeysetKeyError extends EmcError {
   }
 }
 
+/**
+ * A repeat-until-zero step's pass changed more rows than the tables it touches hold (twice over): its statement keeps
+ * changing rows it already changed and would never reach a batch that changes none. Its committed batches stay.
+ */
+export class MigrateRunawayError extends EmcError {
+  override readonly name = 'MigrateRunawayError';
+  readonly transient = false;
+  readonly nextAction: string;
+  constructor(
+    readonly stepId: string,
+    message: string,
+  ) {
+    super(`Step ${stepId} stopped: ${message}.`);
+    this.nextAction = `Make ${stepId}'s statement leave out the rows it already migrated, then start an execution with "restartSteps": ["${stepId}"] (its batches so far committed, so the changed file must be restarted explicitly).`;
+  }
+}
+
+/**
+ * A migrate step reached the end of its passes while its pending query still counts rows. Rows may be locked by the
+ * application (a batch statement using SKIP LOCKED skips them) or written again by the old release while the passes
+ * ran; or the batch statement and the pending query disagree about which rows are left. Nothing is lost: the
+ * committed batches stay, and the step is not recorded as applied.
+ */
+export class PendingRowsRemainError extends EmcError {
+  override readonly name = 'PendingRowsRemainError';
+  readonly transient = false;
+  readonly nextAction: string;
+  constructor(
+    readonly stepId: string,
+    readonly file: string,
+    readonly pending: number,
+    readonly passes: number,
+  ) {
+    super(
+      `Step ${stepId} (${file}): its pending query still counts ${pending} rows after ${passes} passes, each ending with no row left for the batch statement, with a pause between passes. The rows may be locked by the application or written again by the old release, or the batch statement may not change the rows the pending query counts.`,
+    );
+    this.nextAction = `Look for long application transactions holding row locks (pg_locks, pg_stat_activity) and run the upgrade again; if the rows stay, check that ${stepId}'s statement changes exactly the rows its pending query counts.`;
+  }
+}
+
 /** A statement waited longer than `lock_timeout` for a lock. Retried with backoff, never skipped. */
 export class LockTimeoutError extends EmcError {
   override readonly name = 'LockTimeoutError';

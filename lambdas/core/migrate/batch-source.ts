@@ -1,3 +1,4 @@
+import { splitStatements } from '../catalog/sql-statements.ts';
 import type { Step } from '../catalog/step.ts';
 import { KeysetKeyError } from '../errors.ts';
 import { replacePlaceholders } from '../sql/named-parameters.ts';
@@ -24,6 +25,11 @@ export interface BatchSource {
   endsPass(rowsAffected: number): boolean;
   /** A cheap estimate of keys left after `keysScanned`, or undefined when the source cannot tell. */
   estimateRemaining(client: SqlClient, keysScanned: number): Promise<number | undefined>;
+  /**
+   * Why a pass that changed `passRows` rows so far cannot be converging, or undefined. A keyset pass ends at the last
+   * key whatever its statement does; a repeat-until-zero pass ends only when a batch changes nothing.
+   */
+  runaway(passRows: number, batchSize: number): string | undefined;
 }
 
 /**
@@ -126,6 +132,7 @@ export async function keysetSource(client: SqlClient, step: Step): Promise<Batch
       };
     },
     endsPass: () => false,
+    runaway: () => undefined,
     async estimateRemaining(c, keysScanned) {
       const stats = await c.query<{ rows: number | null }>(
         `SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = to_regclass(:table)`,
@@ -199,16 +206,64 @@ async function describeKey(
   return described.rows.map((c) => ({ name: c.name, type: c.type_sql!, render: KEY_TYPES[c.base_type!]! }));
 }
 
-/** The statement finds its own work, `:batch_size` rows at most; the pass ends when a batch changes nothing. */
-export function repeatUntilZeroSource(step: Step): BatchSource {
+/**
+ * The statement finds its own work, `:batch_size` rows at most; the pass ends when a batch changes nothing.
+ *
+ * Such a pass has no end of its own: a statement that changes rows it already changed (its WHERE does not exclude
+ * migrated rows, or it is a SELECT, whose row count is never zero) would run batches until the execution's history
+ * is full. The bound: a converging statement changes each row of the tables it reads or writes about once (an INSERT
+ * at most once per source row, an UPDATE or DELETE once per target row), so its rows changed in one pass stay within
+ * those tables' sizes. Twice their sizes, plus one batch, leaves room for rows the old release writes meanwhile;
+ * beyond it the pass is rewriting rows, and it fails. The sizes are the planner's statistics (`reltuples`), counted
+ * only for a table never analysed; read once a call, so the check itself costs nothing per batch.
+ */
+export async function repeatUntilZeroSource(client: SqlClient, step: Step): Promise<BatchSource> {
+  const tables = tablesOf(step.statements[0]!.sql);
+  let rows = 0;
+  for (const table of tables) {
+    const stats = await client.query<{ rows: number | null }>(
+      `SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = to_regclass(:table)`,
+      { table },
+    );
+    const estimate = stats.rows[0]?.rows;
+    // Not a table (a CTE's name), or gone: it adds nothing.
+    if (estimate === undefined || estimate === null) continue;
+    rows += estimate >= 0 ? estimate : Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
+  }
   return {
     statement: step.statements[0]!.sql,
     async next(_tx, _cursor, batchSize) {
       return { params: { batch_size: batchSize }, cursorAfter: undefined, keys: 0, lastOfPass: false };
     },
     endsPass: (rowsAffected) => rowsAffected === 0,
+    runaway(passRows, batchSize) {
+      const limit = 2 * Math.round(rows) + batchSize;
+      return passRows <= limit
+        ? undefined
+        : `its batches changed ${passRows} rows in this pass without reaching a batch that changes none, more than twice the ${Math.round(rows)} rows of the tables it reads and writes (${tables.join(', ') || 'none'}) plus one batch: it keeps changing rows it already changed, so it would never end (its WHERE must leave out the rows already migrated; a SELECT always counts one row)`;
+    },
     estimateRemaining: async () => undefined,
   };
+}
+
+/** The tables a statement names (schema-qualified when it qualifies them), quoted, from PostgreSQL's parse tree. */
+function tablesOf(sql: string): string[] {
+  const split = splitStatements(sql);
+  if (!split.ok) return [];
+  const found = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== 'object') return;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'RangeVar' && value && typeof value === 'object') {
+        const { schemaname, relname } = value as { schemaname?: string; relname?: string };
+        if (relname) found.add(schemaname ? `${quote(schemaname)}.${quote(relname)}` : quote(relname));
+      }
+      walk(value);
+    }
+  };
+  split.statements.forEach((s) => walk(s.node));
+  return [...found];
 }
 
 /** The step's batch strategy as its directive says it, stored with its progress: `keyset table=images key=id`. */

@@ -1,5 +1,5 @@
 import type { Catalog, Step } from '../catalog/step.ts';
-import { PhaseGateError, StepFailedError } from '../errors.ts';
+import { MigrateRunawayError, PendingRowsRemainError, PhaseGateError, StepFailedError } from '../errors.ts';
 import { describeStrategy, keysetSource, repeatUntilZeroSource, type BatchSource } from '../migrate/batch-source.ts';
 import { STATE_SCHEMA, ensureStateSchema } from '../state/schema.ts';
 import { isApplied, readProgress, readState, recordApplied, type MigrateProgress } from '../state/database-state.ts';
@@ -10,8 +10,12 @@ import { inspect, partlyRunChanged, refuseChangedMigrateSteps, type Inspection }
 import type { RunContext } from './run-context.ts';
 import { failStep } from './step-errors.ts';
 
-/** A keyset step whose pending query still finds rows after this many full passes is stuck, not slow. */
-const MAX_PASSES = 3;
+/**
+ * A step whose pending query still finds rows after this many passes is stuck, not slow. Before pass `n + 1` the step
+ * waits `n × lockTimeoutMs`: rows the application holds locked (skipped by a SKIP LOCKED statement, or by a keyset
+ * pass that went past them) get the same patience, growing, that a batch gives a lock.
+ */
+const MAX_PASSES = 4;
 
 export interface MigrateStepProgress {
   readonly stepId: string;
@@ -116,7 +120,7 @@ async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Insp
     const pending = await pendingRows(ctx, step);
     if (pending === undefined || pending === 0) continue;
     await ctx.client.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, updated_at = now()
+      `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, pass_rows = 0, updated_at = now()
        WHERE step_id = :step`,
       { step: step.id },
     );
@@ -127,7 +131,7 @@ async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Insp
 }
 
 function batchSource(ctx: RunContext, step: Step): Promise<BatchSource> {
-  return step.migration!.strategy.kind === 'keyset' ? keysetSource(ctx.client, step) : Promise.resolve(repeatUntilZeroSource(step));
+  return step.migration!.strategy.kind === 'keyset' ? keysetSource(ctx.client, step) : repeatUntilZeroSource(ctx.client, step);
 }
 
 /**
@@ -217,6 +221,9 @@ async function migrateStep(
       if (batch.passEnded) {
         if (await finishOrRestartPass(ctx, step, progress, rows, startedAt)) return { rows, batches, finished: true };
         progress = (await readProgress(ctx.client, step.id))!;
+      } else {
+        const runaway = source.runaway(progress.passRows, batchSize);
+        if (runaway) throw new MigrateRunawayError(step.id, `${runaway} (${step.file})`);
       }
       if (ctx.settings.batchPauseMs > 0) {
         // No time left for the pause: stop here rather than run the next batches without one.
@@ -255,7 +262,7 @@ async function runBatch(
     const result = await tx.query(source.statement, planned.params);
     const moved = await tx.query(
       `UPDATE ${STATE_SCHEMA}.migrate_progress
-       SET cursor = :cursor, rows_done = rows_done + :rows, keys_scanned = keys_scanned + :keys,
+       SET cursor = :cursor, rows_done = rows_done + :rows, pass_rows = pass_rows + :rows, keys_scanned = keys_scanned + :keys,
            batches = batches + 1, updated_at = now()
        WHERE step_id = :step AND cursor IS NOT DISTINCT FROM :previous AND pass = :pass AND checksum = :checksum`,
       {
@@ -281,6 +288,7 @@ async function runBatch(
         ...progress,
         cursor: planned.cursorAfter,
         rowsDone: progress.rowsDone + result.rowCount,
+        passRows: progress.passRows + result.rowCount,
         keysScanned: progress.keysScanned + planned.keys,
         batches: progress.batches + 1,
       },
@@ -290,8 +298,9 @@ async function runBatch(
 
 /**
  * At the end of a pass: if the step's pending query finds no rows (or it has none), the step is finished and
- * recorded as applied in one transaction. Otherwise rows appeared behind the cursor (written by the old release
- * while the pass ran): a keyset step starts another pass, a bounded number of times.
+ * recorded as applied in one transaction. Otherwise rows are left that the pass did not change: written by the old
+ * release behind a keyset cursor, or locked by the application when a batch came by. Another pass starts, after a
+ * growing pause, a bounded number of times.
  */
 async function finishOrRestartPass(
   ctx: RunContext,
@@ -302,19 +311,14 @@ async function finishOrRestartPass(
 ): Promise<boolean> {
   const pending = await pendingRows(ctx, step);
   if (pending !== undefined && pending > 0) {
-    if (step.migration!.strategy.kind === 'repeat-until-zero' || progress.pass >= MAX_PASSES) {
-      throw new StepFailedError(
-        step.id,
-        step.migration!.pendingSql ?? '',
-        undefined,
-        `its pending query still counts ${pending} rows after ${step.migration!.strategy.kind === 'keyset' ? `${progress.pass} full passes` : 'the statement changed no row'}: the batch statement does not migrate the rows the pending query counts (${step.file})`,
-        { transactional: true },
-      );
-    }
+    const last = progress.pass >= MAX_PASSES;
+    if (!last) await new Promise((resolve) => setTimeout(resolve, progress.pass * ctx.settings.lockTimeoutMs));
+    // After the last pass the step fails, and the next run starts a new series of passes from the first key.
     await ctx.client.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = pass + 1, updated_at = now() WHERE step_id = :step`,
-      { step: step.id },
+      `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = :pass, pass_rows = 0, updated_at = now() WHERE step_id = :step`,
+      { step: step.id, pass: last ? 1 : progress.pass + 1 },
     );
+    if (last) throw new PendingRowsRemainError(step.id, step.file, pending, progress.pass);
     ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: progress.pass + 1 });
     return false;
   }
