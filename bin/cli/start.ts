@@ -34,6 +34,8 @@ export interface StartOptions {
   /** Settings overrides, as given (validated with the execution input). */
   readonly settings?: unknown;
   readonly newTaskDefinitions?: Readonly<Record<string, string>>;
+  /** Partly-run migrate steps whose file changed, to run again from their first key (`restartSteps`). */
+  readonly restartSteps?: readonly string[];
   /** An explicit execution name instead of the one derived from the input. */
   readonly name?: string;
   /** The migrations the state machine ships: resolves the default release and rejects unknown ones early. */
@@ -73,6 +75,7 @@ export function buildExecutionInput(options: Omit<StartOptions, 'stateMachineArn
     ...(options.newTaskDefinitions && Object.keys(options.newTaskDefinitions).length > 0
       ? { newTaskDefinitions: options.newTaskDefinitions }
       : {}),
+    ...(options.restartSteps && options.restartSteps.length > 0 ? { restartSteps: [...options.restartSteps] } : {}),
   });
 }
 
@@ -181,6 +184,7 @@ interface StartFlags extends AwsFlags {
   readonly stopAfter?: 'expand' | 'migrate';
   readonly settings?: unknown;
   readonly newTaskDefinition?: Record<string, string>;
+  readonly restartStep?: string[];
   readonly name?: string;
   readonly migrations: string;
   readonly wait?: boolean;
@@ -201,6 +205,11 @@ export function registerStart(program: Command, host: CommandHost): void {
       '--new-task-definition <service=taskdef>',
       'the new release\'s ECS task definition for a service, for the drain gate (repeatable)',
       collectTaskDefinition,
+    )
+    .option(
+      '--restart-step <step>',
+      'a migrate step whose file changed after some of its batches ran: run it again from its first key (repeatable)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--name <name>', 'execution name (default: emc-<release>-<phase|full>-<hash of the input>)');
   addMigrationsOption(
@@ -244,6 +253,7 @@ export function registerStart(program: Command, host: CommandHost): void {
           stopAfter: flags.stopAfter,
           settings: flags.settings,
           newTaskDefinitions: flags.newTaskDefinition,
+          restartSteps: flags.restartStep,
           name: flags.name,
           catalog,
         },

@@ -13,9 +13,11 @@ import { failStep } from './step-errors.ts';
 /**
  * A step whose pending query still finds rows after this many passes is stuck, not slow. Before pass `n + 1` the step
  * waits `n × lockTimeoutMs`: rows the application holds locked (skipped by a SKIP LOCKED statement, or by a keyset
- * pass that went past them) get the same patience, growing, that a batch gives a lock.
+ * pass that went past them) get the same patience, growing, that a batch gives a lock. At most `MAX_PASS_PAUSE_MS`,
+ * which the call's 60 s margin before the function's timeout covers (see `settingsProblems`).
  */
 const MAX_PASSES = 4;
+const MAX_PASS_PAUSE_MS = 30_000;
 
 export interface MigrateStepProgress {
   readonly stepId: string;
@@ -41,15 +43,16 @@ export interface MigrateResult {
   readonly version: string;
 }
 
+export interface MigrateOptions {
+  /** Partly-run steps whose file changed, to run again from their first key (the execution input's `restartSteps`). */
+  readonly restartSteps?: readonly string[];
+}
+
 /**
  * Runs migrate batches for at most `settings.migrateBudgetMs`, step after step in catalog order, and reports how
  * far it got. Each batch is one transaction holding the batch's writes AND its progress row, so a crash at any
  * point neither loses nor repeats a batch. Call again until `finished`.
  */
-export interface MigrateOptions {
-  /** Partly-run steps whose file changed, to run again from their first key (the execution input's `restartSteps`). */
-  readonly restartSteps?: readonly string[];
-}
 
 export async function migrate(ctx: RunContext, catalog: Catalog, target?: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const started = Date.now();
@@ -312,7 +315,8 @@ async function finishOrRestartPass(
   const pending = await pendingRows(ctx, step);
   if (pending !== undefined && pending > 0) {
     const last = progress.pass >= MAX_PASSES;
-    if (!last) await new Promise((resolve) => setTimeout(resolve, progress.pass * ctx.settings.lockTimeoutMs));
+    const pauseMs = Math.min(progress.pass * ctx.settings.lockTimeoutMs, MAX_PASS_PAUSE_MS);
+    if (!last) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     // After the last pass the step fails, and the next run starts a new series of passes from the first key.
     await ctx.client.query(
       `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = :pass, pass_rows = 0, updated_at = now() WHERE step_id = :step`,
