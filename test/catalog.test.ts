@@ -369,7 +369,7 @@ describe('loadCatalog on good catalogs', () => {
 
     const migrate01 = step(catalog, 'bexar_migrate01');
     expect(migrate01.migration).toEqual({
-      strategy: { kind: 'keyset', table: { schema: undefined, name: 'images' }, key: 'id' },
+      strategy: { kind: 'keyset', table: { schema: undefined, name: 'images' }, keys: ['id'] },
       batchSize: undefined,
       pendingSql: 'SELECT count(*) FROM images WHERE visibility IS NULL',
     });
@@ -481,7 +481,7 @@ describe('loadCatalog on good catalogs', () => {
       }),
     );
     expect(catalog.steps[0]!.migration).toEqual({
-      strategy: { kind: 'keyset', table: { schema: 'public', name: 'images' }, key: 'id' },
+      strategy: { kind: 'keyset', table: { schema: 'public', name: 'images' }, keys: ['id'] },
       batchSize: 250,
       pendingSql: undefined,
     });

@@ -84,6 +84,20 @@ describe('emc start', () => {
     expect(JSON.parse(sent.input!)).toEqual({ targetRelease: 'bexar', drain: { sessions: 'orders-api/v41%' } });
   });
 
+  it('--restart-step writes restartSteps into the input (a different input, so a new execution)', async () => {
+    sfn.on(DescribeExecutionCommand).callsFake(({ executionArn: arn }) => {
+      throw notFound(arn);
+    });
+    sfn.on(StartExecutionCommand).callsFake(({ name }) => ({ executionArn: executionArn(name), startDate: new Date() }));
+
+    const run = await start('--restart-step', 'bexar_migrate02', '--restart-step', 'bexar_migrate03');
+
+    expect(run.exitCode).toBe(0);
+    const sent = sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input;
+    expect(JSON.parse(sent.input!)).toEqual({ targetRelease: 'bexar', restartSteps: ['bexar_migrate02', 'bexar_migrate03'] });
+    expect(sent.name).not.toBe(executionName({ targetRelease: 'bexar' }));
+  });
+
   it('attaches to the running execution of the same input instead of starting a second upgrade', async () => {
     const name = executionName({ targetRelease: 'bexar' });
     sfn.on(DescribeExecutionCommand, { executionArn: executionArn(name) }).resolves({

@@ -150,6 +150,7 @@ const CASES: BadInput[] = [
   { name: 'input: a migrate budget over the Lambda limit', category: 'execution input', state: 'seeded', act: plan({ settings: { migrateBudgetMs: 900_000 } }), error: 'InputError', message: /"settings\.migrateBudgetMs": / },
   { name: 'input: settings as an array', category: 'execution input', state: 'seeded', act: plan({ settings: [] }), error: 'InputError', message: /"settings": / },
   { name: 'input: a bare string', category: 'execution input', state: 'seeded', act: plan('bexar'), error: 'InputError', message: /"\(input\)": .*object/ },
+  { name: 'input: restartSteps naming a step with nothing to restart', category: 'execution input', state: 'expanded', act: plan({ restartSteps: ['bexar_migrate01'] }), error: 'InputError', message: /"restartSteps": bexar_migrate01 has no committed batch: nothing to restart/ },
   { name: 'input: an empty task definition', category: 'execution input', state: 'seeded', act: plan({ newTaskDefinitions: { api: '' } }), error: 'InputError', message: /"newTaskDefinitions\.api": / },
   { name: 'input: a drain session pattern matching every session', category: 'execution input', state: 'seeded', act: plan({ drain: { sessions: '%' } }), error: 'InputError', message: /"drain\.sessions": must be a LIKE pattern/ },
   { name: 'input: a drain session pattern for an ECS drain source', category: 'execution input', state: 'seeded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionId: 'x', input: { drain: { sessions: 'orders-v41%' } } }), error: 'InputError', message: /"drain\.sessions": this state machine's drain source is ECS services/ },
@@ -257,6 +258,46 @@ const CASES: BadInput[] = [
     act: (ctx) => ctx.handlers().contract({ plan: planFor('late-rows'), drainConfirmed: true }),
     error: 'PhaseGateError',
     message: /bexar_migrate01 finished, but its pending query finds 1 rows still to migrate/,
+  },
+  {
+    name: 'database: a migrate step edited after some of its batches committed',
+    category: 'database state',
+    state: 'expanded',
+    setup: async (ctx) => {
+      // As an earlier execution leaves it: one batch of bexar_migrate01 committed with the file as it was then.
+      await ensureStateSchema(ctx.db.client);
+      await ctx.db.pool.query(
+        `INSERT INTO emc.migrate_progress (step_id, cursor, rows_done, keys_scanned, batches, checksum, strategy)
+         VALUES ('bexar_migrate01', '100', 100, 100, 1, 'sha256:${'0'.repeat(64)}', 'keyset table=images key=id')`,
+      );
+    },
+    act: plan({}),
+    error: 'MigrateStepChangedError',
+    message: /bexar_migrate01 \(bexar\/migrate01_backfill_visibility\.sql\): 100 rows in 1 batches done with checksum sha256:0{64}, file now has sha256:[0-9a-f]{64}/,
+  },
+  {
+    name: 'database: a keyset key that may be NULL',
+    category: 'database state',
+    state: 'expanded',
+    setup: (ctx) => holdLease(ctx, 'x'),
+    act: (ctx) =>
+      ctx
+        .handlers(demoWith((f) => (f['bexar/migrate01_backfill_visibility.sql'] = f['bexar/migrate01_backfill_visibility.sql']!.replace('key=id', 'key=owner_id').replace('WHERE id BETWEEN', 'WHERE owner_id BETWEEN'))))
+        .migrate({ plan: planFor('x'), callsBefore: 0 }),
+    error: 'KeysetKeyError',
+    message: /Step bexar_migrate01 cannot walk its keyset \(bexar\/migrate01_backfill_visibility\.sql\): key column "owner_id" in "images" .*may be NULL/,
+  },
+  {
+    name: 'database: a keyset key of a type without an exact order (boolean)',
+    category: 'database state',
+    state: 'expanded',
+    setup: (ctx) => holdLease(ctx, 'x'),
+    act: (ctx) =>
+      ctx
+        .handlers(demoWith((f) => (f['bexar/migrate01_backfill_visibility.sql'] = f['bexar/migrate01_backfill_visibility.sql']!.replace('key=id', 'key=is_public').replace('WHERE id BETWEEN', 'WHERE is_public BETWEEN'))))
+        .migrate({ plan: planFor('x'), callsBefore: 0 }),
+    error: 'KeysetKeyError',
+    message: /key column "is_public" in "images" .*has type boolean, which a keyset cannot walk/,
   },
   {
     name: 'database: migrate before expand',

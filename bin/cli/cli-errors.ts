@@ -7,6 +7,7 @@ import {
   DriftError,
   EmcError,
   InputError,
+  MigrateStepChangedError,
 } from '../../lambdas/core/errors.ts';
 import { SqlError } from '../../lambdas/core/sql/sql-client.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
@@ -144,7 +145,12 @@ export function describeFailure(error: unknown): FailureReport {
 function engineExitCode(error: EmcError): ExitCode {
   if (error instanceof InputError) return EXIT.usage;
   if (error instanceof CatalogError) return EXIT.catalogInvalid;
-  if (error instanceof DriftError || error instanceof DatabaseAheadError || error instanceof CatalogOrderError) {
+  if (
+    error instanceof DriftError ||
+    error instanceof MigrateStepChangedError ||
+    error instanceof DatabaseAheadError ||
+    error instanceof CatalogOrderError
+  ) {
     return EXIT.databaseMismatch;
   }
   if (error instanceof DatabaseUnavailableError || error instanceof DatabaseResumingError) return EXIT.databaseUnreachable;

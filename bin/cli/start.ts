@@ -36,6 +36,8 @@ export interface StartOptions {
   readonly newTaskDefinitions?: Readonly<Record<string, string>>;
   /** The old release's session pattern for the database-sessions drain gate (input `drain.sessions`). */
   readonly drainSessions?: string;
+  /** Partly-run migrate steps whose file changed, to run again from their first key (`restartSteps`). */
+  readonly restartSteps?: readonly string[];
   /** An explicit execution name instead of the one derived from the input. */
   readonly name?: string;
   /** The migrations the state machine ships: resolves the default release and rejects unknown ones early. */
@@ -76,6 +78,7 @@ export function buildExecutionInput(options: Omit<StartOptions, 'stateMachineArn
       ? { newTaskDefinitions: options.newTaskDefinitions }
       : {}),
     ...(options.drainSessions !== undefined ? { drain: { sessions: options.drainSessions } } : {}),
+    ...(options.restartSteps && options.restartSteps.length > 0 ? { restartSteps: [...options.restartSteps] } : {}),
   });
 }
 
@@ -185,6 +188,7 @@ interface StartFlags extends AwsFlags {
   readonly settings?: unknown;
   readonly newTaskDefinition?: Record<string, string>;
   readonly drainSessions?: string;
+  readonly restartStep?: string[];
   readonly name?: string;
   readonly migrations: string;
   readonly wait?: boolean;
@@ -209,6 +213,11 @@ export function registerStart(program: Command, host: CommandHost): void {
     .option(
       '--drain-sessions <pattern>',
       "the old release's application_name LIKE pattern for a database-sessions drain gate, instead of the deployed one",
+    )
+    .option(
+      '--restart-step <step>',
+      'a migrate step whose file changed after some of its batches ran: run it again from its first key (repeatable)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--name <name>', 'execution name (default: emc-<release>-<phase|full>-<hash of the input>)');
   addMigrationsOption(
@@ -253,6 +262,7 @@ export function registerStart(program: Command, host: CommandHost): void {
           settings: flags.settings,
           newTaskDefinitions: flags.newTaskDefinition,
           drainSessions: flags.drainSessions,
+          restartSteps: flags.restartStep,
           name: flags.name,
           catalog,
         },

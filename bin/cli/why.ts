@@ -126,6 +126,14 @@ export function rerunEffect(leaseReleased: boolean, error: string | null, stepId
     case 'DatabaseAheadError':
     case 'CatalogOrderError':
       return 'A re-run fails the same way at "Plan upgrade" until the deployed migrations are fixed; the database was not touched.';
+    case 'MigrateStepChangedError':
+      return 'A re-run fails the same way until the file is restored, or the execution input names the step in "restartSteps"; the database was not touched.';
+    case 'MigrateRunawayError':
+      return `A re-run with the same file stops the same way at its next batch; fix ${stepId ?? 'the step'}'s statement and name it in "restartSteps".`;
+    case 'PendingRowsRemainError':
+      return `A re-run keeps the batches already committed and walks ${stepId ?? 'the step'} again in a new series of passes; it finishes once the rows it counts can be changed.`;
+    case 'KeysetKeyError':
+      return `A re-run fails the same way before ${stepId ?? 'the step'}'s first batch until its key is fixed; that check writes nothing.`;
     case 'DrainTimeoutError':
     case 'DrainFailedError':
       return 'A re-run finds expand and migrate done and waits for the old release to drain again before contract.';

@@ -63,6 +63,36 @@ export class DriftError extends EmcError {
   }
 }
 
+/** A migrate step's file changed after some of its batches committed: its saved cursor belongs to the old statement. */
+export class MigrateStepChangedError extends EmcError {
+  override readonly name = 'MigrateStepChangedError';
+  readonly transient = false;
+  readonly nextAction: string;
+  constructor(
+    readonly changed: readonly {
+      stepId: string;
+      file: string;
+      /** Undefined when the batches were run by an earlier release of the tool, which kept no checksum. */
+      progressChecksum: string | undefined;
+      fileChecksum: string;
+      rowsDone: number;
+      batches: number;
+    }[],
+  ) {
+    super(
+      'Migrate steps changed after some of their batches committed (resuming would run the new statement from the old statement\'s cursor):\n' +
+        changed
+          .map(
+            (c) =>
+              `  - ${c.stepId} (${c.file}): ${c.rowsDone} rows in ${c.batches} batches done with ${c.progressChecksum ? `checksum ${c.progressChecksum}` : 'an unrecorded checksum (an earlier release of emc)'}, file now has ${c.fileChecksum}`,
+          )
+          .join('\n'),
+    );
+    const ids = changed.map((c) => `"${c.stepId}"`).join(', ');
+    this.nextAction = `Restore the file to the content its batches ran with (and put the change in a new step), or start an execution with "restartSteps": [${ids}] to run the step again from its first key with the new file (recorded in the history). The database was not touched.`;
+  }
+}
+
 /** The database records steps this code does not know, or applied steps out of the catalog's order. */
 export class DatabaseAheadError extends EmcError {
   override readonly name = 'DatabaseAheadError';
@@ -152,6 +182,64 @@ export class StepFailedError extends EmcError {
     this.nextAction = options.transactional
       ? `Fix ${stepId}'s SQL (it was rolled back; the version is unchanged) and run the upgrade again: it resumes at ${stepId}.`
       : `Fix ${stepId}'s SQL and run the upgrade again: ${stepId} runs outside a transaction, so it is re-run from its first statement (each statement must be safe to repeat).`;
+  }
+}
+
+/**
+ * A keyset step's table or key cannot be walked without losing rows (a key that may be NULL, a type without an exact
+ * order or text form), or not at all. Found from the catalog before the step's first batch: nothing was written.
+ */
+export class KeysetKeyError extends EmcError {
+  override readonly name = 'KeysetKeyError';
+  readonly transient = false;
+  readonly nextAction: string;
+  constructor(
+    readonly stepId: string,
+    readonly file: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`Step ${stepId} cannot walk its keyset (${file}): ${problems.join('; ')}.`);
+    this.nextAction = `Fix the "emc:keyset" directive of ${stepId} (or the key column, in an expand step) and run the upgrade again; the database was not touched.`;
+  }
+}
+
+/**
+ * A repeat-until-zero step's pass changed more rows than the tables it touches hold (twice over): its statement keeps
+ * changing rows it already changed and would never reach a batch that changes none. Its committed batches stay.
+ */
+export class MigrateRunawayError extends EmcError {
+  override readonly name = 'MigrateRunawayError';
+  readonly transient = false;
+  readonly nextAction: string;
+  constructor(
+    readonly stepId: string,
+    message: string,
+  ) {
+    super(`Step ${stepId} stopped: ${message}.`);
+    this.nextAction = `Make ${stepId}'s statement leave out the rows it already migrated, then start an execution with "restartSteps": ["${stepId}"] (its batches so far committed, so the changed file must be restarted explicitly).`;
+  }
+}
+
+/**
+ * A migrate step reached the end of its passes while its pending query still counts rows. Rows may be locked by the
+ * application (a batch statement using SKIP LOCKED skips them) or written again by the old release while the passes
+ * ran; or the batch statement and the pending query disagree about which rows are left. Nothing is lost: the
+ * committed batches stay, and the step is not recorded as applied.
+ */
+export class PendingRowsRemainError extends EmcError {
+  override readonly name = 'PendingRowsRemainError';
+  readonly transient = false;
+  readonly nextAction: string;
+  constructor(
+    readonly stepId: string,
+    readonly file: string,
+    readonly pending: number,
+    readonly passes: number,
+  ) {
+    super(
+      `Step ${stepId} (${file}): its pending query still counts ${pending} rows after ${passes} passes, each ending with no row left for the batch statement, with a pause between passes. The rows may be locked by the application or written again by the old release, or the batch statement may not change the rows the pending query counts.`,
+    );
+    this.nextAction = `Look for long application transactions holding row locks (pg_locks, pg_stat_activity) and run the upgrade again; if the rows stay, check that ${stepId}'s statement changes exactly the rows its pending query counts.`;
   }
 }
 

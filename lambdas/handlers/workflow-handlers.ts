@@ -65,7 +65,7 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
       const plan = readPlan(event);
       const { callsBefore } = parseEvent(z.looseObject({ callsBefore: z.number().check(z.int(), z.minimum(0)) }), event);
       const ctx = await context(plan);
-      const result = await migrate(ctx, await deps.catalog(), plan.target);
+      const result = await migrate(ctx, await deps.catalog(), plan.target, { restartSteps: plan.restartSteps ?? [] });
       // Progress over the whole run: steps this run finished in earlier calls count as done.
       const earlier = plan.pending.migrate.filter((id) => !result.steps.some((s) => s.stepId === id));
       const finishedEarlier = await Promise.all(earlier.map((id) => readProgress(ctx.client, id)));

@@ -319,27 +319,30 @@ function readMigration(
 }
 
 function readKeyset(keyset: Directive, problem: (message: string, line?: number) => void): BatchStrategy | undefined {
+  const usage = 'table=<[schema.]table> key=<column>[,<column>...]';
   const fields = new Map<string, string>();
   for (const part of keyset.argument.split(/\s+/)) {
     const [name, value, extra] = part.split('=');
     if (!name || value === undefined || extra !== undefined || !['table', 'key'].includes(name) || fields.has(name)) {
-      problem(`"emc:keyset" takes "table=<[schema.]table> key=<column>", found "${keyset.argument}"`, keyset.line);
+      problem(`"emc:keyset" takes "${usage}", found "${keyset.argument}"`, keyset.line);
       return undefined;
     }
     fields.set(name, value);
   }
   const table = fields.get('table')?.split('.');
-  const key = fields.get('key');
-  if (!table || !key || table.length > 2 || ![...table, key].every((n) => IDENTIFIER.test(n))) {
-    problem(
-      `"emc:keyset" needs table=<[schema.]table> and key=<column>, each a plain SQL identifier, found "${keyset.argument}"`,
-      keyset.line,
-    );
+  const keys = fields.get('key')?.split(',');
+  if (!table || !keys || table.length > 2 || ![...table, ...keys].every((n) => IDENTIFIER.test(n))) {
+    problem(`"emc:keyset" needs table=<[schema.]table> and key=<column>[,<column>...], each a plain SQL identifier, found "${keyset.argument}"`, keyset.line);
     return undefined;
   }
   // Unquoted identifiers fold to lower case in PostgreSQL; the runner quotes them, so fold here.
+  const folded = keys.map((k) => k.toLowerCase());
+  if (new Set(folded).size !== folded.length) {
+    problem(`"emc:keyset" names a key column twice, found "${keyset.argument}"`, keyset.line);
+    return undefined;
+  }
   const [schema, name] = table.length === 2 ? table : [undefined, table[0]!];
-  return { kind: 'keyset', table: { schema: schema?.toLowerCase(), name: name!.toLowerCase() }, key: key.toLowerCase() };
+  return { kind: 'keyset', table: { schema: schema?.toLowerCase(), name: name!.toLowerCase() }, keys: folded };
 }
 
 function toStatement(statement: ParsedStatement): Statement {

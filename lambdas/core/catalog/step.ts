@@ -14,10 +14,14 @@ export interface Statement {
 /** How a migrate step walks its data. */
 export type BatchStrategy =
   | {
-      /** Key ranges of `batchSize` rows over an indexed key; the runner binds `:from_key` and `:to_key` (inclusive). */
+      /**
+       * Key ranges of `batchSize` rows over an indexed key; the runner binds `:from_key` and `:to_key` (inclusive).
+       * A key of several columns is compared as a row, and the placeholders are rows then.
+       */
       readonly kind: 'keyset';
       readonly table: { readonly schema: string | undefined; readonly name: string };
-      readonly key: string;
+      /** The key's columns, in index order (one for a plain key). */
+      readonly keys: readonly string[];
     }
   | {
       /** The statement finds its own work, at most `:batch_size` rows a call; repeated until it affects none. */

@@ -1,5 +1,7 @@
+import { splitStatements } from '../catalog/sql-statements.ts';
 import type { Step } from '../catalog/step.ts';
-import { StepFailedError } from '../errors.ts';
+import { KeysetKeyError } from '../errors.ts';
+import { replacePlaceholders } from '../sql/named-parameters.ts';
 import type { SqlClient, SqlParams, SqlSession } from '../sql/sql-client.ts';
 
 /**
@@ -15,63 +17,122 @@ export interface PlannedBatch {
 }
 
 export interface BatchSource {
+  /** The step's statement as it runs: its placeholders bound to what `next` plans. */
+  readonly statement: string;
   /** Run inside the batch's transaction, before the statement. */
   next(tx: SqlSession, cursor: string | undefined, batchSize: number): Promise<PlannedBatch | undefined>;
   /** True when the statement's result ends the pass (repeat-until-zero: it changed no row). */
   endsPass(rowsAffected: number): boolean;
   /** A cheap estimate of keys left after `keysScanned`, or undefined when the source cannot tell. */
   estimateRemaining(client: SqlClient, keysScanned: number): Promise<number | undefined>;
+  /**
+   * Why a pass that changed `passRows` rows so far cannot be converging, or undefined. A keyset pass ends at the last
+   * key whatever its statement does; a repeat-until-zero pass ends only when a batch changes nothing.
+   */
+  runaway(passRows: number, batchSize: number): string | undefined;
 }
 
-const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
+/**
+ * Key types the keyset walks, by base type name: ordered by btree, and with a text form that casts back to exactly the
+ * value it came from, so a cursor stored as text resumes exactly where the batch stopped. Dates and timestamps are
+ * printed through JSON (ISO 8601, full microseconds, the zone offset), which does not depend on `DateStyle`.
+ */
+const KEY_TYPES: Readonly<Record<string, 'text' | 'iso'>> = {
+  int2: 'text',
+  int4: 'text',
+  int8: 'text',
+  numeric: 'text',
+  text: 'text',
+  varchar: 'text',
+  bpchar: 'text',
+  uuid: 'text',
+  date: 'iso',
+  timestamp: 'iso',
+  timestamptz: 'iso',
+};
+
+/** Types refused for a reason worth saying: their text form (or the value itself) is not exact. */
+const INEXACT_TYPES = new Set(['float4', 'float8', 'money']);
+
+interface KeyColumn {
+  readonly name: string;
+  /** The column's type as SQL (`format_type`), for casts. */
+  readonly type: string;
+  /** How its value is printed as text (see `KEY_TYPES`). */
+  readonly render: 'text' | 'iso';
+}
 
 /**
  * Keyset ranges over an indexed key: each batch takes the next `batchSize` keys after the cursor
  * (`WHERE key > cursor ORDER BY key LIMIT n` walks the index from the cursor, so a batch costs the same at 90% as
- * at 10%) and binds the range's first and last key as `:from_key` and `:to_key`, inclusive.
+ * at 10%) and binds the range's first and last key as `:from_key` and `:to_key`, inclusive. A key of several columns
+ * is compared as a row, `(a, b) > (:a, :b)`, and `:from_key` / `:to_key` are then rows: `(a, b) BETWEEN :from_key AND
+ * :to_key`. Each placeholder is bound as text cast to the column's type, so no client has to guess the type.
+ *
+ * The key is checked against the catalog first (refused with `KeysetKeyError`, nothing written): every column must
+ * exist, be NOT NULL (a NULL key is in no range: its row would never be migrated), be of a type in `KEY_TYPES`, and
+ * lead a valid btree index with the column's own collation (the range query sorts in that collation).
  */
 export async function keysetSource(client: SqlClient, step: Step): Promise<BatchSource> {
   const strategy = step.migration!.strategy;
   if (strategy.kind !== 'keyset') throw new Error(`Internal error: ${step.id} is not a keyset migration`);
   const table = strategy.table.schema ? `${quote(strategy.table.schema)}.${quote(strategy.table.name)}` : quote(strategy.table.name);
-  const key = quote(strategy.key);
-  const described = await client.query<{ key_type: string | null; indexed: boolean | null; table_found: boolean }>(
-    `SELECT to_regclass(:table) IS NOT NULL AS table_found,
-            format_type(a.atttypid, a.atttypmod) AS key_type,
-            EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indkey[0] = a.attnum AND i.indisvalid
-                      AND i.indpred IS NULL) AS indexed
-     FROM (SELECT 1) one
-     LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(:table) AND a.attname = :key AND NOT a.attisdropped`,
-    { table, key: strategy.key },
-  );
-  const info = described.rows[0]!;
-  const problem = !info.table_found
-    ? `table ${table} named by "emc:keyset" does not exist`
-    : !info.key_type
-      ? `key column ${key} named by "emc:keyset" does not exist in ${table}`
-      : !info.indexed
-        ? `keyset batches need an index whose first column is ${key} on ${table} (without one every batch scans the table)`
-        : undefined;
-  if (problem) {
-    throw new StepFailedError(step.id, '', undefined, `${problem} (${step.file})`, { transactional: true });
-  }
-  const keyType = info.key_type!;
-  const bind = (value: string) => (INTEGER_TYPES.has(keyType) ? BigInt(value) : keyType === 'uuid' ? { uuid: value } : value);
+  const columns = await describeKey(client, step, table, strategy.keys);
+  const keyList = columns.map((c) => quote(c.name)).join(', ');
+  const aliases = columns.map((_, i) => `k${i}`);
+  const cast = (placeholder: string, c: KeyColumn) => `CAST(:${placeholder} AS ${c.type})`;
+  const single = columns.length === 1;
+  // The cursor: the last key's text, or for a row key a JSON array of its columns' texts.
+  const encode = (texts: string[]): string => (single ? texts[0]! : JSON.stringify(texts));
+  const decode = (cursor: string): string[] => {
+    if (single) return [cursor];
+    const parsed: unknown = JSON.parse(cursor);
+    if (!Array.isArray(parsed) || parsed.length !== columns.length || !parsed.every((v) => typeof v === 'string')) {
+      throw new Error(`Internal error: ${step.id}'s saved cursor is not a ${columns.length}-column key`);
+    }
+    return parsed as string[];
+  };
+  const bind = (prefix: string, texts: string[]): Record<string, string> =>
+    Object.fromEntries(texts.map((t, i) => [single ? prefix : `${prefix}_${i}`, t]));
+  const rowOf = (prefix: string) =>
+    single ? cast(prefix, columns[0]!) : `ROW(${columns.map((c, i) => cast(`${prefix}_${i}`, c)).join(', ')})`;
+  const rendered = columns.map((c, i) => `${c.render === 'iso' ? `to_json(${aliases[i]}) #>> '{}'` : `${aliases[i]}::text`} AS ${aliases[i]}`);
+  const rangeSql = (withCursor: boolean) =>
+    // The first and the last key of the next `limit` keys, with their count, read in key order: min/max would not do
+    // (no min(uuid), and a row key has none).
+    `SELECT ${rendered.join(', ')}, n::int AS n
+     FROM (SELECT b.*, row_number() OVER (ORDER BY ${aliases.join(', ')}) AS rn, count(*) OVER () AS n
+           FROM (SELECT ${columns.map((c, i) => `${quote(c.name)} AS ${aliases[i]}`).join(', ')} FROM ${table}
+                 ${withCursor ? `WHERE (${keyList}) > (${columns.map((c, i) => cast(`cursor_${i}`, c)).join(', ')})` : ''}
+                 ORDER BY ${keyList} LIMIT :limit) b) w
+     WHERE rn = 1 OR rn = n
+     ORDER BY rn`;
+  const withCursor = rangeSql(true);
+  const fromStart = rangeSql(false);
 
   return {
+    statement: replacePlaceholders(step.statements[0]!.sql, { from_key: rowOf('from_key'), to_key: rowOf('to_key') }),
     async next(tx, cursor, batchSize) {
-      const range = await tx.query<{ lo: string | null; hi: string | null; n: number }>(
-        `SELECT min(k)::text AS lo, max(k)::text AS hi, count(*)::int AS n
-         FROM (SELECT ${key} AS k FROM ${table}
-               ${cursor === undefined ? '' : `WHERE ${key} > CAST(:cursor AS ${keyType})`}
-               ORDER BY ${key} LIMIT :limit) batch`,
-        cursor === undefined ? { limit: batchSize } : { cursor, limit: batchSize },
+      const range = await tx.query<Record<string, string | number>>(
+        cursor === undefined ? fromStart : withCursor,
+        cursor === undefined
+          ? { limit: batchSize }
+          : { limit: batchSize, ...Object.fromEntries(decode(cursor).map((t, i) => [`cursor_${i}`, t])) },
       );
-      const { lo, hi, n } = range.rows[0]!;
-      if (n === 0 || lo === null || hi === null) return undefined;
-      return { params: { from_key: bind(lo), to_key: bind(hi) }, cursorAfter: hi, keys: n, lastOfPass: n < batchSize };
+      const first = range.rows[0];
+      const last = range.rows.at(-1);
+      if (!first || !last) return undefined;
+      const texts = (row: Record<string, string | number>) => aliases.map((a) => String(row[a]));
+      const n = Number(first.n);
+      return {
+        params: { ...bind('from_key', texts(first)), ...bind('to_key', texts(last)) },
+        cursorAfter: encode(texts(last)),
+        keys: n,
+        lastOfPass: n < batchSize,
+      };
     },
     endsPass: () => false,
+    runaway: () => undefined,
     async estimateRemaining(c, keysScanned) {
       const stats = await c.query<{ rows: number | null }>(
         `SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = to_regclass(:table)`,
@@ -83,15 +144,134 @@ export async function keysetSource(client: SqlClient, step: Step): Promise<Batch
   };
 }
 
-/** The statement finds its own work, `:batch_size` rows at most; the pass ends when a batch changes nothing. */
-export function repeatUntilZeroSource(): BatchSource {
+/** The key's columns from the catalog, or `KeysetKeyError` listing every reason the keyset cannot walk them. */
+async function describeKey(
+  client: SqlClient,
+  step: Step,
+  table: string,
+  keys: readonly string[],
+): Promise<KeyColumn[]> {
+  const described = await client.query<{
+    name: string;
+    table_found: boolean;
+    attnum: number | null;
+    type_sql: string | null;
+    base_type: string | null;
+    not_null: boolean | null;
+    collation: string | null;
+  }>(
+    `SELECT k.name, to_regclass(:table) IS NOT NULL AS table_found, a.attnum, format_type(a.atttypid, a.atttypmod) AS type_sql,
+            bt.typname AS base_type, a.attnotnull AS not_null, a.attcollation::int8::text AS collation
+     FROM unnest(string_to_array(:keys, ',')) WITH ORDINALITY AS k(name, ord)
+     LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(:table) AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped
+     LEFT JOIN pg_type t ON t.oid = a.atttypid
+     LEFT JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+     ORDER BY k.ord`,
+    { table, keys: keys.join(',') },
+  );
+  const where = `in ${table} (named by "emc:keyset")`;
+  if (!described.rows[0]?.table_found) {
+    throw new KeysetKeyError(step.id, step.file, [`table ${table} named by "emc:keyset" does not exist`]);
+  }
+  const problems: string[] = [];
+  for (const c of described.rows) {
+    const column = quote(c.name);
+    if (c.attnum === null) {
+      problems.push(`key column ${column} does not exist ${where}`);
+    } else if (INEXACT_TYPES.has(c.base_type ?? '')) {
+      problems.push(`key column ${column} ${where} has type ${c.type_sql}, which is inexact: a key range bounded by its printed value can skip rows (use an integer, numeric, text, uuid, date or timestamp key)`);
+    } else if (!Object.hasOwn(KEY_TYPES, c.base_type ?? '')) {
+      problems.push(`key column ${column} ${where} has type ${c.type_sql}, which a keyset cannot walk (supported: integer types, numeric, text, varchar, char, uuid, date, timestamp, timestamptz)`);
+    } else if (!c.not_null) {
+      problems.push(`key column ${column} ${where} may be NULL: a row whose key is NULL is in no key range and would never be migrated (declare the column NOT NULL, as a primary key is, or choose another key)`);
+    }
+  }
+  if (problems.length === 0) {
+    // A btree index whose leading columns are the key's, in order and in each column's collation: the range query walks
+    // it from the cursor. Attribute numbers and collation oids come from the catalog, so they are inlined as numbers.
+    const matches = described.rows
+      .map((c, i) => `i.indkey[${i}] = ${Number(c.attnum)} AND i.indcollation[${i}] = ${BigInt(c.collation ?? '0')}`)
+      .join(' AND ');
+    const indexed = await client.query<{ indexed: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+                      WHERE i.indrelid = to_regclass(:table) AND i.indisvalid AND i.indpred IS NULL AND am.amname = 'btree'
+                        AND i.indnkeyatts >= ${described.rows.length} AND ${matches}) AS indexed`,
+      { table },
+    );
+    if (!indexed.rows[0]?.indexed) {
+      problems.push(`keyset batches need a btree index whose first column${keys.length > 1 ? 's are' : ' is'} ${keys.map(quote).join(', ')} on ${table} (without one every batch scans the table)`);
+    }
+  }
+  if (problems.length > 0) throw new KeysetKeyError(step.id, step.file, problems);
+  return described.rows.map((c) => ({ name: c.name, type: c.type_sql!, render: KEY_TYPES[c.base_type!]! }));
+}
+
+/**
+ * The statement finds its own work, `:batch_size` rows at most; the pass ends when a batch changes nothing.
+ *
+ * Such a pass has no end of its own: a statement that changes rows it already changed (its WHERE does not exclude
+ * migrated rows, or it is a SELECT, whose row count is never zero) would run batches until the execution's history
+ * is full. The bound: a converging statement changes each row of the tables it reads or writes about once (an INSERT
+ * at most once per source row, an UPDATE or DELETE once per target row), so its rows changed in one pass stay within
+ * those tables' sizes. Twice their sizes, plus one batch, leaves room for rows the old release writes meanwhile;
+ * beyond it the pass is rewriting rows, and it fails. The sizes are the planner's statistics (`reltuples`), counted
+ * only for a table never analysed; read once a call, so the check itself costs nothing per batch.
+ */
+export async function repeatUntilZeroSource(client: SqlClient, step: Step): Promise<BatchSource> {
+  const tables = tablesOf(step.statements[0]!.sql);
+  let rows = 0;
+  for (const table of tables) {
+    const stats = await client.query<{ rows: number | null }>(
+      `SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = to_regclass(:table)`,
+      { table },
+    );
+    const estimate = stats.rows[0]?.rows;
+    // Not a table (a CTE's name), or gone: it adds nothing.
+    if (estimate === undefined || estimate === null) continue;
+    rows += estimate >= 0 ? estimate : Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
+  }
   return {
+    statement: step.statements[0]!.sql,
     async next(_tx, _cursor, batchSize) {
       return { params: { batch_size: batchSize }, cursorAfter: undefined, keys: 0, lastOfPass: false };
     },
     endsPass: (rowsAffected) => rowsAffected === 0,
+    runaway(passRows, batchSize) {
+      const limit = 2 * Math.round(rows) + batchSize;
+      return passRows <= limit
+        ? undefined
+        : `its batches changed ${passRows} rows in this pass without reaching a batch that changes none, more than twice the ${Math.round(rows)} rows of the tables it reads and writes (${tables.join(', ') || 'none'}) plus one batch: it keeps changing rows it already changed, so it would never end (its WHERE must leave out the rows already migrated; a SELECT always counts one row)`;
+    },
     estimateRemaining: async () => undefined,
   };
+}
+
+/** The tables a statement names (schema-qualified when it qualifies them), quoted, from PostgreSQL's parse tree. */
+function tablesOf(sql: string): string[] {
+  const split = splitStatements(sql);
+  if (!split.ok) return [];
+  const found = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== 'object') return;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'RangeVar' && value && typeof value === 'object') {
+        const { schemaname, relname } = value as { schemaname?: string; relname?: string };
+        if (relname) found.add(schemaname ? `${quote(schemaname)}.${quote(relname)}` : quote(relname));
+      }
+      walk(value);
+    }
+  };
+  split.statements.forEach((s) => walk(s.node));
+  return [...found];
+}
+
+/** The step's batch strategy as its directive says it, stored with its progress: `keyset table=images key=id`. */
+export function describeStrategy(step: Step): string {
+  const strategy = step.migration!.strategy;
+  if (strategy.kind === 'repeat-until-zero') return 'repeat-until-zero';
+  const table = strategy.table.schema ? `${strategy.table.schema}.${strategy.table.name}` : strategy.table.name;
+  return `keyset table=${table} key=${strategy.keys.join(',')}`;
 }
 
 function quote(identifier: string): string {

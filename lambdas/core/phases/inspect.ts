@@ -1,5 +1,5 @@
 import { stepsUpTo, type Catalog, type Phase, type Step } from '../catalog/step.ts';
-import { CatalogOrderError, DatabaseAheadError, DriftError, InputError } from '../errors.ts';
+import { CatalogOrderError, DatabaseAheadError, DriftError, InputError, MigrateStepChangedError } from '../errors.ts';
 import type { SqlSession } from '../sql/sql-client.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { readState, type DatabaseState } from '../state/database-state.ts';
@@ -65,4 +65,52 @@ export function resolveTarget(catalog: Catalog, target: string | undefined): str
     );
   }
   return target;
+}
+
+/** Unapplied migrate steps with committed batches whose file is not the one those batches ran with. */
+export function partlyRunChanged(catalog: Catalog, state: DatabaseState): ConstructorParameters<typeof MigrateStepChangedError>[0] {
+  const applied = new Set(state.applied.map((a) => a.stepId));
+  return catalog.steps.flatMap((step) => {
+    const progress = state.progress.get(step.id);
+    if (step.phase !== 'migrate' || applied.has(step.id) || !progress || progress.batches === 0 || progress.checksum === step.checksum) {
+      return [];
+    }
+    return [
+      {
+        stepId: step.id,
+        file: step.file,
+        progressChecksum: progress.checksum,
+        fileChecksum: step.checksum,
+        rowsDone: progress.rowsDone,
+        batches: progress.batches,
+      },
+    ];
+  });
+}
+
+/**
+ * Refuses to resume a migrate step whose file changed after some of its batches committed (its cursor belongs to
+ * the old statement), unless the operator chose to restart it (`restartSteps`). Plan and migrate call it, before
+ * anything is written.
+ */
+export function refuseChangedMigrateSteps(catalog: Catalog, inspection: Inspection, restartSteps: readonly string[]): void {
+  const changed = partlyRunChanged(catalog, inspection.state).filter((c) => !restartSteps.includes(c.stepId));
+  if (changed.length > 0) throw new MigrateStepChangedError(changed);
+}
+
+/**
+ * Checks the execution input's `restartSteps` before anything is written: each must name a migrate step up to the
+ * target whose file changed after some of its batches committed (the one case that needs the decision).
+ */
+export function checkRestartSteps(catalog: Catalog, inspection: Inspection, restartSteps: readonly string[]): void {
+  const changed = new Set(partlyRunChanged(catalog, inspection.state).map((c) => c.stepId));
+  const pending = new Set(inspection.pending.migrate.map((s) => s.id));
+  const problems = restartSteps.flatMap((id) => {
+    const progress = inspection.state.progress.get(id);
+    if (!pending.has(id)) return [`${id} is not a migrate step still to run up to release ${inspection.target}`];
+    if (!progress || progress.batches === 0) return [`${id} has no committed batch: nothing to restart`];
+    if (!changed.has(id)) return [`${id}'s file has not changed since its batches ran: nothing to restart (remove it from restartSteps)`];
+    return [];
+  });
+  if (problems.length > 0) throw new InputError(`Invalid execution input: "restartSteps": ${problems.join('; ')}.`);
 }

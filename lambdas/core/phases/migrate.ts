@@ -1,17 +1,23 @@
 import type { Catalog, Step } from '../catalog/step.ts';
-import { PhaseGateError, StepFailedError } from '../errors.ts';
-import { keysetSource, repeatUntilZeroSource, type BatchSource } from '../migrate/batch-source.ts';
+import { MigrateRunawayError, PendingRowsRemainError, PhaseGateError, StepFailedError } from '../errors.ts';
+import { describeStrategy, keysetSource, repeatUntilZeroSource, type BatchSource } from '../migrate/batch-source.ts';
 import { STATE_SCHEMA, ensureStateSchema } from '../state/schema.ts';
 import { isApplied, readProgress, readState, recordApplied, type MigrateProgress } from '../state/database-state.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { recordHistory } from '../state/history.ts';
 import { renewLease } from '../state/lease.ts';
-import { inspect, type Inspection } from './inspect.ts';
+import { inspect, partlyRunChanged, refuseChangedMigrateSteps, type Inspection } from './inspect.ts';
 import type { RunContext } from './run-context.ts';
 import { failStep } from './step-errors.ts';
 
-/** A keyset step whose pending query still finds rows after this many full passes is stuck, not slow. */
-const MAX_PASSES = 3;
+/**
+ * A step whose pending query still finds rows after this many passes is stuck, not slow. Before pass `n + 1` the step
+ * waits `n × lockTimeoutMs`: rows the application holds locked (skipped by a SKIP LOCKED statement, or by a keyset
+ * pass that went past them) get the same patience, growing, that a batch gives a lock. At most `MAX_PASS_PAUSE_MS`,
+ * which the call's 60 s margin before the function's timeout covers (see `settingsProblems`).
+ */
+const MAX_PASSES = 4;
+const MAX_PASS_PAUSE_MS = 30_000;
 
 export interface MigrateStepProgress {
   readonly stepId: string;
@@ -37,23 +43,37 @@ export interface MigrateResult {
   readonly version: string;
 }
 
+export interface MigrateOptions {
+  /** Partly-run steps whose file changed, to run again from their first key (the execution input's `restartSteps`). */
+  readonly restartSteps?: readonly string[];
+}
+
 /**
  * Runs migrate batches for at most `settings.migrateBudgetMs`, step after step in catalog order, and reports how
  * far it got. Each batch is one transaction holding the batch's writes AND its progress row, so a crash at any
  * point neither loses nor repeats a batch. Call again until `finished`.
  */
-export async function migrate(ctx: RunContext, catalog: Catalog, target?: string): Promise<MigrateResult> {
+
+export async function migrate(ctx: RunContext, catalog: Catalog, target?: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const started = Date.now();
   await ensureStateSchema(ctx.client);
+  const restart = options.restartSteps ?? [];
   const inspection = await inspect(ctx.client, catalog, target);
+  refuseChangedMigrateSteps(catalog, inspection, restart);
   if (inspection.pending.expand.length > 0) {
     throw new PhaseGateError('migrate', [
       `expand steps are not applied yet: ${inspection.pending.expand.map((s) => s.id).join(', ')}`,
     ]);
   }
+  // Every keyset to walk is checked against the catalog before anything is written (KeysetKeyError).
+  const sources = new Map<string, BatchSource>();
+  for (const step of inspection.pending.migrate) sources.set(step.id, await batchSource(ctx, step));
   // Before the first write (progress rows, reopened steps): a run without the lease must change nothing.
   await ctx.client.transaction((tx) => renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds));
-  const steps = [...(await reopenedSteps(ctx, catalog, inspection)), ...inspection.pending.migrate];
+  await restartChangedSteps(ctx, catalog, inspection, restart);
+  const reopened = await reopenedSteps(ctx, catalog, inspection);
+  for (const step of reopened) sources.set(step.id, await batchSource(ctx, step));
+  const steps = [...reopened, ...inspection.pending.migrate];
   const deadline = started + ctx.settings.migrateBudgetMs;
   let rowsThisCall = 0;
   let batchesThisCall = 0;
@@ -68,13 +88,13 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
     // let the state machine loop forever.
     const mustProgress = batchesThisCall === 0;
     const outcome = !earlierUnfinished && (Date.now() < deadline || mustProgress)
-      ? await migrateStep(ctx, step, deadline, mustProgress)
+      ? await migrateStep(ctx, step, sources.get(step.id)!, deadline, mustProgress)
       : { rows: 0, batches: 0, finished: false };
     if (!outcome.finished) earlierUnfinished = true;
     rowsThisCall += outcome.rows;
     batchesThisCall += outcome.batches;
     if (outcome.finished) stepsFinished.push(step.id);
-    progress.push(await describeProgress(ctx, step, outcome.finished));
+    progress.push(await describeProgress(ctx, step, sources.get(step.id)!, outcome.finished));
   }
   return {
     phase: 'migrate',
@@ -103,7 +123,7 @@ async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Insp
     const pending = await pendingRows(ctx, step);
     if (pending === undefined || pending === 0) continue;
     await ctx.client.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, updated_at = now()
+      `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, pass_rows = 0, updated_at = now()
        WHERE step_id = :step`,
       { step: step.id },
     );
@@ -113,9 +133,55 @@ async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Insp
   return reopened;
 }
 
+function batchSource(ctx: RunContext, step: Step): Promise<BatchSource> {
+  return step.migration!.strategy.kind === 'keyset' ? keysetSource(ctx.client, step) : repeatUntilZeroSource(ctx.client, step);
+}
+
+/**
+ * The operator's decision (`restartSteps`) for a partly-run step whose file changed: its progress starts again from
+ * the first key with the new file, and the decision is recorded in history, in one transaction. Only progress still
+ * carrying the old checksum is reset, so the later calls of the same execution leave the new progress alone.
+ */
+async function restartChangedSteps(ctx: RunContext, catalog: Catalog, inspection: Inspection, ids: readonly string[]): Promise<void> {
+  for (const change of partlyRunChanged(catalog, inspection.state).filter((c) => ids.includes(c.stepId))) {
+    const step = catalog.steps.find((s) => s.id === change.stepId)!;
+    await ctx.client.transaction(async (tx) => {
+      await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
+      const reset = await tx.query(
+        `UPDATE ${STATE_SCHEMA}.migrate_progress
+         SET cursor = NULL, pass = 1, rows_done = 0, keys_scanned = 0, batches = 0, pass_rows = 0,
+             checksum = :checksum, strategy = :strategy, started_at = now(), updated_at = now()
+         WHERE step_id = :step AND checksum IS NOT DISTINCT FROM :previous AND batches = :batches`,
+        {
+          step: step.id,
+          checksum: step.checksum,
+          strategy: describeStrategy(step),
+          previous: change.progressChecksum ?? null,
+          batches: change.batches,
+        },
+      );
+      if (reset.rowCount !== 1) {
+        throw new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run while it was restarted', {
+          transactional: true,
+        });
+      }
+      await recordHistory(tx, {
+        runId: ctx.runId,
+        step,
+        startedAt: new Date(),
+        rowsAffected: 0,
+        outcome: 'restarted',
+        error: `restarted from its first key (restartSteps): ${change.rowsDone} rows in ${change.batches} batches had run with ${change.progressChecksum ?? 'an unrecorded checksum'}`,
+      });
+    });
+    ctx.onEvent?.({ type: 'migrate-step-restarted', stepId: step.id, rowsDone: change.rowsDone, batches: change.batches });
+  }
+}
+
 async function migrateStep(
   ctx: RunContext,
   step: Step,
+  source: BatchSource,
   deadline: number,
   mustProgress: boolean,
 ): Promise<{ rows: number; batches: number; finished: boolean }> {
@@ -126,10 +192,15 @@ async function migrateStep(
   let rows = 0;
   let batches = 0;
   try {
-    const source = migration.strategy.kind === 'keyset' ? await keysetSource(ctx.client, step) : repeatUntilZeroSource();
+    // The file its batches run with, which the cursor update checks. A row takes this file's checksum while it has no
+    // committed batch, or when it has none recorded: inspect refused every unapplied step whose batches ran with another
+    // file or an unrecorded one (unless restartSteps reset it), so that is an applied step reopened by an earlier
+    // release of the tool, whose file the drift check compared with the applied one.
     await ctx.client.query(
-      `INSERT INTO ${STATE_SCHEMA}.migrate_progress (step_id) VALUES (:step) ON CONFLICT (step_id) DO NOTHING`,
-      { step: step.id },
+      `INSERT INTO ${STATE_SCHEMA}.migrate_progress AS p (step_id, checksum, strategy) VALUES (:step, :checksum, :strategy)
+       ON CONFLICT (step_id) DO UPDATE SET checksum = excluded.checksum, strategy = excluded.strategy
+       WHERE (p.batches = 0 OR p.checksum IS NULL) AND p.checksum IS DISTINCT FROM excluded.checksum`,
+      { step: step.id, checksum: step.checksum, strategy: describeStrategy(step) },
     );
     let progress = (await readProgress(ctx.client, step.id))!;
     let lastBatchMs = 0;
@@ -153,6 +224,9 @@ async function migrateStep(
       if (batch.passEnded) {
         if (await finishOrRestartPass(ctx, step, progress, rows, startedAt)) return { rows, batches, finished: true };
         progress = (await readProgress(ctx.client, step.id))!;
+      } else {
+        const runaway = source.runaway(progress.passRows, batchSize);
+        if (runaway) throw new MigrateRunawayError(step.id, `${runaway} (${step.file})`);
       }
       if (ctx.settings.batchPauseMs > 0) {
         // No time left for the pause: stop here rather than run the next batches without one.
@@ -188,14 +262,15 @@ async function runBatch(
     });
     const planned = await source.next(tx, progress.cursor, batchSize);
     if (!planned) return { ran: false, rows: 0, passEnded: true, progress };
-    const result = await tx.query(step.statements[0]!.sql, planned.params);
+    const result = await tx.query(source.statement, planned.params);
     const moved = await tx.query(
       `UPDATE ${STATE_SCHEMA}.migrate_progress
-       SET cursor = :cursor, rows_done = rows_done + :rows, keys_scanned = keys_scanned + :keys,
+       SET cursor = :cursor, rows_done = rows_done + :rows, pass_rows = pass_rows + :rows, keys_scanned = keys_scanned + :keys,
            batches = batches + 1, updated_at = now()
-       WHERE step_id = :step AND cursor IS NOT DISTINCT FROM :previous AND pass = :pass`,
+       WHERE step_id = :step AND cursor IS NOT DISTINCT FROM :previous AND pass = :pass AND checksum = :checksum`,
       {
         step: step.id,
+        checksum: step.checksum,
         cursor: planned.cursorAfter ?? null,
         rows: result.rowCount,
         keys: planned.keys,
@@ -216,6 +291,7 @@ async function runBatch(
         ...progress,
         cursor: planned.cursorAfter,
         rowsDone: progress.rowsDone + result.rowCount,
+        passRows: progress.passRows + result.rowCount,
         keysScanned: progress.keysScanned + planned.keys,
         batches: progress.batches + 1,
       },
@@ -225,8 +301,9 @@ async function runBatch(
 
 /**
  * At the end of a pass: if the step's pending query finds no rows (or it has none), the step is finished and
- * recorded as applied in one transaction. Otherwise rows appeared behind the cursor (written by the old release
- * while the pass ran): a keyset step starts another pass, a bounded number of times.
+ * recorded as applied in one transaction. Otherwise rows are left that the pass did not change: written by the old
+ * release behind a keyset cursor, or locked by the application when a batch came by. Another pass starts, after a
+ * growing pause, a bounded number of times.
  */
 async function finishOrRestartPass(
   ctx: RunContext,
@@ -237,19 +314,15 @@ async function finishOrRestartPass(
 ): Promise<boolean> {
   const pending = await pendingRows(ctx, step);
   if (pending !== undefined && pending > 0) {
-    if (step.migration!.strategy.kind === 'repeat-until-zero' || progress.pass >= MAX_PASSES) {
-      throw new StepFailedError(
-        step.id,
-        step.migration!.pendingSql ?? '',
-        undefined,
-        `its pending query still counts ${pending} rows after ${step.migration!.strategy.kind === 'keyset' ? `${progress.pass} full passes` : 'the statement changed no row'}: the batch statement does not migrate the rows the pending query counts (${step.file})`,
-        { transactional: true },
-      );
-    }
+    const last = progress.pass >= MAX_PASSES;
+    const pauseMs = Math.min(progress.pass * ctx.settings.lockTimeoutMs, MAX_PASS_PAUSE_MS);
+    if (!last) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    // After the last pass the step fails, and the next run starts a new series of passes from the first key.
     await ctx.client.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = pass + 1, updated_at = now() WHERE step_id = :step`,
-      { step: step.id },
+      `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = :pass, pass_rows = 0, updated_at = now() WHERE step_id = :step`,
+      { step: step.id, pass: last ? 1 : progress.pass + 1 },
     );
+    if (last) throw new PendingRowsRemainError(step.id, step.file, pending, progress.pass);
     ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: progress.pass + 1 });
     return false;
   }
@@ -282,12 +355,10 @@ export async function pendingRows(ctx: Pick<RunContext, 'client'>, step: Step): 
   return count;
 }
 
-async function describeProgress(ctx: RunContext, step: Step, finished: boolean): Promise<MigrateStepProgress> {
+async function describeProgress(ctx: RunContext, step: Step, source: BatchSource, finished: boolean): Promise<MigrateStepProgress> {
   const progress = await readProgress(ctx.client, step.id);
   let remaining: number | undefined = finished ? 0 : await pendingRows(ctx, step);
-  if (remaining === undefined && step.migration!.strategy.kind === 'keyset') {
-    remaining = await (await keysetSource(ctx.client, step)).estimateRemaining(ctx.client, progress?.keysScanned ?? 0);
-  }
+  remaining ??= await source.estimateRemaining(ctx.client, progress?.keysScanned ?? 0);
   return {
     stepId: step.id,
     rowsDone: progress?.rowsDone ?? 0,

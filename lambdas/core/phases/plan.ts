@@ -3,7 +3,7 @@ import type { SqlClient } from '../sql/sql-client.ts';
 import { currentLease } from '../state/lease.ts';
 import { stateSchemaExists } from '../state/schema.ts';
 import { contractGates } from './gates.ts';
-import { inspect } from './inspect.ts';
+import { checkRestartSteps, inspect, refuseChangedMigrateSteps } from './inspect.ts';
 
 export interface PlannedStep {
   readonly stepId: string;
@@ -37,10 +37,19 @@ export interface Plan {
 
 /**
  * What an upgrade to `target` would do, without doing it: read-only, and it does not even create the tool's own
- * schema. Throws the same errors the phases would (unknown release, drift, a newer database).
+ * schema. Throws the same errors the phases would (unknown release, drift, a newer database, a partly-run migrate
+ * step whose file changed unless `restartSteps` names it).
  */
-export async function plan(client: SqlClient, catalog: Catalog, target?: string): Promise<Plan> {
+export async function plan(
+  client: SqlClient,
+  catalog: Catalog,
+  target?: string,
+  options: { restartSteps?: readonly string[] } = {},
+): Promise<Plan> {
+  const restartSteps = options.restartSteps ?? [];
   const inspection = await inspect(client, catalog, target);
+  checkRestartSteps(catalog, inspection, restartSteps);
+  refuseChangedMigrateSteps(catalog, inspection, restartSteps);
   const { expand, migrate, contract } = inspection.pending;
   const lease = (await stateSchemaExists(client)) ? await currentLease(client) : undefined;
   const blockedBy = (await contractGates(client, catalog, inspection, true)).filter(

@@ -16,7 +16,8 @@ export type EngineEvent =
       readonly cursor: string | undefined;
       readonly durationMs: number;
     }
-  | { readonly type: 'migrate-pass-restarted'; readonly stepId: string; readonly pending: number; readonly pass: number };
+  | { readonly type: 'migrate-pass-restarted'; readonly stepId: string; readonly pending: number; readonly pass: number }
+  | { readonly type: 'migrate-step-restarted'; readonly stepId: string; readonly rowsDone: number; readonly batches: number };
 
 /** What every phase needs: the database, who is running (the lease owner, recorded in history), and the settings. */
 export interface RunContext {

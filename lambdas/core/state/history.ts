@@ -2,7 +2,8 @@ import type { Step } from '../catalog/step.ts';
 import type { SqlSession } from '../sql/sql-client.ts';
 import { STATE_SCHEMA } from './schema.ts';
 
-export type Outcome = 'running' | 'succeeded' | 'continued' | 'failed' | 'interrupted';
+/** `restarted`: an operator's `restartSteps` decision reset a partly-run migrate step (the row's error says what was discarded). */
+export type Outcome = 'running' | 'succeeded' | 'continued' | 'failed' | 'interrupted' | 'restarted';
 
 export interface HistoryEntry {
   readonly runId: string;

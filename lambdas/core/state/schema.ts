@@ -37,6 +37,12 @@ const STATE_DDL = [
      started_at timestamptz NOT NULL DEFAULT now(),
      updated_at timestamptz NOT NULL DEFAULT now()
    )`,
+  // Added by schema version 2 (a new schema gets them here too): the step's file checksum and strategy its batches
+  // ran with, so that a file changed after some batches committed is refused instead of resumed; and the rows changed
+  // since the pass began (repeat-until-zero's bound on work).
+  `ALTER TABLE ${STATE_SCHEMA}.migrate_progress ADD COLUMN IF NOT EXISTS checksum text`,
+  `ALTER TABLE ${STATE_SCHEMA}.migrate_progress ADD COLUMN IF NOT EXISTS strategy text`,
+  `ALTER TABLE ${STATE_SCHEMA}.migrate_progress ADD COLUMN IF NOT EXISTS pass_rows bigint NOT NULL DEFAULT 0`,
   `CREATE TABLE IF NOT EXISTS ${STATE_SCHEMA}.history (
      id bigserial PRIMARY KEY,
      run_id text NOT NULL,
@@ -47,9 +53,13 @@ const STATE_DDL = [
      finished_at timestamptz,
      duration_ms bigint,
      rows_affected bigint,
-     outcome text NOT NULL CHECK (outcome IN ('running', 'succeeded', 'continued', 'failed', 'interrupted')),
+     outcome text NOT NULL,
      error text
    )`,
+  // Version 2 adds the outcome `restarted` (an operator's restartSteps decision).
+  `ALTER TABLE ${STATE_SCHEMA}.history DROP CONSTRAINT IF EXISTS history_outcome_check`,
+  `ALTER TABLE ${STATE_SCHEMA}.history ADD CONSTRAINT history_outcome_check
+     CHECK (outcome IN ('running', 'succeeded', 'continued', 'failed', 'interrupted', 'restarted'))`,
   `CREATE INDEX IF NOT EXISTS history_step_idx ON ${STATE_SCHEMA}.history (step_id, id)`,
   `CREATE TABLE IF NOT EXISTS ${STATE_SCHEMA}.lease (
      name text PRIMARY KEY,
@@ -59,23 +69,39 @@ const STATE_DDL = [
    )`,
 ];
 
+/**
+ * The version of the state tables `STATE_DDL` builds, kept as the schema's comment. A schema of an earlier version
+ * (created by an earlier release of the tool) is brought up to this one in place: every statement of `STATE_DDL` is
+ * idempotent, so running them all again upgrades any earlier version and changes nothing on a current one.
+ */
+const STATE_SCHEMA_VERSION = `${STATE_SCHEMA} state schema 2`;
+
 /** Arbitrary constant: the advisory lock that serialises creation of the state schema. */
 const SCHEMA_LOCK_KEY = 0x656d63;
 
 export async function ensureStateSchema(client: SqlClient): Promise<void> {
-  if (await stateSchemaExists(client)) return;
+  if (await stateSchemaCurrent(client)) return;
   try {
     await client.transaction(async (tx) => {
       await tx.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`);
       for (const ddl of STATE_DDL) await tx.query(ddl);
+      await tx.query(`COMMENT ON SCHEMA ${STATE_SCHEMA} IS '${STATE_SCHEMA_VERSION}'`);
     });
   } catch (error) {
     // A run that waited on the lock while another created the schema still has the schema's absence in its catalog
     // cache for the rest of that transaction, so `IF NOT EXISTS` fails with a duplicate key. The schema is complete
     // by then (the other run held the lock until it committed): a fresh look finds it.
-    if (await stateSchemaExists(client)) return;
+    if (await stateSchemaCurrent(client)) return;
     throw error;
   }
+}
+
+async function stateSchemaCurrent(client: SqlClient): Promise<boolean> {
+  const result = await client.query<{ present: boolean; version: string | null }>(
+    `SELECT to_regclass(:name) IS NOT NULL AS present, obj_description(to_regnamespace(:schema), 'pg_namespace') AS version`,
+    { name: `${STATE_SCHEMA}.lease`, schema: STATE_SCHEMA },
+  );
+  return result.rows[0]?.present === true && result.rows[0].version === STATE_SCHEMA_VERSION;
 }
 
 /** True once the state tables exist; read-only callers (plan, version) treat a missing schema as an empty state. */

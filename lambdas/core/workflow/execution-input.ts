@@ -36,6 +36,11 @@ export const executionInputSchema = z.strictObject({
   continueFrom: z.optional(z.string().check(z.regex(/^arn:[^:]+:states:[^:]+:\d{12}:execution:[^:]+:[^:]+$/))),
   /** Set by the state machine with `continueFrom`: the old release's task definitions the first execution recorded. */
   oldTaskDefinitions: z.optional(z.record(z.string(), z.array(z.string()))),
+  /**
+   * Migrate steps whose file changed after some of their batches committed, to run again from their first key with the
+   * new file: the operator's recorded decision (history outcome `restarted`). @default none
+   */
+  restartSteps: z.optional(z.array(z.string().check(z.minLength(1)))),
 });
 
 export type ExecutionInput = z.infer<typeof executionInputSchema>;
@@ -53,6 +58,6 @@ export function parseExecutionInput(raw: unknown): ExecutionInput {
     return `"${field}": ${issue.message}`;
   });
   throw new InputError(
-    `Invalid execution input: ${problems.join('; ')}. Accepted fields: targetRelease, stopAfter ("expand" or "migrate"), settings {${Object.keys(settingsOverridesSchema.shape).join(', ')}}, newTaskDefinitions, drain {sessions} (continueFrom and oldTaskDefinitions are set only by the state machine).`,
+    `Invalid execution input: ${problems.join('; ')}. Accepted fields: targetRelease, stopAfter ("expand" or "migrate"), settings {${Object.keys(settingsOverridesSchema.shape).join(', ')}}, newTaskDefinitions, drain {sessions}, restartSteps (continueFrom and oldTaskDefinitions are set only by the state machine).`,
   );
 }

@@ -34,6 +34,8 @@ export interface UpgradePlan {
    * them again (a rollback). Always present: the continuation of a long migration passes it on.
    */
   readonly oldTaskDefinitions: Readonly<Record<string, readonly string[]>>;
+  /** The execution input's `restartSteps`, checked: partly-run migrate steps whose file changed, to run again. */
+  readonly restartSteps?: readonly string[];
   readonly startedAt: string;
   /** The execution this one continues (it took the lease over from it), or null. */
   readonly continuedFrom: string | null;
@@ -58,7 +60,8 @@ export async function startUpgrade(
   const settings = resolveSettings(options.defaults, input.settings);
   const problems = settingsProblems(settings);
   if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
-  const planned = await plan(client, catalog, input.targetRelease);
+  const restartSteps = input.restartSteps ?? [];
+  const planned = await plan(client, catalog, input.targetRelease, { restartSteps });
   const drain: { sessionPattern?: string; oldTaskDefinitions?: UpgradePlan['oldTaskDefinitions'] } = options.drain
     ? await planDrain(options.drain, input, planned)
     : {};
@@ -79,6 +82,7 @@ export async function startUpgrade(
     newTaskDefinitions: input.newTaskDefinitions ?? {},
     ...drain,
     oldTaskDefinitions: drain.oldTaskDefinitions ?? {},
+    restartSteps,
     startedAt: new Date().toISOString(),
     continuedFrom: input.continueFrom ?? null,
   };
