@@ -378,7 +378,7 @@ describe('loadCatalog on good catalogs', () => {
 
     const migrate03 = step(catalog, 'bexar_migrate03');
     expect(migrate03.migration).toEqual({
-      strategy: { kind: 'repeat-until-zero' },
+      strategy: { kind: 'repeat-until-zero', tables: ['"images"'] },
       batchSize: 500,
       pendingSql: 'SELECT count(*) FROM images WHERE name <> btrim(name)',
     });

@@ -8,6 +8,7 @@ import { ensureParserLoaded } from '../sql/parser.ts';
 import { readDirectives, type Directive } from './directives.ts';
 import { lintPhase, needsNoTransaction } from './phase-lint.ts';
 import { splitStatements, type ParsedStatement } from './sql-statements.ts';
+import { tablesNamedBy } from './statement-tables.ts';
 import { oversizedStatements } from './sql-text-limit.ts';
 import { PHASES, stepId, type BatchStrategy, type Catalog, type Migration, type Phase, type Statement, type Step } from './step.ts';
 
@@ -274,7 +275,7 @@ function readMigration(
   if (keyset) {
     strategy = readKeyset(keyset, problem);
   } else {
-    strategy = { kind: 'repeat-until-zero' };
+    strategy = { kind: 'repeat-until-zero', tables: tablesNamedBy(statements[0]!.node) };
   }
   if (!strategy) return undefined;
 

@@ -26,6 +26,8 @@ export type BatchStrategy =
   | {
       /** The statement finds its own work, at most `:batch_size` rows a call; repeated until it affects none. */
       readonly kind: 'repeat-until-zero';
+      /** The tables the statement names, quoted (found at load: the size bound of one pass is read from them). */
+      readonly tables: readonly string[];
     };
 
 export interface Migration {

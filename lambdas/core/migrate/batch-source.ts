@@ -1,7 +1,6 @@
-import { splitStatements } from '../catalog/sql-statements.ts';
 import type { Step } from '../catalog/step.ts';
 import { KeysetKeyError } from '../errors.ts';
-import { replacePlaceholders } from '../sql/named-parameters.ts';
+import { replacePlaceholders } from '../sql/sql-text.ts';
 import type { SqlClient, SqlParams, SqlSession } from '../sql/sql-client.ts';
 
 /**
@@ -218,7 +217,8 @@ async function describeKey(
  * only for a table never analysed; read once a call, so the check itself costs nothing per batch.
  */
 export async function repeatUntilZeroSource(client: SqlClient, step: Step): Promise<BatchSource> {
-  const tables = tablesOf(step.statements[0]!.sql);
+  const strategy = step.migration!.strategy;
+  const tables = strategy.kind === 'repeat-until-zero' ? strategy.tables : [];
   let rows = 0;
   for (const table of tables) {
     const stats = await client.query<{ rows: number | null }>(
@@ -244,26 +244,6 @@ export async function repeatUntilZeroSource(client: SqlClient, step: Step): Prom
     },
     estimateRemaining: async () => undefined,
   };
-}
-
-/** The tables a statement names (schema-qualified when it qualifies them), quoted, from PostgreSQL's parse tree. */
-function tablesOf(sql: string): string[] {
-  const split = splitStatements(sql);
-  if (!split.ok) return [];
-  const found = new Set<string>();
-  const walk = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(walk);
-    if (node === null || typeof node !== 'object') return;
-    for (const [key, value] of Object.entries(node)) {
-      if (key === 'RangeVar' && value && typeof value === 'object') {
-        const { schemaname, relname } = value as { schemaname?: string; relname?: string };
-        if (relname) found.add(schemaname ? `${quote(schemaname)}.${quote(relname)}` : quote(relname));
-      }
-      walk(value);
-    }
-  };
-  split.statements.forEach((s) => walk(s.node));
-  return [...found];
 }
 
 /** The step's batch strategy as its directive says it, stored with its progress: `keyset table=images key=id`. */

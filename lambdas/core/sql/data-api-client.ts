@@ -415,7 +415,7 @@ function toTypedError(error: unknown, call: CallKind): unknown {
       // nothing of it was committed, and the same work may succeed when tried again.
       return new TransactionConflictError(sqlState, message, { cause: error });
     }
-    return new SqlError(message, sqlState, { cause: error });
+    return new SqlError(databaseMessage(message), sqlState, { cause: error });
   }
   if (name === 'InternalServerErrorException') {
     // Safe to repeat only where nothing ran (BeginTransaction: retried here). Elsewhere the outcome is unknown: an
@@ -457,6 +457,14 @@ function toTypedError(error: unknown, call: CallKind): unknown {
     });
   }
   return error;
+}
+
+/**
+ * PostgreSQL's own message out of the Data API's text (`ERROR: <message>; SQLState: <code>`), as node-postgres gives
+ * it: the SQLSTATE is carried apart, and the Cause then reads the same on both clients.
+ */
+function databaseMessage(message: string): string {
+  return message.replace(/^ERROR:\s*/, '').replace(/;\s*SQLState:\s*[0-9A-Z]{5}\s*$/i, '');
 }
 
 /** The SDK's exception name, or a Node network error's code. */

@@ -39,23 +39,6 @@ export function toPositional(sql: string, params: SqlParams = {}): { text: strin
 }
 
 /**
- * Replaces each `:name` placeholder that `replacements` names with the SQL text given for it (which may hold other
- * placeholders); the rest of the text, and placeholders not named, are unchanged.
- */
-export function replacePlaceholders(sql: string, replacements: Readonly<Record<string, string>>): string {
-  const bytes = Buffer.from(sql, 'utf8');
-  const parts: string[] = [];
-  let copied = 0;
-  for (const p of placeholders(sql)) {
-    if (!Object.hasOwn(replacements, p.name)) continue;
-    parts.push(bytes.subarray(copied, p.start).toString('utf8'), replacements[p.name]!);
-    copied = p.end;
-  }
-  parts.push(bytes.subarray(copied).toString('utf8'));
-  return parts.join('');
-}
-
-/**
  * Replaces every `:name` with `$1` padded by spaces to the same byte length, so the text parses and every byte
  * offset the parser reports still points into the original text.
  */

@@ -2,6 +2,8 @@
 export interface SqlTextScan {
   /** The `:name` placeholders, in order of first use. */
   readonly placeholders: readonly string[];
+  /** Every `:name` occurrence, in order, with its UTF-16 offsets in the text (`start` is the colon's). */
+  readonly occurrences: readonly { readonly name: string; readonly start: number; readonly end: number }[];
   /** The statement's first keyword, upper-cased (`SELECT`, `WITH`, `INSERT`, ...), if any. */
   readonly firstKeyword: string | undefined;
 }
@@ -18,6 +20,7 @@ const IDENT_PART = /[A-Za-z0-9_$]/;
  */
 export function scanSqlText(sql: string): SqlTextScan {
   const names: string[] = [];
+  const occurrences: { name: string; start: number; end: number }[] = [];
   let firstKeyword: string | undefined;
   let brackets = 0;
   let i = 0;
@@ -57,6 +60,7 @@ export function scanSqlText(sql: string): SqlTextScan {
       while (end < n && /[A-Za-z0-9_]/.test(sql[end]!)) end++;
       const name = sql.slice(i + 1, end);
       if (!names.includes(name)) names.push(name);
+      occurrences.push({ name, start: i, end });
       i = end;
     } else if (IDENT_START.test(c)) {
       let end = i + 1;
@@ -69,7 +73,7 @@ export function scanSqlText(sql: string): SqlTextScan {
       i++;
     }
   }
-  return { placeholders: names, firstKeyword };
+  return { placeholders: names, occurrences, firstKeyword };
 }
 
 /** The index just past the quoted text starting at `start` (an unterminated quote runs to the end). */
@@ -83,4 +87,21 @@ function skipQuoted(sql: string, start: number, quote: string, backslashEscapes:
     }
   }
   return sql.length;
+}
+
+/**
+ * Replaces each `:name` placeholder that `replacements` names with the SQL text given for it (which may hold other
+ * placeholders); the rest of the text, and placeholders not named, are unchanged. Parser-free, so the engine can
+ * rewrite a step's statement inside Lambda.
+ */
+export function replacePlaceholders(sql: string, replacements: Readonly<Record<string, string>>): string {
+  const parts: string[] = [];
+  let copied = 0;
+  for (const p of scanSqlText(sql).occurrences) {
+    if (!Object.hasOwn(replacements, p.name)) continue;
+    parts.push(sql.slice(copied, p.start), replacements[p.name]!);
+    copied = p.end;
+  }
+  parts.push(sql.slice(copied));
+  return parts.join('');
 }
