@@ -35,7 +35,10 @@ export class PgSqlClient implements SqlClient {
 
   async transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
     await ensureParserLoaded();
-    const connection = await this.pool.connect();
+    // A connection that cannot be opened fails as in `query` (a SqlError), whichever of the two the caller used.
+    const connection = await this.pool.connect().catch((error: unknown) => {
+      throw toSqlError(error);
+    });
     let broken: unknown;
     // pg-pool removes its 'error' listener from a checked-out connection: without this one, a connection the server
     // drops mid-transaction raises an uncaught exception that kills the process. The failing query reports it.
@@ -77,13 +80,17 @@ async function run<Row extends SqlRow>(
     const result = await executor.query<Row>(text, values.map(toPgValue));
     return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
   } catch (error) {
-    const sqlState = (error as { code?: unknown }).code;
-    throw new SqlError(
-      (error as Error).message,
-      typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState : undefined,
-      { cause: error },
-    );
+    throw toSqlError(error);
   }
+}
+
+function toSqlError(error: unknown): SqlError {
+  const sqlState = (error as { code?: unknown }).code;
+  return new SqlError(
+    (error as Error).message,
+    typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState : undefined,
+    { cause: error },
+  );
 }
 
 function toPgValue(value: SqlValue): unknown {
