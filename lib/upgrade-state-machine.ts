@@ -12,10 +12,16 @@ export interface UpgradeDefinitionProps {
   readonly drainPollInterval: Duration;
 }
 
-/** Errors worth trying again as they are: a paused Aurora waking up, throttling, a lock held by the application. */
+/**
+ * Errors worth trying again as they are: a paused Aurora waking up, throttling, a lock held by the application or on
+ * the lease row.
+ */
 export const TRANSIENT_RETRIES: readonly { errors: string[]; interval: Duration; maxAttempts: number; backoffRate: number }[] = [
   { errors: ['DatabaseResumingError', 'DatabaseUnavailableError'], interval: Duration.seconds(5), maxAttempts: 6, backoffRate: 2 },
   { errors: ['LockTimeoutError'], interval: Duration.seconds(10), maxAttempts: 5, backoffRate: 2 },
+  // The lease row locked by a transaction that will end: a step's (seconds), or a frozen one that the server ends after
+  // idleInTransactionTimeoutMs (15 s by default, 180 s at most; these retries span about three minutes).
+  { errors: ['LeaseBusyError'], interval: Duration.seconds(3), maxAttempts: 6, backoffRate: 2 },
   { errors: ['IndexBuildInProgressError'], interval: Duration.seconds(60), maxAttempts: 30, backoffRate: 1.2 },
 ];
 

@@ -24,7 +24,7 @@ const ECS_CLUSTER_ARN = 'arn:aws:ecs:us-east-1:123456789012:cluster/prod';
 const TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:emc-oncall';
 
 /** The transient errors each phase Task retries as they are, and nothing else of the engine's. */
-const TRANSIENT_ERRORS = [['DatabaseResumingError', 'DatabaseUnavailableError'], ['LockTimeoutError'], ['IndexBuildInProgressError']];
+const TRANSIENT_ERRORS = [['DatabaseResumingError', 'DatabaseUnavailableError'], ['LockTimeoutError'], ['LeaseBusyError'], ['IndexBuildInProgressError']];
 const LAMBDA_SERVICE_ERRORS = [
   'Lambda.ClientExecutionTimeoutException',
   'Lambda.ServiceException',

@@ -1,6 +1,6 @@
 import type { Step } from '../catalog/step.ts';
 import { StepFailedError } from '../errors.ts';
-import type { SqlClient, SqlParams, SqlSession } from '../sql/sql-client.ts';
+import type { SqlParams, SqlSession } from '../sql/sql-client.ts';
 
 /**
  * One batch's work, decided before the batch's statement runs: the parameters to bind, the cursor to store with
@@ -20,7 +20,7 @@ export interface BatchSource {
   /** True when the statement's result ends the pass (repeat-until-zero: it changed no row). */
   endsPass(rowsAffected: number): boolean;
   /** A cheap estimate of keys left after `keysScanned`, or undefined when the source cannot tell. */
-  estimateRemaining(client: SqlClient, keysScanned: number): Promise<number | undefined>;
+  estimateRemaining(client: SqlSession, keysScanned: number): Promise<number | undefined>;
 }
 
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
@@ -30,7 +30,7 @@ const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
  * (`WHERE key > cursor ORDER BY key LIMIT n` walks the index from the cursor, so a batch costs the same at 90% as
  * at 10%) and binds the range's first and last key as `:from_key` and `:to_key`, inclusive.
  */
-export async function keysetSource(client: SqlClient, step: Step): Promise<BatchSource> {
+export async function keysetSource(client: SqlSession, step: Step): Promise<BatchSource> {
   const strategy = step.migration!.strategy;
   if (strategy.kind !== 'keyset') throw new Error(`Internal error: ${step.id} is not a keyset migration`);
   const table = strategy.table.schema ? `${quote(strategy.table.schema)}.${quote(strategy.table.name)}` : quote(strategy.table.name);

@@ -5,9 +5,11 @@ import { STATE_SCHEMA, ensureStateSchema } from '../state/schema.ts';
 import { isApplied, readProgress, readState, recordApplied, type MigrateProgress } from '../state/database-state.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { recordHistory } from '../state/history.ts';
+import { engineBounds } from '../state/engine-transaction.ts';
 import { renewLease } from '../state/lease.ts';
 import { inspect, type Inspection } from './inspect.ts';
-import type { RunContext } from './run-context.ts';
+import { pendingRows } from './pending-query.ts';
+import { leased, reading, type RunContext } from './run-context.ts';
 import { failStep } from './step-errors.ts';
 
 /** A keyset step whose pending query still finds rows after this many full passes is stuck, not slow. */
@@ -44,15 +46,15 @@ export interface MigrateResult {
  */
 export async function migrate(ctx: RunContext, catalog: Catalog, target?: string): Promise<MigrateResult> {
   const started = Date.now();
-  await ensureStateSchema(ctx.client);
-  const inspection = await inspect(ctx.client, catalog, target);
+  await ensureStateSchema(ctx.client, engineBounds(ctx.settings));
+  const inspection = await reading(ctx, 'reading the upgrade state before migrate', (tx) => inspect(tx, catalog, target));
   if (inspection.pending.expand.length > 0) {
     throw new PhaseGateError('migrate', [
       `expand steps are not applied yet: ${inspection.pending.expand.map((s) => s.id).join(', ')}`,
     ]);
   }
   // Before the first write (progress rows, reopened steps): a run without the lease must change nothing.
-  await ctx.client.transaction((tx) => renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds));
+  await leased(ctx, 'checking the lease before migrate', async () => {});
   const steps = [...(await reopenedSteps(ctx, catalog, inspection)), ...inspection.pending.migrate];
   const deadline = started + ctx.settings.migrateBudgetMs;
   let rowsThisCall = 0;
@@ -100,12 +102,14 @@ async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Insp
     if (step.phase !== 'migrate' || !releasesToContract.has(step.release) || inspection.pending.migrate.includes(step)) {
       continue;
     }
-    const pending = await pendingRows(ctx, step);
+    const pending = await reading(ctx, `counting the rows pending for ${step.id}`, (tx) => pendingRows(tx, step));
     if (pending === undefined || pending === 0) continue;
-    await ctx.client.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, updated_at = now()
-       WHERE step_id = :step`,
-      { step: step.id },
+    await leased(ctx, `reopening ${step.id}`, (tx) =>
+      tx.query(
+        `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, updated_at = now()
+         WHERE step_id = :step`,
+        { step: step.id },
+      ),
     );
     ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: 1 });
     reopened.push(step);
@@ -126,12 +130,17 @@ async function migrateStep(
   let rows = 0;
   let batches = 0;
   try {
-    const source = migration.strategy.kind === 'keyset' ? await keysetSource(ctx.client, step) : repeatUntilZeroSource();
-    await ctx.client.query(
-      `INSERT INTO ${STATE_SCHEMA}.migrate_progress (step_id) VALUES (:step) ON CONFLICT (step_id) DO NOTHING`,
-      { step: step.id },
-    );
-    let progress = (await readProgress(ctx.client, step.id))!;
+    const source =
+      migration.strategy.kind === 'keyset'
+        ? await reading(ctx, `describing the keyset of ${step.id}`, (tx) => keysetSource(tx, step))
+        : repeatUntilZeroSource();
+    let progress = await leased(ctx, `starting ${step.id}`, async (tx) => {
+      await tx.query(
+        `INSERT INTO ${STATE_SCHEMA}.migrate_progress (step_id) VALUES (:step) ON CONFLICT (step_id) DO NOTHING`,
+        { step: step.id },
+      );
+      return (await readProgress(tx, step.id))!;
+    });
     let lastBatchMs = 0;
     while ((mustProgress && batches === 0) || Date.now() + lastBatchMs < deadline) {
       const batchStart = Date.now();
@@ -152,7 +161,7 @@ async function migrateStep(
       }
       if (batch.passEnded) {
         if (await finishOrRestartPass(ctx, step, progress, rows, startedAt)) return { rows, batches, finished: true };
-        progress = (await readProgress(ctx.client, step.id))!;
+        progress = (await reading(ctx, `reading the progress of ${step.id}`, (tx) => readProgress(tx, step.id)))!;
       }
       if (ctx.settings.batchPauseMs > 0) {
         // No time left for the pause: stop here rather than run the next batches without one.
@@ -162,7 +171,9 @@ async function migrateStep(
     }
     // A call whose budget ran out before this step's first batch did no work on it: nothing to record.
     if (batches > 0) {
-      await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, rowsAffected: rows, outcome: 'continued' });
+      await leased(ctx, `recording the progress of ${step.id}`, (tx) =>
+        recordHistory(tx, { runId: ctx.runId, step, startedAt, rowsAffected: rows, outcome: 'continued' }),
+      );
     }
     return { rows, batches, finished: false };
   } catch (error) {
@@ -185,6 +196,7 @@ async function runBatch(
     await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, {
       lockTimeoutMs: ctx.settings.lockTimeoutMs,
       statementTimeoutMs: ctx.settings.batchStatementTimeoutMs,
+      idleInTransactionTimeoutMs: ctx.settings.idleInTransactionTimeoutMs,
     });
     const planned = await source.next(tx, progress.cursor, batchSize);
     if (!planned) return { ran: false, rows: 0, passEnded: true, progress };
@@ -235,7 +247,7 @@ async function finishOrRestartPass(
   rowsThisCall: number,
   startedAt: Date,
 ): Promise<boolean> {
-  const pending = await pendingRows(ctx, step);
+  const pending = await reading(ctx, `counting the rows pending for ${step.id}`, (tx) => pendingRows(tx, step));
   if (pending !== undefined && pending > 0) {
     if (step.migration!.strategy.kind === 'repeat-until-zero' || progress.pass >= MAX_PASSES) {
       throw new StepFailedError(
@@ -246,15 +258,16 @@ async function finishOrRestartPass(
         { transactional: true },
       );
     }
-    await ctx.client.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = pass + 1, updated_at = now() WHERE step_id = :step`,
-      { step: step.id },
+    await leased(ctx, `restarting ${step.id} for another pass`, (tx) =>
+      tx.query(
+        `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = pass + 1, updated_at = now() WHERE step_id = :step`,
+        { step: step.id },
+      ),
     );
     ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: progress.pass + 1 });
     return false;
   }
-  await ctx.client.transaction(async (tx) => {
-    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
+  await leased(ctx, `recording ${step.id} as applied`, async (tx) => {
     await tx.query(`UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = true, updated_at = now() WHERE step_id = :step`, {
       step: step.id,
     });
@@ -267,27 +280,15 @@ async function finishOrRestartPass(
   return true;
 }
 
-/** The step's pending query, or undefined when it has none. */
-export async function pendingRows(ctx: Pick<RunContext, 'client'>, step: Step): Promise<number | undefined> {
-  const sql = step.migration?.pendingSql;
-  if (!sql) return undefined;
-  const result = await ctx.client.query(sql);
-  const value = Object.values(result.rows[0] ?? {})[0];
-  const count = Number(value ?? 0);
-  if (!Number.isFinite(count)) {
-    throw new StepFailedError(step.id, sql, undefined, `its pending query returned "${String(value)}", not a number`, {
-      transactional: true,
-    });
-  }
-  return count;
-}
-
 async function describeProgress(ctx: RunContext, step: Step, finished: boolean): Promise<MigrateStepProgress> {
-  const progress = await readProgress(ctx.client, step.id);
-  let remaining: number | undefined = finished ? 0 : await pendingRows(ctx, step);
-  if (remaining === undefined && step.migration!.strategy.kind === 'keyset') {
-    remaining = await (await keysetSource(ctx.client, step)).estimateRemaining(ctx.client, progress?.keysScanned ?? 0);
-  }
+  const { progress, remaining } = await reading(ctx, `reading the progress of ${step.id}`, async (tx) => {
+    const progress = await readProgress(tx, step.id);
+    let remaining: number | undefined = finished ? 0 : await pendingRows(tx, step);
+    if (remaining === undefined && step.migration!.strategy.kind === 'keyset') {
+      remaining = await (await keysetSource(tx, step)).estimateRemaining(tx, progress?.keysScanned ?? 0);
+    }
+    return { progress, remaining };
+  });
   return {
     stepId: step.id,
     rowsDone: progress?.rowsDone ?? 0,

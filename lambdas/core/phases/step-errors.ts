@@ -1,8 +1,8 @@
 import type { Statement, Step } from '../catalog/step.ts';
-import { EmcError, LeaseLostError, LockTimeoutError, StepFailedError } from '../errors.ts';
+import { EmcError, LeaseBusyError, LeaseLostError, LockTimeoutError, StepFailedError } from '../errors.ts';
 import { LOCK_NOT_AVAILABLE, SqlError } from '../sql/sql-client.ts';
 import { finishHistory, recordHistory } from '../state/history.ts';
-import type { RunContext } from './run-context.ts';
+import { leased, type RunContext } from './run-context.ts';
 
 /** SQLSTATE 40P01: deadlock_detected. Like a lock timeout, the same statement may succeed when tried again. */
 const DEADLOCK_DETECTED = '40P01';
@@ -23,16 +23,18 @@ export async function failStep(
 ): Promise<Error> {
   const typed = toStepError(step, statement, error);
   ctx.onEvent?.({ type: 'step-failed', stepId: step.id, error: typed.message });
-  // A run without the lease must not write, and the step did not run: no history row.
-  if (typed instanceof LeaseLostError) return typed;
+  // A run without the lease must not write, and the step did not run: no history row. Likewise when the lease row
+  // was locked: the lease could not be checked, so it cannot be checked for this row either.
+  if (typed instanceof LeaseLostError || typed instanceof LeaseBusyError) return typed;
   try {
-    if (runningHistoryId === undefined) {
-      await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, outcome: 'failed', error: typed.message });
-    } else {
-      await finishHistory(ctx.client, runningHistoryId, 'failed', typed.message);
-    }
+    // Like every engine write, under the lease: a run whose lease was taken over meanwhile leaves no row.
+    await leased(ctx, `recording the failure of ${step.id}`, (tx) =>
+      runningHistoryId === undefined
+        ? recordHistory(tx, { runId: ctx.runId, step, startedAt, outcome: 'failed', error: typed.message })
+        : finishHistory(tx, runningHistoryId, 'failed', typed.message),
+    );
   } catch {
-    // The database is unreachable: the typed error still tells the caller what happened.
+    // The database is unreachable, or the lease is gone: the typed error still tells the caller what happened.
   }
   return typed;
 }
@@ -57,7 +59,7 @@ export function toStepError(step: Step, statement: Statement | undefined, error:
  * integer: "<a row's name>"`: row data, which must not reach the logs, the execution history or its Cause. The value
  * is withheld; the SQLSTATE, the step, the file and the line still say what failed.
  */
-function withoutRowData(error: SqlError): string {
+export function withoutRowData(error: SqlError): string {
   if (!error.sqlState?.startsWith('22')) return error.message;
   return error.message.replace(/"(?:[^"]|"")*"/g, '"…"').replace(/: 0x[0-9a-f ]+$/i, ': 0x…');
 }

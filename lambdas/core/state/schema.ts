@@ -1,4 +1,5 @@
 import type { SqlClient, SqlSession } from '../sql/sql-client.ts';
+import { boundedTransaction, DEFAULT_BOUNDS, readTransaction, type EngineBounds } from './engine-transaction.ts';
 
 /** The schema holding the tool's own tables, apart from the application's. */
 export const STATE_SCHEMA = 'emc';
@@ -62,10 +63,10 @@ const STATE_DDL = [
 /** Arbitrary constant: the advisory lock that serialises creation of the state schema. */
 const SCHEMA_LOCK_KEY = 0x656d63;
 
-export async function ensureStateSchema(client: SqlClient): Promise<void> {
-  if (await stateSchemaExists(client)) return;
+export async function ensureStateSchema(client: SqlClient, bounds: EngineBounds = DEFAULT_BOUNDS): Promise<void> {
   try {
-    await client.transaction(async (tx) => {
+    await boundedTransaction(client, bounds, 'creating the emc schema', async (tx) => {
+      if (await stateSchemaExists(tx)) return;
       await tx.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`);
       for (const ddl of STATE_DDL) await tx.query(ddl);
     });
@@ -73,7 +74,7 @@ export async function ensureStateSchema(client: SqlClient): Promise<void> {
     // A run that waited on the lock while another created the schema still has the schema's absence in its catalog
     // cache for the rest of that transaction, so `IF NOT EXISTS` fails with a duplicate key. The schema is complete
     // by then (the other run held the lock until it committed): a fresh look finds it.
-    if (await stateSchemaExists(client)) return;
+    if (await readTransaction(client, bounds, 'looking for the emc schema', (tx) => stateSchemaExists(tx))) return;
     throw error;
   }
 }

@@ -3,6 +3,7 @@ import { plan } from '../phases/plan.ts';
 import { InputError } from '../errors.ts';
 import { resolveSettings, settingsProblems, type SettingsOverrides, type UpgradeSettings } from '../settings.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
+import { engineBounds } from '../state/engine-transaction.ts';
 import { acquireLease } from '../state/lease.ts';
 import { ensureStateSchema } from '../state/schema.ts';
 import { parseExecutionInput } from './execution-input.ts';
@@ -38,9 +39,10 @@ export async function startUpgrade(
   const settings = resolveSettings(options.defaults, input.settings);
   const problems = settingsProblems(settings);
   if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
-  const planned = await plan(client, catalog, input.targetRelease);
-  await ensureStateSchema(client);
-  await acquireLease(client, options.runId, settings.leaseTtlSeconds);
+  const bounds = engineBounds(settings);
+  const planned = await plan(client, catalog, input.targetRelease, bounds);
+  await ensureStateSchema(client, bounds);
+  await acquireLease(client, options.runId, settings.leaseTtlSeconds, bounds);
   return {
     runId: options.runId,
     target: planned.target,
