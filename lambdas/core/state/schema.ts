@@ -64,17 +64,19 @@ const STATE_DDL = [
 const SCHEMA_LOCK_KEY = 0x656d63;
 
 export async function ensureStateSchema(client: SqlClient, bounds: EngineBounds = DEFAULT_BOUNDS): Promise<void> {
+  let creating = false;
   try {
     await boundedTransaction(client, bounds, 'creating the emc schema', async (tx) => {
       if (await stateSchemaExists(tx)) return;
+      creating = true;
       await tx.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`);
       for (const ddl of STATE_DDL) await tx.query(ddl);
     });
   } catch (error) {
     // A run that waited on the lock while another created the schema still has the schema's absence in its catalog
     // cache for the rest of that transaction, so `IF NOT EXISTS` fails with a duplicate key. The schema is complete
-    // by then (the other run held the lock until it committed): a fresh look finds it.
-    if (await readTransaction(client, bounds, 'looking for the emc schema', (tx) => stateSchemaExists(tx))) return;
+    // by then (the other run held the lock until it committed): a fresh look finds it. Any other failure is thrown.
+    if (creating && (await readTransaction(client, bounds, 'looking for the emc schema', (tx) => stateSchemaExists(tx)))) return;
     throw error;
   }
 }
