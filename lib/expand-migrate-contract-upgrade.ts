@@ -39,6 +39,10 @@ export interface BatchSettings {
   readonly migrateBudget?: Duration;
   /** Lifetime of the upgrade lease between renewals. @default Duration.minutes(15) */
   readonly leaseTtl?: Duration;
+  /** `statement_timeout` of the engine's own statements outside batches; under the Data API's 45 s. @default Duration.seconds(30) */
+  readonly engineStatementTimeout?: Duration;
+  /** `idle_in_transaction_session_timeout` of the engine's transactions: a frozen run's locks are freed. @default Duration.seconds(15) */
+  readonly idleInTransactionTimeout?: Duration;
 }
 
 export interface ExpandMigrateContractUpgradeProps {
@@ -333,6 +337,8 @@ const BATCH_SETTING_PROPS: Record<keyof SettingsOverrides, keyof BatchSettings> 
   batchStatementTimeoutMs: 'batchStatementTimeout',
   migrateBudgetMs: 'migrateBudget',
   leaseTtlSeconds: 'leaseTtl',
+  engineStatementTimeoutMs: 'engineStatementTimeout',
+  idleInTransactionTimeoutMs: 'idleInTransactionTimeout',
 };
 
 function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
@@ -343,6 +349,8 @@ function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
     batchStatementTimeoutMs: batch.batchStatementTimeout?.toMilliseconds(),
     migrateBudgetMs: batch.migrateBudget?.toMilliseconds(),
     leaseTtlSeconds: batch.leaseTtl?.toSeconds(),
+    engineStatementTimeoutMs: batch.engineStatementTimeout?.toMilliseconds(),
+    idleInTransactionTimeoutMs: batch.idleInTransactionTimeout?.toMilliseconds(),
   };
   const parsed = settingsOverridesSchema.safeParse(overrides);
   const propName = (setting: string) => BATCH_SETTING_PROPS[setting as keyof SettingsOverrides] ?? setting;

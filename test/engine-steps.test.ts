@@ -9,6 +9,7 @@ import {
   readState,
   formatVersion,
   StepFailedError,
+  TransactionConflictError,
   type Catalog,
   type EngineEvent,
   type RunContext,
@@ -166,6 +167,28 @@ describe('a transactional expand or contract step', () => {
     expect(await columnsOf(db, 'widgets')).toEqual(['id', 'name', 'color', 'maker_id']);
     expect((await readHistory(db.client, 'tx-run')).map((h) => h.outcome)).toEqual(['succeeded', 'failed', 'succeeded']);
   });
+
+  it.each(['40001', '40P01'])(
+    'reports a transaction the database rolled back (SQLSTATE %s) as a transient TransactionConflictError, nothing applied',
+    async (sqlState) => {
+      const db = await freshDatabase();
+      const ctx = await startRun(db.client, `conflict-${sqlState}`);
+      const conflicting = writeMigrations({
+        'r1/expand01_widgets.sql': 'CREATE TABLE widgets (id bigint PRIMARY KEY);\n',
+        'r1/expand02_conflict.sql':
+          'ALTER TABLE widgets ADD COLUMN color text;\n' +
+          `DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '${sqlState}'; END $$;\n`,
+      });
+
+      const error = await rejectionOf(expand(ctx, await loadCatalog(conflicting)));
+
+      expect(error).toBeInstanceOf(TransactionConflictError);
+      expect(error).toMatchObject({ transient: true, sqlState });
+      expect((error as Error).message).toContain('r1_expand02');
+      expect(await columnsOf(db, 'widgets')).toEqual(['id']);
+      expect(await version(db)).toBe('r1_expand01');
+    },
+  );
 
   it('waits at most lock_timeout behind an application transaction: LockTimeoutError, nothing applied, then retried', async () => {
     const db = await freshDatabase();

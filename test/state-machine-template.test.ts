@@ -34,6 +34,7 @@ const TRANSIENT_ERRORS = [
   ['IndexBuildInProgressError'],
   ['TransactionConflictError'],
   ['TransactionNotFoundError', 'DataApiInternalError'],
+  ['LeaseBusyError'],
 ];
 const LAMBDA_THROTTLED = ['Lambda.TooManyRequestsException'];
 const LAMBDA_SERVICE_ERRORS = [

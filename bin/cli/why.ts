@@ -119,6 +119,10 @@ export function rerunEffect(leaseReleased: boolean, error: string | null, stepId
       return 'A re-run finds the index: a valid one is kept, an invalid one is dropped and built again.';
     case 'LeaseHeldError':
       return 'A re-run fails the same way while the other upgrade holds the lease (until it finishes or its lease expires).';
+    case 'LeaseBusyError':
+      return 'A re-run takes the lease once the transaction locking its row is gone (the server ends a frozen engine transaction after idleInTransactionTimeoutMs).';
+    case 'EngineTimeoutError':
+      return 'A re-run meets the same slow statement unless what slowed it is gone (make a slow pending query cheaper); nothing was changed by it.';
     case 'InputError':
       return 'A re-run with the same input fails the same way at "Plan upgrade"; nothing was changed.';
     case 'CatalogError':

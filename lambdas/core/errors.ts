@@ -149,6 +149,30 @@ export class LeaseLostError extends EmcError {
   }
 }
 
+/**
+ * The lease row stayed locked by another transaction for longer than `lock_timeout`: a run in the middle of one of
+ * its steps, or a holder frozen inside its transaction. Failing fast instead of queueing keeps every lease statement
+ * bounded; it is transient because either that transaction ends (it commits, or the server ends a frozen engine
+ * transaction after `idleInTransactionTimeoutMs`) and the same call then succeeds or gets a definite answer.
+ */
+export class LeaseBusyError extends EmcError {
+  override readonly name = 'LeaseBusyError';
+  readonly transient = true;
+  readonly nextAction =
+    'Retried automatically. If it keeps failing, a session holds a lock on the emc.lease row: find it in pg_locks and pg_stat_activity (an idle-in-transaction session) and end it with pg_terminate_backend.';
+  constructor(
+    readonly blockingPid: number | undefined,
+    readonly lockTimeoutMs: number,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `The upgrade lease row is locked by another transaction${blockingPid === undefined ? '' : ` (backend pid ${blockingPid})`} that did not end within the ${lockTimeoutMs} ms lock timeout: ${detail}`,
+      options,
+    );
+  }
+}
+
 /** A phase was asked for before its gates were open: migrate before expand finished, contract too early. */
 export class PhaseGateError extends EmcError {
   override readonly name = 'PhaseGateError';
@@ -240,6 +264,29 @@ export class PendingRowsRemainError extends EmcError {
       `Step ${stepId} (${file}): its pending query still counts ${pending} rows after ${passes} passes, each ending with no row left for the batch statement, with a pause between passes. The rows may be locked by the application or written again by the old release, or the batch statement may not change the rows the pending query counts.`,
     );
     this.nextAction = `Look for long application transactions holding row locks (pg_locks, pg_stat_activity) and run the upgrade again; if the rows stay, check that ${stepId}'s statement changes exactly the rows its pending query counts.`;
+  }
+}
+
+/**
+ * An engine statement outside a batch (a state or history read or write, a lease statement, a pending query) ran
+ * past the engine's statement timeout (`engineStatementTimeoutMs`, kept under the RDS Data API's 45 s call limit)
+ * and PostgreSQL cancelled it; its transaction was rolled back. Not retried: the same statement would be as slow.
+ */
+export class EngineTimeoutError extends EmcError {
+  override readonly name = 'EngineTimeoutError';
+  readonly transient = false;
+  readonly nextAction =
+    'Nothing was changed by the cancelled statement. A slow pending query needs to be made cheaper (an index on the columns it filters on); otherwise look for what slows the database down (pg_stat_activity: long transactions, locks, load). Then run the upgrade again.';
+  constructor(
+    /** What timed out, e.g. "the pending query of bexar_migrate01 (bexar/migrate01.sql)". */
+    readonly what: string,
+    readonly timeoutMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${what.charAt(0).toUpperCase()}${what.slice(1)} took longer than ${timeoutMs / 1000} s and was cancelled (engineStatementTimeoutMs: engine statements must finish well within the RDS Data API's 45 s call limit).`,
+      options,
+    );
   }
 }
 

@@ -40,6 +40,9 @@ export const RETRY_POLICIES = {
   TransactionConflictError: { intervalSeconds: 1, maxAttempts: 5, backoffRate: 2 },
   // The Data API rolled the step's transaction back (idle, or aborted); the step is run again from the recorded state.
   TransactionNotFoundError: { intervalSeconds: 5, maxAttempts: 3, backoffRate: 2 },
+  // The lease row locked by a transaction that will end: a step's (seconds), or a frozen one that the server ends after
+  // idleInTransactionTimeoutMs (15 s by default, 180 s at most; these retries span about three minutes).
+  LeaseBusyError: { intervalSeconds: 3, maxAttempts: 6, backoffRate: 2 },
   // An internal failure of the Data API: the outcome of the call is unknown, the step resumes from the recorded state.
   DataApiInternalError: { intervalSeconds: 5, maxAttempts: 3, backoffRate: 2 },
 } as const satisfies Record<TransientErrorName, RetryPolicy>;

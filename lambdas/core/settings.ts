@@ -14,6 +14,20 @@ export interface UpgradeSettings {
   readonly lockTimeoutMs: number;
   /** `statement_timeout` for one batch statement. @default 30000 */
   readonly batchStatementTimeoutMs: number;
+  /**
+   * `statement_timeout` of every engine statement outside a batch: state and history reads and writes, lease
+   * statements, pending queries, inspection queries. Under the RDS Data API's 45 s call limit, so that a slow
+   * statement is cancelled by PostgreSQL and reported as `EngineTimeoutError` naming what was slow, instead of being
+   * cut off by the API with a bare StatementTimeoutException. @default 30000
+   */
+  readonly engineStatementTimeoutMs: number;
+  /**
+   * `idle_in_transaction_session_timeout` of every engine transaction: a run frozen inside one of its transactions
+   * (a process stopped mid-step) has its session ended by the server, which releases its locks (the lease row, a
+   * step's DDL locks that block the application). Far above the gap between two statements of one transaction,
+   * which is one client round trip. @default 15000
+   */
+  readonly idleInTransactionTimeoutMs: number;
   /** How long one migrate call runs batches before it returns its progress. @default 60000 */
   readonly migrateBudgetMs: number;
   /** How long the upgrade lease lives without renewal; every step and batch renews it. @default 900 */
@@ -25,6 +39,8 @@ export const DEFAULT_SETTINGS: UpgradeSettings = {
   batchPauseMs: 20,
   lockTimeoutMs: 2000,
   batchStatementTimeoutMs: 30_000,
+  engineStatementTimeoutMs: 30_000,
+  idleInTransactionTimeoutMs: 15_000,
   migrateBudgetMs: 60_000,
   leaseTtlSeconds: 900,
 };
@@ -38,6 +54,10 @@ export const settingsOverridesSchema = z.strictObject({
   lockTimeoutMs: wholeNumber(100, 600_000),
   // The RDS Data API cancels a call after 45 s: a longer batch could never commit.
   batchStatementTimeoutMs: wholeNumber(1000, 45_000),
+  // Below the Data API's 45 s with room for the call's own latency: PostgreSQL must cancel first, not the API.
+  engineStatementTimeoutMs: wholeNumber(1000, 40_000),
+  // Up to the Data API's own limit: it rolls back a transaction after 3 minutes without a call.
+  idleInTransactionTimeoutMs: wholeNumber(1000, 180_000),
   migrateBudgetMs: wholeNumber(1000, 840_000),
   leaseTtlSeconds: wholeNumber(60, 86_400),
 });

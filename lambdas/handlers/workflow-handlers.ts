@@ -5,9 +5,9 @@ import { pollDrainGate } from '../core/drain/drain-gate.ts';
 import { contract } from '../core/phases/contract.ts';
 import { expand } from '../core/phases/expand.ts';
 import { migrate } from '../core/phases/migrate.ts';
-import type { EngineEvent, RunContext } from '../core/phases/run-context.ts';
-import { readProgress } from '../core/state/database-state.ts';
-import { renewLease } from '../core/state/lease.ts';
+import { leased, reading, type EngineEvent, type RunContext } from '../core/phases/run-context.ts';
+import { resolveSettings } from '../core/settings.ts';
+import { readProgress, type MigrateProgress } from '../core/state/database-state.ts';
 import { reportFailure } from '../core/workflow/failure-report.ts';
 import { finishUpgrade } from '../core/workflow/run-summary.ts';
 import { STATE_NAMES, type WorkflowTask } from '../core/workflow/state-names.ts';
@@ -36,7 +36,8 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
   const context = async (plan: UpgradePlan): Promise<RunContext> => ({
     client: await deps.sql(),
     runId: plan.runId,
-    settings: plan.settings,
+    // Defaults fill in settings added since the plan was made (an execution that outlived a deployment).
+    settings: resolveSettings(plan.settings),
     onEvent: logEngineEvent,
   });
   const readPlan = (event: unknown): UpgradePlan => parseEvent(withPlan, event).plan as unknown as UpgradePlan;
@@ -68,7 +69,11 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
       const result = await migrate(ctx, await deps.catalog(), plan.target, { restartSteps: plan.restartSteps ?? [] });
       // Progress over the whole run: steps this run finished in earlier calls count as done.
       const earlier = plan.pending.migrate.filter((id) => !result.steps.some((s) => s.stepId === id));
-      const finishedEarlier = await Promise.all(earlier.map((id) => readProgress(ctx.client, id)));
+      const finishedEarlier = await reading(ctx, 'reading the progress of earlier steps', async (tx) => {
+        const rows: (MigrateProgress | undefined)[] = [];
+        for (const id of earlier) rows.push(await readProgress(tx, id));
+        return rows;
+      });
       const rowsDoneEarlier = finishedEarlier.reduce((n, p) => n + (p?.rowsDone ?? 0), 0);
       // Cursors are key values, i.e. row data: they stay in the database and out of the execution history.
       return {
@@ -102,9 +107,10 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
         event,
       );
       const plan = parsed.plan as unknown as UpgradePlan;
-      const client = await deps.sql();
+      const ctx = await context(plan);
+      const client = ctx.client;
       // A long wait must not let the lease expire under this run.
-      await client.transaction((tx) => renewLease(tx, plan.runId, plan.settings.leaseTtlSeconds));
+      await leased(ctx, 'renewing the lease while the old release drains', async () => {});
       const state = await pollDrainGate(
         { sql: client, ecs: deps.drain.source.kind === 'ecs' ? deps.ecs() : undefined },
         {

@@ -5,6 +5,7 @@ import { migrate, type MigrateResult } from '../../lambdas/core/phases/migrate.t
 import type { RunContext } from '../../lambdas/core/phases/run-context.ts';
 import { resolveSettings, type SettingsOverrides } from '../../lambdas/core/settings.ts';
 import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
+import { engineBounds } from '../../lambdas/core/state/engine-transaction.ts';
 import { acquireLease, releaseLease } from '../../lambdas/core/state/lease.ts';
 import { ensureStateSchema } from '../../lambdas/core/state/schema.ts';
 
@@ -15,8 +16,8 @@ export async function startRun(
   overrides: SettingsOverrides = {},
 ): Promise<RunContext> {
   const settings = resolveSettings({ batchPauseMs: 0, ...overrides });
-  await ensureStateSchema(client);
-  await acquireLease(client, runId, settings.leaseTtlSeconds);
+  await ensureStateSchema(client, engineBounds(settings));
+  await acquireLease(client, runId, settings.leaseTtlSeconds, { bounds: engineBounds(settings) });
   return { client, runId, settings };
 }
 

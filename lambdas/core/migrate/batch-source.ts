@@ -1,7 +1,7 @@
 import type { Step } from '../catalog/step.ts';
 import { KeysetKeyError } from '../errors.ts';
 import { replacePlaceholders } from '../sql/sql-text.ts';
-import type { SqlClient, SqlParams, SqlSession } from '../sql/sql-client.ts';
+import type { SqlParams, SqlSession } from '../sql/sql-client.ts';
 
 /**
  * One batch's work, decided before the batch's statement runs: the parameters to bind, the cursor to store with
@@ -23,7 +23,7 @@ export interface BatchSource {
   /** True when the statement's result ends the pass (repeat-until-zero: it changed no row). */
   endsPass(rowsAffected: number): boolean;
   /** A cheap estimate of keys left after `keysScanned`, or undefined when the source cannot tell. */
-  estimateRemaining(client: SqlClient, keysScanned: number): Promise<number | undefined>;
+  estimateRemaining(client: SqlSession, keysScanned: number): Promise<number | undefined>;
   /**
    * Why a pass that changed `passRows` rows so far cannot be converging, or undefined. A keyset pass ends at the last
    * key whatever its statement does; a repeat-until-zero pass ends only when a batch changes nothing.
@@ -72,7 +72,7 @@ interface KeyColumn {
  * exist, be NOT NULL (a NULL key is in no range: its row would never be migrated), be of a type in `KEY_TYPES`, and
  * lead a valid btree index with the column's own collation (the range query sorts in that collation).
  */
-export async function keysetSource(client: SqlClient, step: Step): Promise<BatchSource> {
+export async function keysetSource(client: SqlSession, step: Step): Promise<BatchSource> {
   const strategy = step.migration!.strategy;
   if (strategy.kind !== 'keyset') throw new Error(`Internal error: ${step.id} is not a keyset migration`);
   const table = strategy.table.schema ? `${quote(strategy.table.schema)}.${quote(strategy.table.name)}` : quote(strategy.table.name);
@@ -145,7 +145,7 @@ export async function keysetSource(client: SqlClient, step: Step): Promise<Batch
 
 /** The key's columns from the catalog, or `KeysetKeyError` listing every reason the keyset cannot walk them. */
 async function describeKey(
-  client: SqlClient,
+  client: SqlSession,
   step: Step,
   table: string,
   keys: readonly string[],
@@ -216,7 +216,7 @@ async function describeKey(
  * beyond it the pass is rewriting rows, and it fails. The sizes are the planner's statistics (`reltuples`), counted
  * only for a table never analysed; read once a call, so the check itself costs nothing per batch.
  */
-export async function repeatUntilZeroSource(client: SqlClient, step: Step): Promise<BatchSource> {
+export async function repeatUntilZeroSource(client: SqlSession, step: Step): Promise<BatchSource> {
   const strategy = step.migration!.strategy;
   const tables = strategy.kind === 'repeat-until-zero' ? strategy.tables : [];
   let rows = 0;

@@ -1,11 +1,12 @@
 import type { Catalog } from '../catalog/step.ts';
 import { PhaseGateError } from '../errors.ts';
+import { engineBounds } from '../state/engine-transaction.ts';
 import { ensureStateSchema } from '../state/schema.ts';
 import { applySchemaStep, type StepRun } from './apply-schema-step.ts';
 import type { SchemaPhaseResult } from './expand.ts';
 import { contractGates } from './gates.ts';
 import { inspect } from './inspect.ts';
-import type { RunContext } from './run-context.ts';
+import { reading, type RunContext } from './run-context.ts';
 
 export interface ContractOptions {
   /**
@@ -25,9 +26,11 @@ export async function contract(
   target: string | undefined,
   options: ContractOptions,
 ): Promise<SchemaPhaseResult> {
-  await ensureStateSchema(ctx.client);
-  const inspection = await inspect(ctx.client, catalog, target);
-  const closed = await contractGates(ctx.client, catalog, inspection, options.drainConfirmed);
+  await ensureStateSchema(ctx.client, engineBounds(ctx.settings));
+  const { inspection, closed } = await reading(ctx, 'reading the upgrade state before contract', async (tx) => {
+    const inspection = await inspect(tx, catalog, target);
+    return { inspection, closed: await contractGates(tx, catalog, inspection, options.drainConfirmed) };
+  });
   if (closed.length > 0 && inspection.pending.contract.length > 0) throw new PhaseGateError('contract', closed);
   const stepsRun: StepRun[] = [];
   for (const step of inspection.pending.contract) stepsRun.push(await applySchemaStep(ctx, step));

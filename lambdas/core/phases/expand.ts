@@ -1,8 +1,9 @@
 import type { Catalog } from '../catalog/step.ts';
+import { engineBounds } from '../state/engine-transaction.ts';
 import { ensureStateSchema } from '../state/schema.ts';
 import { applySchemaStep, type StepRun } from './apply-schema-step.ts';
 import { inspect } from './inspect.ts';
-import type { RunContext } from './run-context.ts';
+import { reading, type RunContext } from './run-context.ts';
 
 export interface SchemaPhaseResult {
   readonly phase: 'expand' | 'contract';
@@ -13,8 +14,8 @@ export interface SchemaPhaseResult {
 
 /** Applies every pending expand step up to the target release, in order, each in its own transaction. */
 export async function expand(ctx: RunContext, catalog: Catalog, target?: string): Promise<SchemaPhaseResult> {
-  await ensureStateSchema(ctx.client);
-  const inspection = await inspect(ctx.client, catalog, target);
+  await ensureStateSchema(ctx.client, engineBounds(ctx.settings));
+  const inspection = await reading(ctx, 'reading the upgrade state before expand', (tx) => inspect(tx, catalog, target));
   const stepsRun: StepRun[] = [];
   for (const step of inspection.pending.expand) stepsRun.push(await applySchemaStep(ctx, step));
   return {

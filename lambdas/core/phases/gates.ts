@@ -1,7 +1,7 @@
 import type { Catalog } from '../catalog/step.ts';
-import type { SqlClient } from '../sql/sql-client.ts';
+import type { ReadOnlySession } from '../state/engine-transaction.ts';
 import type { Inspection } from './inspect.ts';
-import { pendingRows } from './migrate.ts';
+import { pendingRows } from './pending-query.ts';
 
 /**
  * Why contract may not run yet; empty when it may. Pending queries are asked of every migrate step of a release
@@ -9,7 +9,7 @@ import { pendingRows } from './migrate.ts';
  * lost when contract drops the old columns.
  */
 export async function contractGates(
-  client: SqlClient,
+  tx: ReadOnlySession,
   catalog: Catalog,
   inspection: Inspection,
   drainConfirmed: boolean,
@@ -21,7 +21,7 @@ export async function contractGates(
   const releasesToContract = new Set(contract.map((s) => s.release));
   for (const step of catalog.steps) {
     if (step.phase !== 'migrate' || !releasesToContract.has(step.release) || migrate.includes(step)) continue;
-    const rows = await pendingRows({ client }, step);
+    const rows = await pendingRows(tx, step);
     if (rows !== undefined && rows > 0) {
       reasons.push(`${step.id} finished, but its pending query finds ${rows} rows still to migrate (old-release writes after it finished; run the upgrade again and migrate will sweep them)`);
     }

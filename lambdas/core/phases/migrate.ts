@@ -5,9 +5,11 @@ import { STATE_SCHEMA, ensureStateSchema } from '../state/schema.ts';
 import { isApplied, readProgress, readState, recordApplied, type MigrateProgress } from '../state/database-state.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { recordHistory } from '../state/history.ts';
+import { engineBounds } from '../state/engine-transaction.ts';
 import { renewLease } from '../state/lease.ts';
 import { inspect, partlyRunChanged, refuseChangedMigrateSteps, type Inspection } from './inspect.ts';
-import type { RunContext } from './run-context.ts';
+import { pendingRows } from './pending-query.ts';
+import { leased, reading, type RunContext } from './run-context.ts';
 import { failStep } from './step-errors.ts';
 
 /**
@@ -56,9 +58,9 @@ export interface MigrateOptions {
 
 export async function migrate(ctx: RunContext, catalog: Catalog, target?: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const started = Date.now();
-  await ensureStateSchema(ctx.client);
+  await ensureStateSchema(ctx.client, engineBounds(ctx.settings));
   const restart = options.restartSteps ?? [];
-  const inspection = await inspect(ctx.client, catalog, target);
+  const inspection = await reading(ctx, 'reading the upgrade state before migrate', (tx) => inspect(tx, catalog, target));
   refuseChangedMigrateSteps(catalog, inspection, restart);
   if (inspection.pending.expand.length > 0) {
     throw new PhaseGateError('migrate', [
@@ -69,7 +71,7 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
   const sources = new Map<string, BatchSource>();
   for (const step of inspection.pending.migrate) sources.set(step.id, await batchSource(ctx, step));
   // Before the first write (progress rows, reopened steps): a run without the lease must change nothing.
-  await ctx.client.transaction((tx) => renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds));
+  await leased(ctx, 'checking the lease before migrate', async () => {});
   await restartChangedSteps(ctx, catalog, inspection, restart);
   const reopened = await reopenedSteps(ctx, catalog, inspection);
   for (const step of reopened) sources.set(step.id, await batchSource(ctx, step));
@@ -120,12 +122,14 @@ async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Insp
     if (step.phase !== 'migrate' || !releasesToContract.has(step.release) || inspection.pending.migrate.includes(step)) {
       continue;
     }
-    const pending = await pendingRows(ctx, step);
+    const pending = await reading(ctx, `counting the rows pending for ${step.id}`, (tx) => pendingRows(tx, step));
     if (pending === undefined || pending === 0) continue;
-    await ctx.client.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, pass_rows = 0, updated_at = now()
-       WHERE step_id = :step`,
-      { step: step.id },
+    await leased(ctx, `reopening ${step.id}`, (tx) =>
+      tx.query(
+        `UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = false, cursor = NULL, pass = 1, pass_rows = 0, updated_at = now()
+         WHERE step_id = :step`,
+        { step: step.id },
+      ),
     );
     ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: 1 });
     reopened.push(step);
@@ -134,7 +138,9 @@ async function reopenedSteps(ctx: RunContext, catalog: Catalog, inspection: Insp
 }
 
 function batchSource(ctx: RunContext, step: Step): Promise<BatchSource> {
-  return step.migration!.strategy.kind === 'keyset' ? keysetSource(ctx.client, step) : repeatUntilZeroSource(ctx.client, step);
+  return reading(ctx, `describing the batches of ${step.id}`, (tx) =>
+    step.migration!.strategy.kind === 'keyset' ? keysetSource(tx, step) : repeatUntilZeroSource(tx, step),
+  );
 }
 
 /**
@@ -145,8 +151,7 @@ function batchSource(ctx: RunContext, step: Step): Promise<BatchSource> {
 async function restartChangedSteps(ctx: RunContext, catalog: Catalog, inspection: Inspection, ids: readonly string[]): Promise<void> {
   for (const change of partlyRunChanged(catalog, inspection.state).filter((c) => ids.includes(c.stepId))) {
     const step = catalog.steps.find((s) => s.id === change.stepId)!;
-    await ctx.client.transaction(async (tx) => {
-      await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
+    await leased(ctx, `restarting ${step.id} from its first key`, async (tx) => {
       const reset = await tx.query(
         `UPDATE ${STATE_SCHEMA}.migrate_progress
          SET cursor = NULL, pass = 1, rows_done = 0, keys_scanned = 0, batches = 0, pass_rows = 0,
@@ -196,13 +201,15 @@ async function migrateStep(
     // committed batch, or when it has none recorded: inspect refused every unapplied step whose batches ran with another
     // file or an unrecorded one (unless restartSteps reset it), so that is an applied step reopened by an earlier
     // release of the tool, whose file the drift check compared with the applied one.
-    await ctx.client.query(
-      `INSERT INTO ${STATE_SCHEMA}.migrate_progress AS p (step_id, checksum, strategy) VALUES (:step, :checksum, :strategy)
-       ON CONFLICT (step_id) DO UPDATE SET checksum = excluded.checksum, strategy = excluded.strategy
-       WHERE (p.batches = 0 OR p.checksum IS NULL) AND p.checksum IS DISTINCT FROM excluded.checksum`,
-      { step: step.id, checksum: step.checksum, strategy: describeStrategy(step) },
-    );
-    let progress = (await readProgress(ctx.client, step.id))!;
+    let progress = await leased(ctx, `starting ${step.id}`, async (tx) => {
+      await tx.query(
+        `INSERT INTO ${STATE_SCHEMA}.migrate_progress AS p (step_id, checksum, strategy) VALUES (:step, :checksum, :strategy)
+         ON CONFLICT (step_id) DO UPDATE SET checksum = excluded.checksum, strategy = excluded.strategy
+         WHERE (p.batches = 0 OR p.checksum IS NULL) AND p.checksum IS DISTINCT FROM excluded.checksum`,
+        { step: step.id, checksum: step.checksum, strategy: describeStrategy(step) },
+      );
+      return (await readProgress(tx, step.id))!;
+    });
     let lastBatchMs = 0;
     while ((mustProgress && batches === 0) || Date.now() + lastBatchMs < deadline) {
       const batchStart = Date.now();
@@ -223,7 +230,7 @@ async function migrateStep(
       }
       if (batch.passEnded) {
         if (await finishOrRestartPass(ctx, step, progress, rows, startedAt)) return { rows, batches, finished: true };
-        progress = (await readProgress(ctx.client, step.id))!;
+        progress = (await reading(ctx, `reading the progress of ${step.id}`, (tx) => readProgress(tx, step.id)))!;
       } else {
         const runaway = source.runaway(progress.passRows, batchSize);
         if (runaway) throw new MigrateRunawayError(step.id, `${runaway} (${step.file})`);
@@ -236,7 +243,9 @@ async function migrateStep(
     }
     // A call whose budget ran out before this step's first batch did no work on it: nothing to record.
     if (batches > 0) {
-      await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, rowsAffected: rows, outcome: 'continued' });
+      await leased(ctx, `recording the progress of ${step.id}`, (tx) =>
+        recordHistory(tx, { runId: ctx.runId, step, startedAt, rowsAffected: rows, outcome: 'continued' }),
+      );
     }
     return { rows, batches, finished: false };
   } catch (error) {
@@ -259,6 +268,7 @@ async function runBatch(
     await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, {
       lockTimeoutMs: ctx.settings.lockTimeoutMs,
       statementTimeoutMs: ctx.settings.batchStatementTimeoutMs,
+      idleInTransactionTimeoutMs: ctx.settings.idleInTransactionTimeoutMs,
     });
     const planned = await source.next(tx, progress.cursor, batchSize);
     if (!planned) return { ran: false, rows: 0, passEnded: true, progress };
@@ -312,22 +322,23 @@ async function finishOrRestartPass(
   rowsThisCall: number,
   startedAt: Date,
 ): Promise<boolean> {
-  const pending = await pendingRows(ctx, step);
+  const pending = await reading(ctx, `counting the rows pending for ${step.id}`, (tx) => pendingRows(tx, step));
   if (pending !== undefined && pending > 0) {
     const last = progress.pass >= MAX_PASSES;
     const pauseMs = Math.min(progress.pass * ctx.settings.lockTimeoutMs, MAX_PASS_PAUSE_MS);
     if (!last) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     // After the last pass the step fails, and the next run starts a new series of passes from the first key.
-    await ctx.client.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = :pass, pass_rows = 0, updated_at = now() WHERE step_id = :step`,
-      { step: step.id, pass: last ? 1 : progress.pass + 1 },
+    await leased(ctx, `restarting ${step.id} for another pass`, (tx) =>
+      tx.query(
+        `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = :pass, pass_rows = 0, updated_at = now() WHERE step_id = :step`,
+        { step: step.id, pass: last ? 1 : progress.pass + 1 },
+      ),
     );
     if (last) throw new PendingRowsRemainError(step.id, step.file, pending, progress.pass);
     ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: progress.pass + 1 });
     return false;
   }
-  await ctx.client.transaction(async (tx) => {
-    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds);
+  await leased(ctx, `recording ${step.id} as applied`, async (tx) => {
     await tx.query(`UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = true, updated_at = now() WHERE step_id = :step`, {
       step: step.id,
     });
@@ -340,25 +351,13 @@ async function finishOrRestartPass(
   return true;
 }
 
-/** The step's pending query, or undefined when it has none. */
-export async function pendingRows(ctx: Pick<RunContext, 'client'>, step: Step): Promise<number | undefined> {
-  const sql = step.migration?.pendingSql;
-  if (!sql) return undefined;
-  const result = await ctx.client.query(sql);
-  const value = Object.values(result.rows[0] ?? {})[0];
-  const count = Number(value ?? 0);
-  if (!Number.isFinite(count)) {
-    throw new StepFailedError(step.id, sql, undefined, `its pending query returned "${String(value)}", not a number`, {
-      transactional: true,
-    });
-  }
-  return count;
-}
-
 async function describeProgress(ctx: RunContext, step: Step, source: BatchSource, finished: boolean): Promise<MigrateStepProgress> {
-  const progress = await readProgress(ctx.client, step.id);
-  let remaining: number | undefined = finished ? 0 : await pendingRows(ctx, step);
-  remaining ??= await source.estimateRemaining(ctx.client, progress?.keysScanned ?? 0);
+  const { progress, remaining } = await reading(ctx, `reading the progress of ${step.id}`, async (tx) => {
+    const progress = await readProgress(tx, step.id);
+    let remaining: number | undefined = finished ? 0 : await pendingRows(tx, step);
+    remaining ??= await source.estimateRemaining(tx, progress?.keysScanned ?? 0);
+    return { progress, remaining };
+  });
   return {
     stepId: step.id,
     rowsDone: progress?.rowsDone ?? 0,

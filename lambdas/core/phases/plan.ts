@@ -1,5 +1,6 @@
 import type { Catalog, Phase, Step } from '../catalog/step.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
+import { DEFAULT_BOUNDS, readTransaction, type EngineBounds } from '../state/engine-transaction.ts';
 import { currentLease } from '../state/lease.ts';
 import { stateSchemaExists } from '../state/schema.ts';
 import { contractGates } from './gates.ts';
@@ -38,45 +39,49 @@ export interface Plan {
 /**
  * What an upgrade to `target` would do, without doing it: read-only, and it does not even create the tool's own
  * schema. Throws the same errors the phases would (unknown release, drift, a newer database, a partly-run migrate
- * step whose file changed unless `restartSteps` names it).
+ * step whose file changed unless `restartSteps` names it). Everything runs in
+ * one READ ONLY transaction under the engine's statement timeout, pending queries included: the preview cannot
+ * write, whatever the migration files say.
  */
 export async function plan(
   client: SqlClient,
   catalog: Catalog,
   target?: string,
-  options: { restartSteps?: readonly string[] } = {},
+  options: { restartSteps?: readonly string[]; bounds?: EngineBounds } = {},
 ): Promise<Plan> {
   const restartSteps = options.restartSteps ?? [];
-  const inspection = await inspect(client, catalog, target);
-  checkRestartSteps(catalog, inspection, restartSteps);
-  refuseChangedMigrateSteps(catalog, inspection, restartSteps);
-  const { expand, migrate, contract } = inspection.pending;
-  const lease = (await stateSchemaExists(client)) ? await currentLease(client) : undefined;
-  const blockedBy = (await contractGates(client, catalog, inspection, true)).filter(
-    (r) => !r.startsWith('expand steps') && !r.startsWith('migrations are not'),
-  );
-  const summary = (s: Step): PlannedStep => ({ stepId: s.id, file: s.file, transactional: s.transactional });
-  return {
-    target: inspection.target,
-    version: inspection.versionText,
-    pending: {
-      expand: expand.map(summary),
-      migrate: migrate.map((s) => {
-        const progress = inspection.state.progress.get(s.id);
-        return {
-          ...summary(s),
-          strategy: s.migration!.strategy.kind,
-          rowsDone: progress?.rowsDone ?? 0,
-          cursor: progress?.cursor ?? null,
-        };
-      }),
-      contract: contract.map(summary),
-    },
-    nextPhase: expand.length ? 'expand' : migrate.length ? 'migrate' : contract.length || blockedBy.length ? 'contract' : null,
-    contractBlockedBy: blockedBy,
-    lintOverrides: [...expand, ...migrate, ...contract].flatMap((s) =>
-      s.lintOverride ? [{ stepId: s.id, reason: s.lintOverride.reason, findings: s.lintOverride.findings }] : [],
-    ),
-    lease: lease ? { owner: lease.owner, expiresAt: lease.expiresAt.toISOString() } : null,
-  };
+  return readTransaction(client, options.bounds ?? DEFAULT_BOUNDS, 'reading the database for the plan', async (tx) => {
+    const inspection = await inspect(tx, catalog, target);
+    checkRestartSteps(catalog, inspection, restartSteps);
+    refuseChangedMigrateSteps(catalog, inspection, restartSteps);
+    const { expand, migrate, contract } = inspection.pending;
+    const lease = (await stateSchemaExists(tx)) ? await currentLease(tx) : undefined;
+    const blockedBy = (await contractGates(tx, catalog, inspection, true)).filter(
+      (r) => !r.startsWith('expand steps') && !r.startsWith('migrations are not'),
+    );
+    const summary = (s: Step): PlannedStep => ({ stepId: s.id, file: s.file, transactional: s.transactional });
+    return {
+      target: inspection.target,
+      version: inspection.versionText,
+      pending: {
+        expand: expand.map(summary),
+        migrate: migrate.map((s) => {
+          const progress = inspection.state.progress.get(s.id);
+          return {
+            ...summary(s),
+            strategy: s.migration!.strategy.kind,
+            rowsDone: progress?.rowsDone ?? 0,
+            cursor: progress?.cursor ?? null,
+          };
+        }),
+        contract: contract.map(summary),
+      },
+      nextPhase: expand.length ? 'expand' : migrate.length ? 'migrate' : contract.length || blockedBy.length ? 'contract' : null,
+      contractBlockedBy: blockedBy,
+      lintOverrides: [...expand, ...migrate, ...contract].flatMap((s) =>
+        s.lintOverride ? [{ stepId: s.id, reason: s.lintOverride.reason, findings: s.lintOverride.findings }] : [],
+      ),
+      lease: lease ? { owner: lease.owner, expiresAt: lease.expiresAt.toISOString() } : null,
+    };
+  });
 }

@@ -1,5 +1,13 @@
 import type { SqlClient } from '../sql/sql-client.ts';
 import type { UpgradeSettings } from '../settings.ts';
+import {
+  boundSession,
+  engineBounds,
+  readTransaction,
+  type BoundedSession,
+  type ReadOnlySession,
+} from '../state/engine-transaction.ts';
+import { renewLease } from '../state/lease.ts';
 
 /** An event the engine reports while it works; the Lambda handlers log them, the CLI prints them. */
 export type EngineEvent =
@@ -26,4 +34,25 @@ export interface RunContext {
   readonly runId: string;
   readonly settings: UpgradeSettings;
   readonly onEvent?: (event: EngineEvent) => void;
+}
+
+/** Runs engine reads in one READ ONLY transaction under the engine's statement timeout (`EngineTimeoutError`). */
+export function reading<T>(
+  ctx: Pick<RunContext, 'client' | 'settings'>,
+  what: string,
+  work: (tx: ReadOnlySession) => Promise<T>,
+): Promise<T> {
+  return readTransaction(ctx.client, engineBounds(ctx.settings), what, work);
+}
+
+/**
+ * Runs engine writes (progress and history rows, ...) in one transaction whose first statement re-checks and renews
+ * this run's lease and sets the engine's limits: a run whose lease was taken over writes nothing (`LeaseLostError`).
+ */
+export function leased<T>(ctx: RunContext, what: string, work: (tx: BoundedSession) => Promise<T>): Promise<T> {
+  const bounds = engineBounds(ctx.settings);
+  return ctx.client.transaction(async (tx) => {
+    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, bounds);
+    return work(boundSession(tx, bounds.statementTimeoutMs, what));
+  });
 }

@@ -1,11 +1,14 @@
 import type { Statement, Step } from '../catalog/step.ts';
-import { EmcError, LeaseLostError, LockTimeoutError, StepFailedError } from '../errors.ts';
+import { EmcError, LeaseBusyError, LeaseLostError, LockTimeoutError, StepFailedError, TransactionConflictError } from '../errors.ts';
 import { LOCK_NOT_AVAILABLE, SqlError } from '../sql/sql-client.ts';
 import { finishHistory, recordHistory } from '../state/history.ts';
-import type { RunContext } from './run-context.ts';
+import { leased, type RunContext } from './run-context.ts';
 
-/** SQLSTATE 40P01: deadlock_detected. Like a lock timeout, the same statement may succeed when tried again. */
-const DEADLOCK_DETECTED = '40P01';
+/**
+ * SQLSTATE 40001 serialization_failure and 40P01 deadlock_detected: the database rolled the step's transaction back,
+ * and the same step may succeed when tried again. Classified as the Data API client classifies them.
+ */
+const TRANSACTION_CONFLICTS = new Set(['40001', '40P01']);
 
 /**
  * Turns what a step threw into the engine's typed error and records the failure in history (after the rollback,
@@ -23,16 +26,18 @@ export async function failStep(
 ): Promise<Error> {
   const typed = toStepError(step, statement, error);
   ctx.onEvent?.({ type: 'step-failed', stepId: step.id, error: typed.message });
-  // A run without the lease must not write, and the step did not run: no history row.
-  if (typed instanceof LeaseLostError) return typed;
+  // A run without the lease must not write, and the step did not run: no history row. Likewise when the lease row
+  // was locked: the lease could not be checked, so it cannot be checked for this row either.
+  if (typed instanceof LeaseLostError || typed instanceof LeaseBusyError) return typed;
   try {
-    if (runningHistoryId === undefined) {
-      await recordHistory(ctx.client, { runId: ctx.runId, step, startedAt, outcome: 'failed', error: typed.message });
-    } else {
-      await finishHistory(ctx.client, runningHistoryId, 'failed', typed.message);
-    }
+    // Like every engine write, under the lease: a run whose lease was taken over meanwhile leaves no row.
+    await leased(ctx, `recording the failure of ${step.id}`, (tx) =>
+      runningHistoryId === undefined
+        ? recordHistory(tx, { runId: ctx.runId, step, startedAt, outcome: 'failed', error: typed.message })
+        : finishHistory(tx, runningHistoryId, 'failed', typed.message),
+    );
   } catch {
-    // The database is unreachable: the typed error still tells the caller what happened.
+    // The database is unreachable, or the lease is gone: the typed error still tells the caller what happened.
   }
   return typed;
 }
@@ -41,8 +46,11 @@ export function toStepError(step: Step, statement: Statement | undefined, error:
   if (error instanceof EmcError) return error;
   if (error instanceof SqlError) {
     const where = statement ? ` (${step.file}, statement at line ${statement.line})` : '';
-    if (error.sqlState === LOCK_NOT_AVAILABLE || error.sqlState === DEADLOCK_DETECTED) {
+    if (error.sqlState === LOCK_NOT_AVAILABLE) {
       return new LockTimeoutError(step.id, `${error.message}${where}`, { cause: error });
+    }
+    if (error.sqlState !== undefined && TRANSACTION_CONFLICTS.has(error.sqlState)) {
+      return new TransactionConflictError(error.sqlState, `Step ${step.id}: ${error.message}${where}`, { cause: error });
     }
     return new StepFailedError(step.id, statement?.sql ?? '', error.sqlState, `${error.message}${where}`, {
       cause: error,

@@ -36,7 +36,10 @@ export class PgSqlClient implements SqlClient {
 
   async transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
     await ensureParserLoaded();
-    const connection = await this.pool.connect();
+    // A connection that cannot be opened fails as in `query` (a SqlError), whichever of the two the caller used.
+    const connection = await this.pool.connect().catch((error: unknown) => {
+      throw toSqlError(error);
+    });
     let broken: unknown;
     // pg-pool removes its 'error' listener from a checked-out connection: without this one, a connection the server
     // drops mid-transaction raises an uncaught exception that kills the process. The failing query reports it.
@@ -78,16 +81,16 @@ async function run<Row extends SqlRow>(
     const result = await executor.query<Row>(text, values.map(toPgValue));
     return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
   } catch (error) {
-    const { code: sqlState, detail } = error as { code?: unknown; detail?: unknown };
-    // The detail names the columns of a violated key, as the Data API's message does; its values are redacted.
-    const validSqlState = typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState : undefined;
-    const message = `${(error as Error).message}${typeof detail === 'string' && detail ? `\n  Detail: ${detail}` : ''}`;
-    throw new SqlError(
-      redactRowData(message, validSqlState),
-      validSqlState,
-      { cause: error },
-    );
+    throw toSqlError(error);
   }
+}
+
+function toSqlError(error: unknown): SqlError {
+  const { code: sqlState, detail } = error as { code?: unknown; detail?: unknown };
+  const validSqlState = typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState : undefined;
+  // The detail names the columns of a violated key, as the Data API's message does; its values are redacted.
+  const message = `${(error as Error).message}${typeof detail === 'string' && detail ? `\n  Detail: ${detail}` : ''}`;
+  return new SqlError(redactRowData(message, validSqlState), validSqlState, { cause: error });
 }
 
 function toPgValue(value: SqlValue): unknown {

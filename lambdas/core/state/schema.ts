@@ -1,4 +1,5 @@
 import type { SqlClient, SqlSession } from '../sql/sql-client.ts';
+import { boundedTransaction, DEFAULT_BOUNDS, readTransaction, type EngineBounds } from './engine-transaction.ts';
 
 /** The schema holding the tool's own tables, apart from the application's. */
 export const STATE_SCHEMA = 'emc';
@@ -79,10 +80,12 @@ const STATE_SCHEMA_VERSION = `${STATE_SCHEMA} state schema 2`;
 /** Arbitrary constant: the advisory lock that serialises creation of the state schema. */
 const SCHEMA_LOCK_KEY = 0x656d63;
 
-export async function ensureStateSchema(client: SqlClient): Promise<void> {
-  if (await stateSchemaCurrent(client)) return;
+export async function ensureStateSchema(client: SqlClient, bounds: EngineBounds = DEFAULT_BOUNDS): Promise<void> {
+  let creating = false;
   try {
-    await client.transaction(async (tx) => {
+    await boundedTransaction(client, bounds, 'creating or upgrading the emc schema', async (tx) => {
+      if (await stateSchemaCurrent(tx)) return;
+      creating = true;
       await tx.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`);
       for (const ddl of STATE_DDL) await tx.query(ddl);
       await tx.query(`COMMENT ON SCHEMA ${STATE_SCHEMA} IS '${STATE_SCHEMA_VERSION}'`);
@@ -90,13 +93,13 @@ export async function ensureStateSchema(client: SqlClient): Promise<void> {
   } catch (error) {
     // A run that waited on the lock while another created the schema still has the schema's absence in its catalog
     // cache for the rest of that transaction, so `IF NOT EXISTS` fails with a duplicate key. The schema is complete
-    // by then (the other run held the lock until it committed): a fresh look finds it.
-    if (await stateSchemaCurrent(client)) return;
+    // by then (the other run held the lock until it committed): a fresh look finds it. Any other failure is thrown.
+    if (creating && (await readTransaction(client, bounds, 'looking for the emc schema', (tx) => stateSchemaCurrent(tx)))) return;
     throw error;
   }
 }
 
-async function stateSchemaCurrent(client: SqlClient): Promise<boolean> {
+async function stateSchemaCurrent(client: SqlSession | SqlClient): Promise<boolean> {
   const result = await client.query<{ present: boolean; version: string | null }>(
     `SELECT to_regclass(:name) IS NOT NULL AS present, obj_description(to_regnamespace(:schema), 'pg_namespace') AS version`,
     { name: `${STATE_SCHEMA}.lease`, schema: STATE_SCHEMA },

@@ -1,6 +1,7 @@
 import type { SqlClient } from '../sql/sql-client.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { readState } from '../state/database-state.ts';
+import { DEFAULT_BOUNDS, readTransaction } from '../state/engine-transaction.ts';
 import { releaseLease } from '../state/lease.ts';
 import { CONTROL_STATE_NAMES, STATE_NAMES, WORKFLOW_TASKS, type WorkflowTask } from './state-names.ts';
 
@@ -42,7 +43,7 @@ export async function reportFailure(
   let version = 'unknown (the database could not be read)';
   if (client) {
     leaseReleased = await releaseLease(client, options.runId).catch(() => false);
-    version = await readState(client)
+    version = await readTransaction(client, DEFAULT_BOUNDS, 'reading the version after a failure', (tx) => readState(tx))
       .then((s) => formatVersion(s.version))
       .catch(() => version);
   }

@@ -7,6 +7,7 @@ import { plan } from '../phases/plan.ts';
 import { InputError } from '../errors.ts';
 import { resolveSettings, settingsProblems, type SettingsOverrides, type UpgradeSettings } from '../settings.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
+import { engineBounds } from '../state/engine-transaction.ts';
 import { acquireLease } from '../state/lease.ts';
 import { ensureStateSchema } from '../state/schema.ts';
 import { parseExecutionInput, type ExecutionInput } from './execution-input.ts';
@@ -61,12 +62,13 @@ export async function startUpgrade(
   const problems = settingsProblems(settings);
   if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
   const restartSteps = input.restartSteps ?? [];
-  const planned = await plan(client, catalog, input.targetRelease, { restartSteps });
+  const bounds = engineBounds(settings);
+  const planned = await plan(client, catalog, input.targetRelease, { restartSteps, bounds });
   const drain: { sessionPattern?: string; oldTaskDefinitions?: UpgradePlan['oldTaskDefinitions'] } = options.drain
     ? await planDrain(options.drain, input, planned)
     : {};
-  await ensureStateSchema(client);
-  await acquireLease(client, options.runId, settings.leaseTtlSeconds, { takeOverFrom: input.continueFrom });
+  await ensureStateSchema(client, bounds);
+  await acquireLease(client, options.runId, settings.leaseTtlSeconds, { takeOverFrom: input.continueFrom, bounds });
   return {
     runId: options.runId,
     target: planned.target,
