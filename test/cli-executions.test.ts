@@ -330,6 +330,38 @@ describe('emc wait', () => {
     ]);
   });
 
+  it('follows a long migration into the execution it continued in, and exits with that execution\'s outcome', async () => {
+    const nextName = 'c0ffee00-0000-4000-8000-000000000001';
+    const next = executionArn(nextName);
+    const handedOver = migratingHistory(2).choice('Migration finished?').succeeded({ outcome: 'continued in a new execution', continuedIn: next });
+    serveExecution(sfn, {
+      executionArn: ARN,
+      name: NAME,
+      input: INPUT,
+      stages: [{ status: 'SUCCEEDED', events: handedOver.events, output: JSON.stringify({ outcome: 'continued in a new execution', continuedIn: next }) }],
+    });
+    const cause = '"Migrate data (one batch run)" failed with StepFailedError: Step bexar_migrate02 failed\nNext: fix it\nDatabase version now: bexar_expand03';
+    const failing = new HistoryBuilder().started({ ...INPUT, continueFrom: ARN }).task(STATE_NAMES.plan, 'plan', planResult(next)).failed('StepFailedError', cause);
+    const served = serveExecution(sfn, {
+      executionArn: next,
+      name: nextName,
+      input: { ...INPUT, continueFrom: ARN },
+      stages: [
+        { status: 'RUNNING', events: failing.events.slice(0, 3) },
+        { status: 'FAILED', events: failing.events, error: 'StepFailedError', cause },
+      ],
+    });
+
+    const run = await runEmc(['wait', ARN, '--poll-interval', '1']);
+
+    // Not "SUCCEEDED": the upgrade went on, and failed, in the continuing execution.
+    expect(run.exitCode).toBe(1);
+    expect(served.describeCalls()).toBe(2);
+    expect(run.stdout).toContain(`Execution ${ARN} continued the migration in a new execution.`);
+    expect(run.stdout).toContain(`Execution ${nextName} FAILED.`);
+    expect(run.stderr).toContain(`emc why ${next}`);
+  });
+
   it('exits 1 when the execution fails before the drain wait', async () => {
     const cause = '"Expand schema" failed with StepFailedError: Step bexar_expand02 failed\nNext: fix it\nDatabase version now: bexar_expand01';
     const h = new HistoryBuilder().started(INPUT).task(STATE_NAMES.plan, 'plan', planResult(ARN)).failingTask(STATE_NAMES.expand, 'expand', 'StepFailedError', 'x').failed('StepFailedError', cause);

@@ -28,7 +28,24 @@ export interface WaitOptions {
 
 export interface WaitResult {
   readonly outcome: WaitOutcome;
+  /** The execution waited for last: the one the upgrade went on in, when it continued in new executions. */
   readonly execution: ExecutionView;
+  /** The executions that ended by continuing the migration in a new one, in order (usually none). */
+  readonly continuedFrom: readonly string[];
+}
+
+/**
+ * The output of an execution that handed a long migration to a new one ("Continue in a new execution"): the upgrade
+ * is not done, it goes on in `continuedIn`.
+ */
+export function continuationOf(output: string | undefined): string | undefined {
+  if (!output) return undefined;
+  try {
+    const parsed = JSON.parse(output) as { outcome?: unknown; continuedIn?: unknown };
+    return parsed.outcome === 'continued in a new execution' && typeof parsed.continuedIn === 'string' ? parsed.continuedIn : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface WaitDependencies {
@@ -44,21 +61,33 @@ export interface WaitDependencies {
  */
 export async function waitForExecution(deps: WaitDependencies, options: WaitOptions): Promise<WaitResult> {
   const started = deps.now();
-  const events: HistoryEvent[] = [];
+  let events: HistoryEvent[] = [];
+  let executionArn = options.executionArn;
+  const continuedFrom: string[] = [];
   for (;;) {
     // Describe first: once it says the execution ended, the history read after it holds every event.
-    const description = await describeExecution(deps.sfn, options.executionArn);
+    const description = await describeExecution(deps.sfn, executionArn);
     const lastId = events.length ? (events[events.length - 1]!.id ?? 0) : 0;
-    const fresh = await readEventsAfter(deps.sfn, options.executionArn, lastId);
+    const fresh = await readEventsAfter(deps.sfn, executionArn, lastId);
     events.push(...fresh);
     const view = viewExecution(description, events);
     options.onUpdate?.(view, fresh);
     if (options.until === 'drain-wait' && view.reachedDrainWait && !isTerminal(view.status)) {
-      return { outcome: 'drain-wait', execution: view };
+      return { outcome: 'drain-wait', execution: view, continuedFrom };
     }
-    if (isTerminal(view.status)) return { outcome: view.status === 'SUCCEEDED' ? 'succeeded' : 'failed', execution: view };
+    const next = view.status === 'SUCCEEDED' ? continuationOf(description.output) : undefined;
+    if (next !== undefined) {
+      // Not done: the migration goes on in a new execution (before this one's history limit). Follow it.
+      continuedFrom.push(executionArn);
+      executionArn = next;
+      events = [];
+      continue;
+    }
+    if (isTerminal(view.status)) {
+      return { outcome: view.status === 'SUCCEEDED' ? 'succeeded' : 'failed', execution: view, continuedFrom };
+    }
     if (options.timeoutMs !== undefined && deps.now() - started >= options.timeoutMs) {
-      return { outcome: 'timed-out', execution: view };
+      return { outcome: 'timed-out', execution: view, continuedFrom };
     }
     await deps.sleep(options.pollIntervalMs);
   }
@@ -84,6 +113,7 @@ export function reportWait(io: Io, result: WaitResult, json: boolean, extra: Rec
     return exitCode;
   }
   const view = result.execution;
+  for (const arn of result.continuedFrom) println(io, `Execution ${arn} continued the migration in a new execution.`);
   switch (result.outcome) {
     case 'succeeded':
       println(io, `Execution ${view.name} SUCCEEDED.`);

@@ -5,7 +5,6 @@ import { readHistory, type HistoryEntry } from '../../lambdas/core/state/history
 import { sessionPatternProblem } from '../../lambdas/core/drain/session-drain.ts';
 import { readState } from '../../lambdas/core/state/database-state.ts';
 import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
-import { logger } from '../../lambdas/handlers/commons/logger.ts';
 import { DrainSource } from '../../lib/drain-source.ts';
 import { UsageError } from '../cli/cli-errors.ts';
 import { checkDatabaseUrl, describeConnectionString } from '../cli/connection-string.ts';
@@ -53,14 +52,14 @@ const LOCAL_SETTINGS = { migrateBudgetMs: 2000 };
 
 /**
  * `npm start`: the whole upgrade workflow on this machine. Synthesizes the CDK app, runs its state machine with
- * aws-local-stepfunctions against PostgreSQL (each Task is the real handler), with the demo application's old and
+ * aws-local-stepfunctions, each Task the deployed Lambda bundle over the Data API emulator backed by PostgreSQL, with
+ * the demo application's old and
  * new releases writing throughout; prints each state as it is entered and left, the step history, the composite
  * version after every step, and what the two workloads saw.
  */
 export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<LocalDemoResult> {
   const out = options.out ?? ((line: string) => console.log(line));
   const say = options.json ? () => {} : out;
-  if (!options.verbose) logger.setLogLevel('SILENT');
   const migrationsDirectory = resolve(options.migrationsDirectory ?? DEMO_MIGRATIONS);
   if (!existsSync(migrationsDirectory)) throw new UsageError(`--migrations ${migrationsDirectory}: no such directory`);
   const usingDemo = migrationsDirectory === resolve(DEMO_MIGRATIONS);
@@ -97,7 +96,11 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
     workloads?.old.start();
     if (workloads) say(`Release n-1 of the demo application writes through is_public/owner (application_name ${OLD_RELEASE_APPLICATION_NAME}).`);
 
-    say('Synthesizing the CDK app and running its state machine locally:');
+    say(
+      'Synthesizing the CDK app (the Lambda bundles are built with esbuild on the first run), then running its state ' +
+        'machine with aws-local-stepfunctions: each Task invokes the deployed bundle from its CDK asset, the bytes ' +
+        '`cdk deploy` uploads, in a node process of its own, over an RDS Data API emulator on loopback:',
+    );
     const entered = new Map<string, number>();
     const onEvent = (event: EventLog) => {
       if (!('state' in event) || !event.state) return;
@@ -127,6 +130,8 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
       input: {},
       settings: LOCAL_SETTINGS,
       onEvent,
+      logLevel: options.verbose ? 'INFO' : 'SILENT',
+      onLog: options.verbose ? (line) => out(`     ${line}`) : undefined,
     });
     if (workloads) {
       await workloads.old.stop();
