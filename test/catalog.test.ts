@@ -38,7 +38,7 @@ interface Expected {
 
 interface BadCase {
   readonly name: string;
-  readonly files: Record<string, string>;
+  readonly files: Record<string, string | Uint8Array>;
   readonly releases?: string[];
   /** Changes the written directory before loading (e.g. removes releases.json). */
   readonly tweak?: (directory: string) => void;
@@ -136,6 +136,28 @@ const BAD_CATALOGS: BadCase[] = [
     name: 'parse error after multi-byte text on the same line',
     files: { 'a/expand01_x.sql': "SELECT 1;\nSELECT 'é🎉', FROM t;\n" },
     problems: [{ file: 'a/expand01_x.sql', message: 'SQL does not parse: syntax error at or near "FROM"', line: 2, column: 14 }],
+  },
+  {
+    name: 'a step file that is not UTF-8 (Latin-1)',
+    files: { 'a/expand01_x.sql': Buffer.from("-- caf\u00e9\nALTER TABLE t ADD COLUMN c int;\n", 'latin1') },
+    problems: [
+      {
+        file: 'a/expand01_x.sql',
+        message: 'not valid UTF-8: byte 0xE9 at byte offset 6 does not start a UTF-8 character; save the file as UTF-8',
+        line: 1,
+        column: 7,
+      },
+    ],
+  },
+  {
+    name: 'a truncated UTF-8 character after valid multi-byte text',
+    files: { 'a/expand01_x.sql': Buffer.concat([Buffer.from("ALTER TABLE t ADD COLUMN c text DEFAULT 'é"), Buffer.from([0xe2, 0x82]), Buffer.from("';\n")]) },
+    problems: [{ file: 'a/expand01_x.sql', message: 'not valid UTF-8: byte 0xE2 at byte offset 43 ', line: 1, column: 43 }],
+  },
+  {
+    name: 'releases.json that is not UTF-8',
+    files: { 'releases.json': Buffer.from('{"releases": ["caf\u00e9"]}', 'latin1'), 'a/expand01_x.sql': ADD },
+    problems: [{ file: 'releases.json', message: 'not valid UTF-8: byte 0xE9 at byte offset 18', line: 1, column: 19 }],
   },
   {
     name: 'unknown directive',
@@ -428,6 +450,18 @@ describe('loadCatalog on good catalogs', () => {
       { sql: "ALTER TABLE t ADD COLUMN note text DEFAULT 'crème brûlée ☕'", line: 2 },
       { sql: 'ALTER TABLE t ADD COLUMN b int', line: 3 },
     ]);
+  });
+
+  it('drops a leading UTF-8 byte order mark from the SQL, keeping the checksum of the file bytes', async () => {
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n')]);
+    const catalog = await loadCatalog(
+      writeMigrations({ 'releases.json': Buffer.concat([bytes.subarray(0, 3), Buffer.from('{"releases": ["a"]}')]), 'a/expand01_idx.sql': bytes }),
+    );
+    const [s] = catalog.steps;
+    // The directive on line 1 counts (the mark is not part of it) and no statement starts with U+FEFF.
+    expect(s!.transactional).toBe(false);
+    expect(s!.statements.map((x) => [x.line, x.sql])).toEqual([[2, 'CREATE INDEX CONCURRENTLY t_c_idx ON t (c)']]);
+    expect(s!.checksum).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
   });
 
   it('keeps the release order of releases.json, not the alphabetical one', async () => {

@@ -58,8 +58,8 @@ interface BadInput {
 }
 
 /** The demo migrations as a files map, changed by `edit`, written to a new directory. */
-function demoWith(edit: (files: Record<string, string>) => void, releases = ['bexar']): string {
-  const files: Record<string, string> = {};
+function demoWith(edit: (files: Record<string, string | Uint8Array>) => void, releases = ['bexar']): string {
+  const files: Record<string, string | Uint8Array> = {};
   for (const name of readdirSync(join(DEMO_MIGRATIONS, 'bexar'))) {
     files[`bexar/${name}`] = readFileSync(join(DEMO_MIGRATIONS, 'bexar', name), 'utf8');
   }
@@ -103,6 +103,18 @@ async function holdLease(ctx: Context, owner: string): Promise<void> {
 
 const plan = (input: unknown) => (ctx: Context) => ctx.handlers().plan({ executionId: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
 
+/** A catalog case: the demo migrations changed by `edit`, refused by "Plan upgrade" while loading. */
+function badCatalog(name: string, state: DatabaseState, edit: (files: Record<string, string | Uint8Array>) => void, message: RegExp): BadInput {
+  return {
+    name: `catalog: ${name}`,
+    category: 'catalog',
+    state,
+    act: (ctx) => ctx.handlers(demoWith(edit)).plan({ executionId: 'x', input: {} }),
+    error: 'CatalogError',
+    message,
+  };
+}
+
 const CASES: BadInput[] = [
   // The migrations catalog: refused while loading, before any SQL (the messages themselves are pinned in catalog.test).
   {
@@ -130,6 +142,12 @@ const CASES: BadInput[] = [
     error: 'CatalogError',
     message: /bexar\/migrate04_lower_names\.sql: a migrate step must declare its batch strategy/,
   },
+  badCatalog(
+    'a step file in Latin-1, not UTF-8',
+    'seeded',
+    (f) => (f['bexar/expand04_add_title.sql'] = Buffer.from("ALTER TABLE images ADD COLUMN title text DEFAULT 'caf\u00e9';\n", 'latin1')),
+    /bexar\/expand04_add_title\.sql:1:54: not valid UTF-8: byte 0xE9 at byte offset 53/,
+  ),
 
   // The execution input, refused by "Plan upgrade".
   { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: plan({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },

@@ -6,6 +6,7 @@ import { CatalogError, type CatalogProblem } from '../errors.ts';
 import { placeholderNames } from '../sql/named-parameters.ts';
 import { ensureParserLoaded } from '../sql/parser.ts';
 import { readDirectives, type Directive } from './directives.ts';
+import { decodeUtf8, type DecodedText } from './file-text.ts';
 import { lintPhase, needsNoTransaction } from './phase-lint.ts';
 import { splitStatements, type ParsedStatement } from './sql-statements.ts';
 import { PHASES, stepId, type BatchStrategy, type Catalog, type Migration, type Phase, type Statement, type Step } from './step.ts';
@@ -69,9 +70,9 @@ export function loadCatalogSync(directory: string): Catalog {
 }
 
 function readReleases(directory: string, problems: CatalogProblem[]): string[] | undefined {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(join(directory, RELEASES_FILE), 'utf8');
+    bytes = readFileSync(join(directory, RELEASES_FILE));
   } catch {
     problems.push({
       file: RELEASES_FILE,
@@ -79,9 +80,14 @@ function readReleases(directory: string, problems: CatalogProblem[]): string[] |
     });
     return undefined;
   }
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) {
+    problems.push({ file: RELEASES_FILE, message: notUtf8(decoded), line: decoded.line, column: decoded.column });
+    return undefined;
+  }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(decoded.text);
   } catch (error) {
     problems.push({ file: RELEASES_FILE, message: `not valid JSON: ${(error as Error).message}` });
     return undefined;
@@ -99,6 +105,11 @@ function readReleases(directory: string, problems: CatalogProblem[]): string[] |
     seen.add(release);
   }
   return parsed.data.releases;
+}
+
+function notUtf8(decoded: Extract<DecodedText, { ok: false }>): string {
+  const hex = decoded.byte.toString(16).toUpperCase().padStart(2, '0');
+  return `not valid UTF-8: byte 0x${hex} at byte offset ${decoded.offset} does not start a UTF-8 character; save the file as UTF-8 (emc never guesses another encoding)`;
 }
 
 function listFolders(directory: string, problems: CatalogProblem[]): string[] {
@@ -176,9 +187,14 @@ function loadStep(
 ): Step | undefined {
   const file = `${release}/${name}`;
   const bytes = readFileSync(join(directory, file));
-  const text = bytes.toString('utf8');
   const before = problems.length;
   const problem = (message: string, line?: number, column?: number) => problems.push({ file, message, line, column });
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) {
+    problem(notUtf8(decoded), decoded.line, decoded.column);
+    return undefined;
+  }
+  const text = decoded.text;
 
   const { directives, problems: directiveProblems } = readDirectives(text, phase);
   for (const p of directiveProblems) problem(p.message, p.line);
