@@ -181,6 +181,77 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/expand01_x.sql', message: 'directive "emc:no-transaction" appears more than once', line: 2 }],
   },
   {
+    name: 'directive inside a dollar-quoted body',
+    files: {
+      'a/expand01_fn.sql':
+        'CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n-- emc:no-transaction\n  PERFORM 1;\nEND\n$$;\n',
+    },
+    problems: [{ file: 'a/expand01_fn.sql', message: '"-- emc:no-transaction" is inside a string, a dollar-quoted body or a block comment, where emc does not read directives', line: 3 }],
+  },
+  {
+    // Obeyed, the override would let the drop through.
+    name: 'directive inside a statement',
+    files: { 'a/expand01_x.sql': 'ALTER TABLE t\n-- emc:allow-destructive the column is unused\n  DROP COLUMN old;\n' },
+    problems: [
+      { file: 'a/expand01_x.sql', message: '"-- emc:allow-destructive" is inside the statement starting on line 1, where emc does not read directives', line: 2 },
+      { file: 'a/expand01_x.sql', message: /^expand must not drop column "old"/, line: 1 },
+    ],
+  },
+  {
+    name: 'directive after SQL on the same line',
+    files: { 'a/expand01_x.sql': `-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c); -- emc:allow-destructive why not\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: '"-- emc:allow-destructive" follows SQL on the same line, where emc does not read directives', line: 2 }],
+  },
+  {
+    name: 'BEGIN and COMMIT in a step',
+    files: { 'a/expand01_x.sql': `BEGIN;\n${ADD}COMMIT;\n` },
+    problems: [
+      { file: 'a/expand01_x.sql', message: /^BEGIN is not allowed in a step: emc runs each step in one transaction of its own .*split it into two steps$/, line: 1 },
+      { file: 'a/expand01_x.sql', message: /^COMMIT is not allowed in a step/, line: 3 },
+    ],
+  },
+  {
+    name: 'SAVEPOINT and ROLLBACK TO in a step',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'SAVEPOINT before_drop;\nALTER TABLE t DROP COLUMN old;\nROLLBACK TO SAVEPOINT before_drop;\n' },
+    problems: [
+      { file: 'a/contract01_x.sql', message: /^SAVEPOINT is not allowed in a step/, line: 1 },
+      { file: 'a/contract01_x.sql', message: /^ROLLBACK TO is not allowed in a step/, line: 3 },
+    ],
+  },
+  {
+    name: 'SET lock_timeout in a step',
+    files: { 'a/expand01_x.sql': `SET lock_timeout = '10s';\n${ADD}` },
+    problems: [{ file: 'a/expand01_x.sql', message: 'SET lock_timeout is not allowed in a step: emc sets lock_timeout itself (the lockTimeoutMs setting)', line: 1 }],
+  },
+  {
+    name: 'SET LOCAL statement_timeout in a step',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'SET LOCAL statement_timeout = 0;\nALTER TABLE t DROP COLUMN old;\n' },
+    problems: [{ file: 'a/contract01_x.sql', message: 'SET LOCAL statement_timeout is not allowed in a step: emc sets statement_timeout itself', line: 1 }],
+  },
+  {
+    name: 'SET search_path in a step',
+    files: { 'a/expand01_x.sql': `SET search_path TO app, public;\n${ADD}` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^SET search_path is not allowed in a step: .*use schema-qualified names/, line: 1 }],
+  },
+  {
+    name: 'RESET ALL in a step',
+    files: { 'a/expand01_x.sql': `${ADD}RESET ALL;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^RESET ALL is not allowed in a step: a session setting would outlive the step/, line: 2 }],
+  },
+  {
+    name: 'psql meta-commands in a step',
+    files: { 'a/expand01_x.sql': `\\set ON_ERROR_STOP on\n${ADD}  \\i more.sql\n` },
+    problems: [
+      { file: 'a/expand01_x.sql', message: 'psql meta-command "\\set" is not SQL and emc does not run psql: emc has no variables', line: 1, column: 1 },
+      { file: 'a/expand01_x.sql', message: 'psql meta-command "\\i" is not SQL and emc does not run psql: emc does not include files: make the included SQL a step of its own', line: 3, column: 3 },
+    ],
+  },
+  {
+    name: 'psql \\connect in a step',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': '\\connect other\nALTER TABLE t DROP COLUMN old;\n' },
+    problems: [{ file: 'a/contract01_x.sql', message: 'psql meta-command "\\connect" is not SQL and emc does not run psql: a run works on the one database it is given', line: 1, column: 1 }],
+  },
+  {
     name: 'expand drops a column',
     files: { 'a/expand01_x.sql': `${ADD}ALTER TABLE t DROP COLUMN old;\n` },
     problems: [{ file: 'a/expand01_x.sql', message: /^expand must not drop column "old" .*emc:allow-destructive/, line: 2 }],
@@ -462,6 +533,15 @@ describe('loadCatalog on good catalogs', () => {
     expect(s!.transactional).toBe(false);
     expect(s!.statements.map((x) => [x.line, x.sql])).toEqual([[2, 'CREATE INDEX CONCURRENTLY t_c_idx ON t (c)']]);
     expect(s!.checksum).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  });
+
+  it('reads directives between statements, and ignores -- emc: text inside string literals that is not on its own line', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/expand01_idx.sql': "COMMENT ON TABLE t IS 'see -- emc:no-transaction';\n\n-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n",
+      }),
+    );
+    expect(catalog.steps[0]!.transactional).toBe(false);
   });
 
   it('keeps the release order of releases.json, not the alphabetical one', async () => {

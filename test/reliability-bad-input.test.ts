@@ -148,6 +148,69 @@ const CASES: BadInput[] = [
     (f) => (f['bexar/expand04_add_title.sql'] = Buffer.from("ALTER TABLE images ADD COLUMN title text DEFAULT 'caf\u00e9';\n", 'latin1')),
     /bexar\/expand04_add_title\.sql:1:54: not valid UTF-8: byte 0xE9 at byte offset 53/,
   ),
+  badCatalog(
+    'a directive inside a dollar-quoted body',
+    'expanded',
+    (f) =>
+      (f['bexar/expand04_fn.sql'] =
+        'CREATE FUNCTION images_touch() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n-- emc:no-transaction\n  PERFORM 1;\nEND\n$$;\n'),
+    /bexar\/expand04_fn\.sql:3: "-- emc:no-transaction" is inside a string, a dollar-quoted body or a block comment, where emc does not read directives/,
+  ),
+  badCatalog(
+    'a directive inside a statement',
+    'expanded',
+    (f) => (f['bexar/expand04_drop.sql'] = 'ALTER TABLE images\n-- emc:allow-destructive unused\n  DROP COLUMN is_public;\n'),
+    /bexar\/expand04_drop\.sql:2: "-- emc:allow-destructive" is inside the statement starting on line 1/,
+  ),
+  badCatalog(
+    'a directive after SQL on the same line',
+    'seeded',
+    (f) => (f['bexar/expand04_add_title.sql'] = 'ALTER TABLE images ADD COLUMN title text; -- emc:no-transaction\n'),
+    /bexar\/expand04_add_title\.sql:1: "-- emc:no-transaction" follows SQL on the same line/,
+  ),
+  badCatalog(
+    'BEGIN and COMMIT in a step',
+    'expanded',
+    (f) => (f['bexar/expand04_add_title.sql'] = 'BEGIN;\nALTER TABLE images ADD COLUMN title text;\nCOMMIT;\n'),
+    /bexar\/expand04_add_title\.sql:1: BEGIN is not allowed in a step: emc runs each step in one transaction of its own/,
+  ),
+  badCatalog(
+    'a SAVEPOINT in a contract step',
+    'migrated',
+    (f) => (f['bexar/contract04_drop_name.sql'] = 'SAVEPOINT s;\nALTER TABLE images DROP COLUMN name;\nRELEASE SAVEPOINT s;\n'),
+    /bexar\/contract04_drop_name\.sql:1: SAVEPOINT is not allowed in a step/,
+  ),
+  badCatalog(
+    'SET lock_timeout in a step',
+    'seeded',
+    (f) => (f['bexar/expand01_add_visibility.sql'] = `SET lock_timeout = 0;\n${f['bexar/expand01_add_visibility.sql'] as string}`),
+    /bexar\/expand01_add_visibility\.sql:1: SET lock_timeout is not allowed in a step: emc sets lock_timeout itself \(the lockTimeoutMs setting\)/,
+  ),
+  badCatalog(
+    'SET LOCAL statement_timeout in a step',
+    'migrated',
+    (f) => (f['bexar/contract01_drop_is_public.sql'] = `SET LOCAL statement_timeout = 0;\n${f['bexar/contract01_drop_is_public.sql'] as string}`),
+    /bexar\/contract01_drop_is_public\.sql:1: SET LOCAL statement_timeout is not allowed in a step/,
+  ),
+  badCatalog(
+    'SET search_path in a step',
+    'seeded',
+    (f) => (f['bexar/expand02_add_owner_id.sql'] = `SET search_path TO app;\n${f['bexar/expand02_add_owner_id.sql'] as string}`),
+    /bexar\/expand02_add_owner_id\.sql:1: SET search_path is not allowed in a step: .*use schema-qualified names/,
+  ),
+  badCatalog(
+    'a psql \\set meta-command',
+    'seeded',
+    (f) => (f['bexar/expand01_add_visibility.sql'] = `\\set ON_ERROR_STOP on\n${f['bexar/expand01_add_visibility.sql'] as string}`),
+    /bexar\/expand01_add_visibility\.sql:1:1: psql meta-command "\\set" is not SQL and emc does not run psql: emc has no variables/,
+  ),
+  badCatalog(
+    'a psql \\i meta-command',
+    'expanded',
+    (f) => (f['bexar/expand04_more.sql'] = 'ALTER TABLE images ADD COLUMN title text;\n\\i more.sql\n'),
+    /bexar\/expand04_more\.sql:2:1: psql meta-command "\\i" is not SQL .*make the included SQL a step of its own/,
+  ),
+
 
   // The execution input, refused by "Plan upgrade".
   { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: plan({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },

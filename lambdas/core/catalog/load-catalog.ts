@@ -7,8 +7,8 @@ import { placeholderNames } from '../sql/named-parameters.ts';
 import { ensureParserLoaded } from '../sql/parser.ts';
 import { readDirectives, type Directive } from './directives.ts';
 import { decodeUtf8, type DecodedText } from './file-text.ts';
-import { lintPhase, needsNoTransaction } from './phase-lint.ts';
-import { splitStatements, type ParsedStatement } from './sql-statements.ts';
+import { forbiddenInAnyStep, lintPhase, needsNoTransaction } from './phase-lint.ts';
+import { psqlMetaCommands, splitStatements, type ParsedStatement } from './sql-statements.ts';
 import { PHASES, stepId, type BatchStrategy, type Catalog, type Migration, type Phase, type Statement, type Step } from './step.ts';
 
 /** The file in the migrations directory that declares the order of releases. */
@@ -196,10 +196,9 @@ function loadStep(
   }
   const text = decoded.text;
 
-  const { directives, problems: directiveProblems } = readDirectives(text, phase);
-  for (const p of directiveProblems) problem(p.message, p.line);
-  const directive = (n: Directive['name']) => directives.find((d) => d.name === n);
-
+  const metaCommands = psqlMetaCommands(text);
+  for (const m of metaCommands) problem(metaCommandMessage(m.command), m.line, m.column);
+  if (metaCommands.length > 0) return undefined;
   const split = splitStatements(text);
   if (!split.ok) {
     problem(`SQL does not parse: ${split.message}`, split.line, split.column);
@@ -209,10 +208,15 @@ function loadStep(
     problem('empty file: no SQL statement');
     return undefined;
   }
+  const { directives, problems: directiveProblems } = readDirectives(text, phase, split.statements);
+  for (const p of directiveProblems) problem(p.message, p.line);
+  const directive = (n: Directive['name']) => directives.find((d) => d.name === n);
 
   const transactional = !directive('no-transaction');
   const findings: { line: number; message: string }[] = [];
   for (const statement of split.statements) {
+    const forbidden = forbiddenInAnyStep(statement);
+    if (forbidden) problem(forbidden, statement.line);
     for (const message of lintPhase(phase, statement)) findings.push({ line: statement.line, message });
     if (transactional && needsNoTransaction(statement)) {
       problem(
@@ -261,6 +265,18 @@ function loadStep(
       : undefined,
     migration,
   };
+}
+
+/** What emc does instead of a psql meta-command: it sends plain SQL statements, one step per file. */
+function metaCommandMessage(command: string): string {
+  const instead = /^\\(i|ir|include|include_relative)$/.test(command)
+    ? 'emc does not include files: make the included SQL a step of its own'
+    : /^\\(c|connect)$/.test(command)
+      ? 'a run works on the one database it is given'
+      : /^\\(set|unset|setenv)$/.test(command)
+        ? 'emc has no variables: write the values into the SQL'
+        : 'write plain SQL statements';
+  return `psql meta-command "${command}" is not SQL and emc does not run psql: ${instead}`;
 }
 
 function readMigration(

@@ -77,3 +77,47 @@ export function needsNoTransaction({ type, node }: ParsedStatement): boolean {
   }
   return type === 'VacuumStmt' || type === 'CreatedbStmt' || type === 'DropdbStmt';
 }
+
+/** Settings the engine itself sets on every step and batch, from the run's settings. */
+const ENGINE_SETTINGS: Record<string, string> = {
+  lock_timeout: 'the lockTimeoutMs setting',
+  statement_timeout: 'the batchStatementTimeoutMs setting for batches',
+  idle_in_transaction_session_timeout: 'its own value',
+  transaction_timeout: 'its own value',
+};
+
+/**
+ * Why `statement` may not appear in any step, or undefined. Transaction control would break a step's atomicity
+ * (the engine runs each step, and records it applied, in one transaction of its own), and session settings would
+ * outlive the step on the engine's connection, or be lost between Data API calls; `SET LOCAL` would override the
+ * engine's own timeouts for the rest of the step. These are refusals, not lint findings: no directive overrides them.
+ */
+export function forbiddenInAnyStep({ type, node }: ParsedStatement): string | undefined {
+  if (type === 'TransactionStmt') {
+    const word = String(node.kind).replace(/^TRANS_STMT_/, '').replace('_', ' ');
+    return (
+      `${word} is not allowed in a step: emc runs each step in one transaction of its own and records it applied in ` +
+      'that same transaction (a "-- emc:no-transaction" step runs each statement on its own); to commit part of the ' +
+      'work first, split it into two steps'
+    );
+  }
+  if (type === 'VariableSetStmt') {
+    const name = node.name === undefined ? 'ALL' : String(node.name);
+    const reset = String(node.kind).startsWith('VAR_RESET');
+    const what = `${reset ? 'RESET' : node.is_local === true ? 'SET LOCAL' : 'SET'} ${name}`;
+    const engine = ENGINE_SETTINGS[name.toLowerCase()];
+    if (engine) return `${what} is not allowed in a step: emc sets ${name} itself (${engine}); change the setting instead`;
+    if (name.toLowerCase() === 'search_path') {
+      return `${what} is not allowed in a step: it would outlive the step, or be lost between Data API calls; use schema-qualified names (schema.table)`;
+    }
+    return (
+      `${what} is not allowed in a step: a session setting would outlive the step on emc's connection, or be lost ` +
+      'between Data API calls, and SET LOCAL would change the transaction emc runs its own statements in; set it on ' +
+      'the role or database (ALTER ROLE ... SET) or write the statements so that they do not need it'
+    );
+  }
+  if (type === 'DiscardStmt') {
+    return `${String(node.target).replace('DISCARD_', 'DISCARD ')} is not allowed in a step: it resets the session emc runs the step in`;
+  }
+  return undefined;
+}
