@@ -352,9 +352,42 @@ const BAD_CATALOGS: BadCase[] = [
     name: 'migrate step running DDL',
     files: { 'a/migrate01_m.sql': '-- emc:repeat-until-zero\nALTER TABLE t ADD COLUMN c int;\n' },
     problems: [
-      { file: 'a/migrate01_m.sql', message: /^a migrate step may only run INSERT, UPDATE, DELETE, MERGE or SELECT, found AlterTableStmt/, line: 2 },
+      { file: 'a/migrate01_m.sql', message: 'the batch statement must be an INSERT, UPDATE, DELETE or MERGE (a WITH clause before it is fine), found AlterTableStmt', line: 2 },
       { file: 'a/migrate01_m.sql', message: 'a repeat-until-zero statement must use :batch_size; missing :batch_size', line: 2 },
     ],
+  },
+  {
+    name: 'migrate batch statement that is a SELECT calling a function',
+    files: { 'a/migrate01_m.sql': '-- emc:repeat-until-zero\nSELECT backfill_images(:batch_size);\n' },
+    problems: [{ file: 'a/migrate01_m.sql', message: /^the batch statement must be an INSERT, UPDATE, DELETE or MERGE .*found a SELECT: .*SELECT count\(\*\) returns one every time, so the step would never end/, line: 2 }],
+  },
+  {
+    name: 'migrate batch statement that is a SELECT count(*) over a data-modifying WITH',
+    files: {
+      'a/migrate01_m.sql':
+        '-- emc:repeat-until-zero\nWITH u AS (UPDATE t SET c = 1 WHERE id IN (SELECT id FROM t WHERE c IS NULL LIMIT :batch_size) RETURNING 1)\nSELECT count(*) FROM u;\n',
+    },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'the batch statement must be an INSERT, UPDATE, DELETE or MERGE (a WITH clause before it is fine), found a SELECT', line: 2 }],
+  },
+  {
+    name: 'pending with a data-modifying WITH',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending WITH d AS (DELETE FROM t WHERE c IS NULL RETURNING 1) SELECT count(*) FROM d\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: it holds a data-modifying DELETE; it runs at every plan', line: 2 }],
+  },
+  {
+    name: 'pending locking rows FOR UPDATE',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) FROM (SELECT 1 FROM t WHERE c IS NULL FOR UPDATE) x\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: it locks rows (FOR UPDATE / FOR SHARE)', line: 2 }],
+  },
+  {
+    name: 'pending SELECT INTO',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) INTO pending_copy FROM t WHERE c IS NULL\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: SELECT INTO creates a table', line: 2 }],
+  },
+  {
+    name: 'pending calling nextval()',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) + 0 * pg_catalog.nextval('s') FROM t WHERE c IS NULL\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: it calls nextval(), which writes or changes state', line: 2 }],
   },
   {
     name: 'parameters in an expand step',
@@ -542,6 +575,17 @@ describe('loadCatalog on good catalogs', () => {
       }),
     );
     expect(catalog.steps[0]!.transactional).toBe(false);
+  });
+
+  it('accepts a batch statement with a WITH clause before it, and a read-only WITH pending query', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/migrate01_m.sql':
+          '-- emc:repeat-until-zero\n-- emc:pending WITH todo AS (SELECT 1 FROM t WHERE c IS NULL) SELECT count(*) FROM todo\n' +
+          'WITH todo AS (SELECT id FROM t WHERE c IS NULL LIMIT :batch_size)\nUPDATE t SET c = 1 FROM todo WHERE t.id = todo.id;\n',
+      }),
+    );
+    expect(catalog.steps[0]!.migration!.pendingSql).toBe('WITH todo AS (SELECT 1 FROM t WHERE c IS NULL) SELECT count(*) FROM todo');
   });
 
   it('keeps the release order of releases.json, not the alphabetical one', async () => {

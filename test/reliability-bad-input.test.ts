@@ -211,6 +211,47 @@ const CASES: BadInput[] = [
     /bexar\/expand04_more\.sql:2:1: psql meta-command "\\i" is not SQL .*make the included SQL a step of its own/,
   ),
 
+  badCatalog(
+    'a repeat-until-zero batch wrapped in SELECT count(*)',
+    'expanded',
+    (f) =>
+      (f['bexar/migrate04_lower_names.sql'] =
+        '-- emc:repeat-until-zero\n-- emc:pending SELECT count(*) FROM images WHERE name <> lower(name)\n' +
+        'WITH u AS (UPDATE images SET name = lower(name) WHERE id = ANY (ARRAY(SELECT id FROM images WHERE name <> lower(name) LIMIT :batch_size)) RETURNING 1)\n' +
+        'SELECT count(*) FROM u;\n'),
+    /bexar\/migrate04_lower_names\.sql:3: the batch statement must be an INSERT, UPDATE, DELETE or MERGE .*found a SELECT/,
+  ),
+  badCatalog(
+    'a pending query that deletes rows',
+    'migrated',
+    (f) =>
+      (f['bexar/migrate01_backfill_visibility.sql'] = (f['bexar/migrate01_backfill_visibility.sql'] as string).replace(
+        /-- emc:pending .*/,
+        '-- emc:pending WITH d AS (DELETE FROM images WHERE visibility IS NULL RETURNING 1) SELECT count(*) FROM d',
+      )),
+    /bexar\/migrate01_backfill_visibility\.sql:2: "emc:pending" must only read, and this query writes: it holds a data-modifying DELETE/,
+  ),
+  badCatalog(
+    'a pending query locking rows FOR UPDATE',
+    'expanded',
+    (f) =>
+      (f['bexar/migrate02_backfill_owner_id.sql'] = (f['bexar/migrate02_backfill_owner_id.sql'] as string).replace(
+        /-- emc:pending .*/,
+        '-- emc:pending SELECT count(*) FROM (SELECT 1 FROM images WHERE owner_id IS NULL FOR UPDATE) x',
+      )),
+    /bexar\/migrate02_backfill_owner_id\.sql:2: "emc:pending" must only read, and this query writes: it locks rows/,
+  ),
+  badCatalog(
+    'a pending query with SELECT INTO',
+    'seeded',
+    (f) =>
+      (f['bexar/migrate03_trim_names.sql'] = (f['bexar/migrate03_trim_names.sql'] as string).replace(
+        /-- emc:pending .*/,
+        '-- emc:pending SELECT count(*) INTO untrimmed FROM images WHERE name <> btrim(name)',
+      )),
+    /bexar\/migrate03_trim_names\.sql:3: "emc:pending" must only read, and this query writes: SELECT INTO creates a table/,
+  ),
+
 
   // The execution input, refused by "Plan upgrade".
   { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: plan({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },

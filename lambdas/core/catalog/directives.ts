@@ -10,7 +10,7 @@ import type { Phase } from './step.ts';
  */
 export const DIRECTIVES = {
   'no-transaction': { phases: ['expand', 'contract'], argument: 'none' },
-  'allow-destructive': { phases: ['expand', 'contract', 'migrate'], argument: 'text' },
+  'allow-destructive': { phases: ['expand', 'contract'], argument: 'text' },
   keyset: { phases: ['migrate'], argument: 'text' },
   'repeat-until-zero': { phases: ['migrate'], argument: 'none' },
   'batch-size': { phases: ['migrate'], argument: 'text' },

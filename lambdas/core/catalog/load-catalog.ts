@@ -7,6 +7,7 @@ import { placeholderNames } from '../sql/named-parameters.ts';
 import { ensureParserLoaded } from '../sql/parser.ts';
 import { readDirectives, type Directive } from './directives.ts';
 import { decodeUtf8, type DecodedText } from './file-text.ts';
+import { DATA_MODIFYING, writesOfSelect } from './parse-tree.ts';
 import { forbiddenInAnyStep, lintPhase, needsNoTransaction } from './phase-lint.ts';
 import { psqlMetaCommands, splitStatements, type ParsedStatement } from './sql-statements.ts';
 import { PHASES, stepId, type BatchStrategy, type Catalog, type Migration, type Phase, type Statement, type Step } from './step.ts';
@@ -307,6 +308,15 @@ function readMigration(
   if (!strategy) return undefined;
 
   const statement = statements[0]!;
+  if (!DATA_MODIFYING.has(statement.type)) {
+    const found = statement.type === 'SelectStmt' ? 'a SELECT' : statement.type;
+    problem(
+      `the batch statement must be an INSERT, UPDATE, DELETE or MERGE (a WITH clause before it is fine), found ${found}: ` +
+        'emc repeats it batch by batch and counts the rows it changes, and a SELECT returns rows instead ' +
+        '(SELECT count(*) returns one every time, so the step would never end); put the data-modifying statement at the top',
+      statement.line,
+    );
+  }
   const allowed = STRATEGY_PARAMETERS[strategy.kind];
   const used = placeholderNames(statement.sql);
   const unknown = used.filter((n) => !allowed.includes(n));
@@ -333,12 +343,18 @@ function readMigration(
   const pending = directive('pending');
   if (pending) {
     const split = splitStatements(pending.argument);
+    const writes = split.ok && split.statements.length === 1 ? writesOfSelect(split.statements[0]!.node) : [];
     if (!split.ok) {
       problem(`"emc:pending" query does not parse: ${split.message}`, pending.line);
     } else if (split.statements.length !== 1 || split.statements[0]!.type !== 'SelectStmt') {
       problem('"emc:pending" must be one SELECT returning the number of rows still to migrate', pending.line);
     } else if (placeholderNames(pending.argument).length > 0) {
       problem('"emc:pending" query takes no parameters', pending.line);
+    } else if (writes.length > 0) {
+      problem(
+        `"emc:pending" must only read, and this query writes: ${writes.join('; ')}; it runs at every plan, migrate call and contract gate`,
+        pending.line,
+      );
     } else {
       pendingSql = split.statements[0]!.sql;
     }
