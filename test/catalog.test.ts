@@ -272,6 +272,41 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/expand01_x.sql', message: /^expand must not rename a table/, line: 1 }],
   },
   {
+    name: 'expand drops a type with CASCADE',
+    files: { 'a/expand01_x.sql': `${ADD}DROP TYPE mood CASCADE;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not DROP TYPE \.\.\. CASCADE \(it also drops whatever depends on it, e\.g\. a column of a dropped type, with its data\)/, line: 2 }],
+  },
+  {
+    name: 'expand drops a function with CASCADE',
+    files: { 'a/expand01_x.sql': 'DROP FUNCTION IF EXISTS old_sync() CASCADE;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not DROP FUNCTION \.\.\. CASCADE/, line: 1 }],
+  },
+  {
+    name: 'expand deletes rows',
+    files: { 'a/expand01_x.sql': `${ADD}DELETE FROM t WHERE c IS NULL;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not delete rows/, line: 2 }],
+  },
+  {
+    name: 'expand deletes rows in a WITH query',
+    files: { 'a/expand01_x.sql': 'WITH d AS (DELETE FROM t RETURNING id) INSERT INTO t_archive SELECT id FROM d;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not delete rows/, line: 1 }],
+  },
+  {
+    name: 'expand changes the type of a column',
+    files: { 'a/expand01_x.sql': 'ALTER TABLE t ALTER COLUMN c TYPE bigint;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not change the type of column "c"/, line: 1 }],
+  },
+  {
+    name: 'expand runs a DO block',
+    files: { 'a/expand01_x.sql': `${ADD}DO $$ BEGIN EXECUTE 'DROP TABLE legacy'; END $$;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand cannot check what a DO block runs: .*override with "-- emc:allow-destructive <reason>"/, line: 2 }],
+  },
+  {
+    name: 'expand calls a procedure',
+    files: { 'a/expand01_x.sql': 'CALL cleanup_images();\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand cannot check what CALL of a procedure runs/, line: 1 }],
+  },
+  {
     name: 'contract adds a column',
     files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\nALTER TABLE t ADD COLUMN extra int;\n' },
     problems: [{ file: 'a/contract01_x.sql', message: /^contract must not add column "extra"/, line: 2 }],
@@ -659,6 +694,21 @@ describe('loadCatalog on good catalogs', () => {
     });
     expect(expand.statements.map((s) => s.sql)).toEqual(['ALTER TABLE t ADD COLUMN c int', 'DROP TABLE scratch']);
     expect(step(catalog, 'a_contract01').lintOverride).toBeUndefined();
+  });
+
+  it('accepts a DO block in expand with an override and its reason, and a function body that deletes', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/expand01_x.sql':
+          '-- emc:allow-destructive the block only creates the role when it is missing\n' +
+          "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reader') THEN CREATE ROLE reader; END IF; END $$;\n" +
+          'CREATE FUNCTION purge() RETURNS void LANGUAGE sql BEGIN ATOMIC DELETE FROM t WHERE c IS NULL; END;\n',
+      }),
+    );
+    expect(catalog.steps[0]!.lintOverride).toEqual({
+      reason: 'the block only creates the role when it is missing',
+      findings: [expect.stringMatching(/^line 2: expand cannot check what a DO block runs/)],
+    });
   });
 
   it('accepts a named CREATE INDEX CONCURRENTLY in a no-transaction step, with its schema', async () => {

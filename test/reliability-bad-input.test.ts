@@ -252,6 +252,31 @@ const CASES: BadInput[] = [
     /bexar\/migrate03_trim_names\.sql:3: "emc:pending" must only read, and this query writes: SELECT INTO creates a table/,
   ),
 
+  badCatalog(
+    'an expand step dropping a type with CASCADE',
+    'expanded',
+    (f) => (f['bexar/expand04_drop_type.sql'] = 'DROP TYPE IF EXISTS image_kind CASCADE;\n'),
+    /bexar\/expand04_drop_type\.sql:1: expand must not DROP TYPE \.\.\. CASCADE/,
+  ),
+  badCatalog(
+    'an expand step deleting rows',
+    'seeded',
+    (f) => (f['bexar/expand04_purge.sql'] = "DELETE FROM images WHERE owner = 'tenant-7';\n"),
+    /bexar\/expand04_purge\.sql:1: expand must not delete rows/,
+  ),
+  badCatalog(
+    'an expand step changing a column type',
+    'expanded',
+    (f) => (f['bexar/expand04_narrow.sql'] = 'ALTER TABLE images ALTER COLUMN name TYPE varchar(3);\n'),
+    /bexar\/expand04_narrow\.sql:1: expand must not change the type of column "name"/,
+  ),
+  badCatalog(
+    'an expand DO block without an override',
+    'seeded',
+    (f) => (f['bexar/expand04_do.sql'] = "DO $$ BEGIN EXECUTE 'ALTER TABLE images DROP COLUMN owner'; END $$;\n"),
+    /bexar\/expand04_do\.sql:1: expand cannot check what a DO block runs: .*emc:allow-destructive <reason>/,
+  ),
+
 
   // The execution input, refused by "Plan upgrade".
   { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: plan({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },

@@ -1,3 +1,4 @@
+import { visitTree } from './parse-tree.ts';
 import type { ParsedStatement } from './sql-statements.ts';
 import type { Phase } from './step.ts';
 
@@ -22,20 +23,48 @@ export function lintPhase(phase: Phase, statement: ParsedStatement): string[] {
 }
 
 function expandFindings({ type, node }: ParsedStatement): string[] {
+  const findings: string[] = [];
   if (type === 'DropStmt' && DROPPED_RELATIONS.has(String(node.removeType))) {
-    return [`expand must not drop a ${kindOf(String(node.removeType))} (the old release may still use it)`];
+    findings.push(`expand must not drop a ${kindOf(String(node.removeType))} (the old release may still use it)`);
   }
-  if (type === 'TruncateStmt') return ['expand must not truncate a table (the old release may still use its rows)'];
+  if (type === 'DropStmt' && node.behavior === 'DROP_CASCADE') {
+    findings.push(
+      `expand must not DROP ${kindOf(String(node.removeType)).toUpperCase()} ... CASCADE (it also drops whatever depends on it, e.g. a column of a dropped type, with its data)`,
+    );
+  }
+  if (type === 'TruncateStmt') findings.push('expand must not truncate a table (the old release may still use its rows)');
+  // A function's body runs when it is called, not when expand creates it.
+  let deletes = false;
+  if (type !== 'CreateFunctionStmt') visitTree(node, (key) => (deletes ||= key === 'DeleteStmt'));
+  if (type === 'DeleteStmt' || deletes) findings.push('expand must not delete rows (the old release may still use them)');
   if (type === 'RenameStmt' && RENAMED_RELATIONS.has(String(node.renameType))) {
-    return [`expand must not rename a ${kindOf(String(node.renameType))} (the old release still uses the old name)`];
+    findings.push(`expand must not rename a ${kindOf(String(node.renameType))} (the old release still uses the old name)`);
   }
   if (type === 'AlterTableStmt') {
-    return alterCommands(node)
-      .filter((cmd) => cmd.subtype === 'AT_DropColumn')
-      .map((cmd) => `expand must not drop column "${String(cmd.name)}" (the old release may still read it)`);
+    for (const cmd of alterCommands(node)) {
+      if (cmd.subtype === 'AT_DropColumn') {
+        findings.push(`expand must not drop column "${String(cmd.name)}" (the old release may still read it)`);
+      } else if (cmd.behavior === 'DROP_CASCADE') {
+        findings.push('expand must not use CASCADE in ALTER TABLE (it also drops whatever depends on the dropped object)');
+      }
+      if (cmd.subtype === 'AT_AlterColumnType') {
+        findings.push(
+          `expand must not change the type of column "${String(cmd.name)}" (the old release reads and writes it as it is, and the conversion may rewrite or lose values)`,
+        );
+      }
+    }
   }
-  return [];
+  const hidden = HIDDEN_STATEMENTS[type];
+  if (hidden) findings.push(`expand cannot check what ${hidden} runs: it may drop, delete or rewrite what the old release uses`);
+  return findings;
 }
+
+/** Statements whose effect the parse tree does not show: a finding in expand unless overridden with a reason. */
+const HIDDEN_STATEMENTS: Record<string, string> = {
+  DoStmt: 'a DO block',
+  ExecuteStmt: 'EXECUTE of a prepared statement',
+  CallStmt: 'CALL of a procedure',
+};
 
 function contractFindings({ type, node }: ParsedStatement): string[] {
   if (type === 'CreateStmt') return ['contract must not create a table (add it in expand, before the new release runs)'];
