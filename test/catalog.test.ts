@@ -425,6 +425,33 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: it calls nextval(), which writes or changes state', line: 2 }],
   },
   {
+    name: 'migrate step without a pending query in a release with contract steps',
+    files: {
+      'a/expand01_x.sql': ADD,
+      'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n${KEYSET_UPDATE}`,
+      'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+    },
+    problems: [{ file: 'a/migrate01_m.sql', message: /^a migrate step of a release with contract steps needs "-- emc:pending <SELECT>": .*"-- emc:no-pending <reason>"$/ }],
+  },
+  {
+    name: 'no-pending in a release without contract steps',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:no-pending every row is written by the new release\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:no-pending" overrides nothing: the release has no contract step', line: 2 }],
+  },
+  {
+    name: 'both pending and no-pending',
+    files: {
+      'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) FROM t WHERE c IS NULL\n-- emc:no-pending just in case\n${KEYSET_UPDATE}`,
+      'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+    },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'choose "emc:pending" or "emc:no-pending", not both', line: 3 }],
+  },
+  {
+    name: 'allow-destructive in a migrate step',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:allow-destructive it is fine\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'directive "emc:allow-destructive" is not allowed in a migrate step (only in expand, contract)', line: 2 }],
+  },
+  {
     name: 'parameters in an expand step',
     files: { 'a/expand01_x.sql': `${ADD}UPDATE t SET c = :value WHERE id = :id;\n` },
     problems: [{ file: 'a/expand01_x.sql', message: 'expand steps take no parameters, found :value, :id', line: 2 }],
@@ -632,7 +659,7 @@ describe('loadCatalog on good catalogs', () => {
           'zeta/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
           'zeta/expand01_x.sql': ADD,
           'zeta/expand02_y.sql': ADD,
-          'zeta/migrate01_m.sql': `-- emc:keyset table=t key=id\n${KEYSET_UPDATE}`,
+          'zeta/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) FROM t WHERE c IS NULL\n${KEYSET_UPDATE}`,
         },
         ['zeta', 'alpha'],
       ),
@@ -708,6 +735,21 @@ describe('loadCatalog on good catalogs', () => {
     expect(catalog.steps[0]!.lintOverride).toEqual({
       reason: 'the block only creates the role when it is missing',
       findings: [expect.stringMatching(/^line 2: expand cannot check what a DO block runs/)],
+    });
+  });
+
+  it('records an emc:no-pending override with its reason, as plan reports it', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:no-pending the old release never writes t\n${KEYSET_UPDATE}`,
+        'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+      }),
+    );
+    const migrate = step(catalog, 'a_migrate01');
+    expect(migrate.migration!.pendingSql).toBeUndefined();
+    expect(migrate.lintOverride).toEqual({
+      reason: 'the old release never writes t',
+      findings: ['no "emc:pending" query: contract does not check that this step left no row to migrate'],
     });
   });
 

@@ -277,6 +277,19 @@ const CASES: BadInput[] = [
     /bexar\/expand04_do\.sql:1: expand cannot check what a DO block runs: .*emc:allow-destructive <reason>/,
   ),
 
+  badCatalog(
+    'a migrate step without a pending query before contract',
+    'expanded',
+    (f) => (f['bexar/migrate02_backfill_owner_id.sql'] = (f['bexar/migrate02_backfill_owner_id.sql'] as string).replace(/-- emc:pending .*\n/, '')),
+    /bexar\/migrate02_backfill_owner_id\.sql: a migrate step of a release with contract steps needs "-- emc:pending <SELECT>"/,
+  ),
+  badCatalog(
+    'a migrate step with both pending and no-pending',
+    'migrated',
+    (f) => (f['bexar/migrate03_trim_names.sql'] = `-- emc:no-pending names are trimmed on read\n${f['bexar/migrate03_trim_names.sql'] as string}`),
+    /bexar\/migrate03_trim_names\.sql:1: choose "emc:pending" or "emc:no-pending", not both/,
+  ),
+
 
   // The execution input, refused by "Plan upgrade".
   { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: plan({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },

@@ -15,6 +15,7 @@ export const DIRECTIVES = {
   'repeat-until-zero': { phases: ['migrate'], argument: 'none' },
   'batch-size': { phases: ['migrate'], argument: 'text' },
   pending: { phases: ['migrate'], argument: 'text' },
+  'no-pending': { phases: ['migrate'], argument: 'text' },
 } as const satisfies Record<string, { phases: readonly Phase[]; argument: 'none' | 'text' }>;
 
 export type DirectiveName = keyof typeof DIRECTIVES;

@@ -159,6 +159,7 @@ function loadRelease(directory: string, release: string, problems: CatalogProble
   }
 
   const steps: Step[] = [];
+  const contracts = byPhase.get('contract')!.size > 0;
   for (const phase of PHASES) {
     const numbered = byPhase.get(phase)!;
     const numbers = [...numbered.keys()].sort((a, b) => a - b);
@@ -171,7 +172,7 @@ function loadRelease(directory: string, release: string, problems: CatalogProble
       }
     });
     for (const number of numbers) {
-      const step = loadStep(directory, release, phase, number, numbered.get(number)!, problems);
+      const step = loadStep(directory, release, phase, number, numbered.get(number)!, contracts, problems);
       if (step) steps.push(step);
     }
   }
@@ -184,6 +185,7 @@ function loadStep(
   phase: Phase,
   number: number,
   name: string,
+  releaseHasContract: boolean,
   problems: CatalogProblem[],
 ): Step | undefined {
   const file = `${release}/${name}`;
@@ -241,7 +243,7 @@ function loadStep(
 
   let migration: Migration | undefined;
   if (phase === 'migrate') {
-    migration = readMigration(split.statements, directive, problem);
+    migration = readMigration(split.statements, directive, releaseHasContract, problem);
   } else {
     for (const statement of split.statements) {
       const names = placeholderNames(statement.sql);
@@ -252,6 +254,7 @@ function loadStep(
   }
   if (problems.length > before) return undefined;
 
+  const noPending = directive('no-pending');
   return {
     id: stepId(release, phase, number),
     release,
@@ -263,7 +266,9 @@ function loadStep(
     transactional,
     lintOverride: override
       ? { reason: override.argument, findings: findings.map((f) => `line ${f.line}: ${f.message}`) }
-      : undefined,
+      : noPending
+        ? { reason: noPending.argument, findings: [NO_PENDING_FINDING] }
+        : undefined,
     migration,
   };
 }
@@ -280,9 +285,13 @@ function metaCommandMessage(command: string): string {
   return `psql meta-command "${command}" is not SQL and emc does not run psql: ${instead}`;
 }
 
+/** What `emc:no-pending` allows, as plan reports it. */
+const NO_PENDING_FINDING = 'no "emc:pending" query: contract does not check that this step left no row to migrate';
+
 function readMigration(
   statements: readonly ParsedStatement[],
   directive: (n: Directive['name']) => Directive | undefined,
+  releaseHasContract: boolean,
   problem: (message: string, line?: number) => void,
 ): Migration | undefined {
   const keyset = directive('keyset');
@@ -341,6 +350,18 @@ function readMigration(
 
   let pendingSql: string | undefined;
   const pending = directive('pending');
+  const noPending = directive('no-pending');
+  if (pending && noPending) {
+    problem('choose "emc:pending" or "emc:no-pending", not both', noPending.line);
+  } else if (noPending && !releaseHasContract) {
+    problem('"emc:no-pending" overrides nothing: the release has no contract step that would rely on a pending query', noPending.line);
+  } else if (!pending && !noPending && releaseHasContract) {
+    // Contract drops what the old release used; the pending query is its only evidence that no row was left behind.
+    problem(
+      'a migrate step of a release with contract steps needs "-- emc:pending <SELECT>": contract checks it to know that ' +
+        'no row is left to migrate before it drops anything; if no row can be left behind, say why with "-- emc:no-pending <reason>"',
+    );
+  }
   if (pending) {
     const split = splitStatements(pending.argument);
     const writes = split.ok && split.statements.length === 1 ? writesOfSelect(split.statements[0]!.node) : [];
