@@ -468,9 +468,9 @@ afterAll(async () => {
 const failedCases = new Set<string>(CASES.map((c) => c.name));
 
 describe('bad input is refused, named, and changes nothing', () => {
-  it('covers at least 25 distinct cases across catalog, input, props, events and database state', () => {
+  it('covers at least 50 distinct cases across catalog, input, props, events and database state', () => {
     expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
-    expect(CASES.length).toBeGreaterThanOrEqual(25);
+    expect(CASES.length).toBeGreaterThanOrEqual(50);
     expect(new Set(CASES.map((c) => c.category))).toEqual(
       new Set(['catalog', 'execution input', 'task event', 'construct props', 'database state']),
     );
