@@ -38,7 +38,7 @@ interface Expected {
 
 interface BadCase {
   readonly name: string;
-  readonly files: Record<string, string>;
+  readonly files: Record<string, string | Uint8Array>;
   readonly releases?: string[];
   /** Changes the written directory before loading (e.g. removes releases.json). */
   readonly tweak?: (directory: string) => void;
@@ -138,6 +138,28 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/expand01_x.sql', message: 'SQL does not parse: syntax error at or near "FROM"', line: 2, column: 14 }],
   },
   {
+    name: 'a step file that is not UTF-8 (Latin-1)',
+    files: { 'a/expand01_x.sql': Buffer.from("-- caf\u00e9\nALTER TABLE t ADD COLUMN c int;\n", 'latin1') },
+    problems: [
+      {
+        file: 'a/expand01_x.sql',
+        message: 'not valid UTF-8: byte 0xE9 at byte offset 6 does not start a UTF-8 character; save the file as UTF-8',
+        line: 1,
+        column: 7,
+      },
+    ],
+  },
+  {
+    name: 'a truncated UTF-8 character after valid multi-byte text',
+    files: { 'a/expand01_x.sql': Buffer.concat([Buffer.from("ALTER TABLE t ADD COLUMN c text DEFAULT 'é"), Buffer.from([0xe2, 0x82]), Buffer.from("';\n")]) },
+    problems: [{ file: 'a/expand01_x.sql', message: 'not valid UTF-8: byte 0xE2 at byte offset 43 ', line: 1, column: 43 }],
+  },
+  {
+    name: 'releases.json that is not UTF-8',
+    files: { 'releases.json': Buffer.from('{"releases": ["caf\u00e9"]}', 'latin1'), 'a/expand01_x.sql': ADD },
+    problems: [{ file: 'releases.json', message: 'not valid UTF-8: byte 0xE9 at byte offset 18', line: 1, column: 19 }],
+  },
+  {
     name: 'unknown directive',
     files: { 'a/expand01_x.sql': `-- emc:transactionless\n${ADD}` },
     problems: [{ file: 'a/expand01_x.sql', message: 'unknown directive "emc:transactionless"', line: 1 }],
@@ -159,6 +181,77 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/expand01_x.sql', message: 'directive "emc:no-transaction" appears more than once', line: 2 }],
   },
   {
+    name: 'directive inside a dollar-quoted body',
+    files: {
+      'a/expand01_fn.sql':
+        'CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n-- emc:no-transaction\n  PERFORM 1;\nEND\n$$;\n',
+    },
+    problems: [{ file: 'a/expand01_fn.sql', message: '"-- emc:no-transaction" is inside a string, a dollar-quoted body or a block comment, where emc does not read directives', line: 3 }],
+  },
+  {
+    // Obeyed, the override would let the drop through.
+    name: 'directive inside a statement',
+    files: { 'a/expand01_x.sql': 'ALTER TABLE t\n-- emc:allow-destructive the column is unused\n  DROP COLUMN old;\n' },
+    problems: [
+      { file: 'a/expand01_x.sql', message: '"-- emc:allow-destructive" is inside the statement starting on line 1, where emc does not read directives', line: 2 },
+      { file: 'a/expand01_x.sql', message: /^expand must not drop column "old"/, line: 1 },
+    ],
+  },
+  {
+    name: 'directive after SQL on the same line',
+    files: { 'a/expand01_x.sql': `-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c); -- emc:allow-destructive why not\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: '"-- emc:allow-destructive" follows SQL on the same line, where emc does not read directives', line: 2 }],
+  },
+  {
+    name: 'BEGIN and COMMIT in a step',
+    files: { 'a/expand01_x.sql': `BEGIN;\n${ADD}COMMIT;\n` },
+    problems: [
+      { file: 'a/expand01_x.sql', message: /^BEGIN is not allowed in a step: emc runs each step in one transaction of its own .*split it into two steps$/, line: 1 },
+      { file: 'a/expand01_x.sql', message: /^COMMIT is not allowed in a step/, line: 3 },
+    ],
+  },
+  {
+    name: 'SAVEPOINT and ROLLBACK TO in a step',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'SAVEPOINT before_drop;\nALTER TABLE t DROP COLUMN old;\nROLLBACK TO SAVEPOINT before_drop;\n' },
+    problems: [
+      { file: 'a/contract01_x.sql', message: /^SAVEPOINT is not allowed in a step/, line: 1 },
+      { file: 'a/contract01_x.sql', message: /^ROLLBACK TO is not allowed in a step/, line: 3 },
+    ],
+  },
+  {
+    name: 'SET lock_timeout in a step',
+    files: { 'a/expand01_x.sql': `SET lock_timeout = '10s';\n${ADD}` },
+    problems: [{ file: 'a/expand01_x.sql', message: 'SET lock_timeout is not allowed in a step: emc sets lock_timeout itself (the lockTimeoutMs setting)', line: 1 }],
+  },
+  {
+    name: 'SET LOCAL statement_timeout in a step',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'SET LOCAL statement_timeout = 0;\nALTER TABLE t DROP COLUMN old;\n' },
+    problems: [{ file: 'a/contract01_x.sql', message: 'SET LOCAL statement_timeout is not allowed in a step: emc sets statement_timeout itself', line: 1 }],
+  },
+  {
+    name: 'SET search_path in a step',
+    files: { 'a/expand01_x.sql': `SET search_path TO app, public;\n${ADD}` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^SET search_path is not allowed in a step: .*use schema-qualified names/, line: 1 }],
+  },
+  {
+    name: 'RESET ALL in a step',
+    files: { 'a/expand01_x.sql': `${ADD}RESET ALL;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^RESET ALL is not allowed in a step: a session setting would outlive the step/, line: 2 }],
+  },
+  {
+    name: 'psql meta-commands in a step',
+    files: { 'a/expand01_x.sql': `\\set ON_ERROR_STOP on\n${ADD}  \\i more.sql\n` },
+    problems: [
+      { file: 'a/expand01_x.sql', message: 'psql meta-command "\\set" is not SQL and emc does not run psql: emc has no variables', line: 1, column: 1 },
+      { file: 'a/expand01_x.sql', message: 'psql meta-command "\\i" is not SQL and emc does not run psql: emc does not include files: make the included SQL a step of its own', line: 3, column: 3 },
+    ],
+  },
+  {
+    name: 'psql \\connect in a step',
+    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': '\\connect other\nALTER TABLE t DROP COLUMN old;\n' },
+    problems: [{ file: 'a/contract01_x.sql', message: 'psql meta-command "\\connect" is not SQL and emc does not run psql: a run works on the one database it is given', line: 1, column: 1 }],
+  },
+  {
     name: 'expand drops a column',
     files: { 'a/expand01_x.sql': `${ADD}ALTER TABLE t DROP COLUMN old;\n` },
     problems: [{ file: 'a/expand01_x.sql', message: /^expand must not drop column "old" .*emc:allow-destructive/, line: 2 }],
@@ -177,6 +270,41 @@ const BAD_CATALOGS: BadCase[] = [
     name: 'expand renames a table',
     files: { 'a/expand01_x.sql': 'ALTER TABLE t RENAME TO t2;\n' },
     problems: [{ file: 'a/expand01_x.sql', message: /^expand must not rename a table/, line: 1 }],
+  },
+  {
+    name: 'expand drops a type with CASCADE',
+    files: { 'a/expand01_x.sql': `${ADD}DROP TYPE mood CASCADE;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not DROP TYPE \.\.\. CASCADE \(it also drops whatever depends on it, e\.g\. a column of a dropped type, with its data\)/, line: 2 }],
+  },
+  {
+    name: 'expand drops a function with CASCADE',
+    files: { 'a/expand01_x.sql': 'DROP FUNCTION IF EXISTS old_sync() CASCADE;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not DROP FUNCTION \.\.\. CASCADE/, line: 1 }],
+  },
+  {
+    name: 'expand deletes rows',
+    files: { 'a/expand01_x.sql': `${ADD}DELETE FROM t WHERE c IS NULL;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not delete rows/, line: 2 }],
+  },
+  {
+    name: 'expand deletes rows in a WITH query',
+    files: { 'a/expand01_x.sql': 'WITH d AS (DELETE FROM t RETURNING id) INSERT INTO t_archive SELECT id FROM d;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not delete rows/, line: 1 }],
+  },
+  {
+    name: 'expand changes the type of a column',
+    files: { 'a/expand01_x.sql': 'ALTER TABLE t ALTER COLUMN c TYPE bigint;\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand must not change the type of column "c"/, line: 1 }],
+  },
+  {
+    name: 'expand runs a DO block',
+    files: { 'a/expand01_x.sql': `${ADD}DO $$ BEGIN EXECUTE 'DROP TABLE legacy'; END $$;\n` },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand cannot check what a DO block runs: .*override with "-- emc:allow-destructive <reason>"/, line: 2 }],
+  },
+  {
+    name: 'expand calls a procedure',
+    files: { 'a/expand01_x.sql': 'CALL cleanup_images();\n' },
+    problems: [{ file: 'a/expand01_x.sql', message: /^expand cannot check what CALL of a procedure runs/, line: 1 }],
   },
   {
     name: 'contract adds a column',
@@ -259,9 +387,69 @@ const BAD_CATALOGS: BadCase[] = [
     name: 'migrate step running DDL',
     files: { 'a/migrate01_m.sql': '-- emc:repeat-until-zero\nALTER TABLE t ADD COLUMN c int;\n' },
     problems: [
-      { file: 'a/migrate01_m.sql', message: /^a migrate step may only run INSERT, UPDATE, DELETE, MERGE or SELECT, found AlterTableStmt/, line: 2 },
+      { file: 'a/migrate01_m.sql', message: 'the batch statement must be an INSERT, UPDATE, DELETE or MERGE (a WITH clause before it is fine), found AlterTableStmt', line: 2 },
       { file: 'a/migrate01_m.sql', message: 'a repeat-until-zero statement must use :batch_size; missing :batch_size', line: 2 },
     ],
+  },
+  {
+    name: 'migrate batch statement that is a SELECT calling a function',
+    files: { 'a/migrate01_m.sql': '-- emc:repeat-until-zero\nSELECT backfill_images(:batch_size);\n' },
+    problems: [{ file: 'a/migrate01_m.sql', message: /^the batch statement must be an INSERT, UPDATE, DELETE or MERGE .*found a SELECT: .*SELECT count\(\*\) returns one every time, so the step would never end/, line: 2 }],
+  },
+  {
+    name: 'migrate batch statement that is a SELECT count(*) over a data-modifying WITH',
+    files: {
+      'a/migrate01_m.sql':
+        '-- emc:repeat-until-zero\nWITH u AS (UPDATE t SET c = 1 WHERE id IN (SELECT id FROM t WHERE c IS NULL LIMIT :batch_size) RETURNING 1)\nSELECT count(*) FROM u;\n',
+    },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'the batch statement must be an INSERT, UPDATE, DELETE or MERGE (a WITH clause before it is fine), found a SELECT', line: 2 }],
+  },
+  {
+    name: 'pending with a data-modifying WITH',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending WITH d AS (DELETE FROM t WHERE c IS NULL RETURNING 1) SELECT count(*) FROM d\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: it holds a data-modifying DELETE; it runs at every plan', line: 2 }],
+  },
+  {
+    name: 'pending locking rows FOR UPDATE',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) FROM (SELECT 1 FROM t WHERE c IS NULL FOR UPDATE) x\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: it locks rows (FOR UPDATE / FOR SHARE)', line: 2 }],
+  },
+  {
+    name: 'pending SELECT INTO',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) INTO pending_copy FROM t WHERE c IS NULL\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: SELECT INTO creates a table', line: 2 }],
+  },
+  {
+    name: 'pending calling nextval()',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) + 0 * pg_catalog.nextval('s') FROM t WHERE c IS NULL\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:pending" must only read, and this query writes: it calls nextval(), which writes or changes state', line: 2 }],
+  },
+  {
+    name: 'migrate step without a pending query in a release with contract steps',
+    files: {
+      'a/expand01_x.sql': ADD,
+      'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n${KEYSET_UPDATE}`,
+      'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+    },
+    problems: [{ file: 'a/migrate01_m.sql', message: /^a migrate step of a release with contract steps needs "-- emc:pending <SELECT>": .*"-- emc:no-pending <reason>"$/ }],
+  },
+  {
+    name: 'no-pending in a release without contract steps',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:no-pending every row is written by the new release\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:no-pending" overrides nothing: the release has no contract step', line: 2 }],
+  },
+  {
+    name: 'both pending and no-pending',
+    files: {
+      'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) FROM t WHERE c IS NULL\n-- emc:no-pending just in case\n${KEYSET_UPDATE}`,
+      'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+    },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'choose "emc:pending" or "emc:no-pending", not both', line: 3 }],
+  },
+  {
+    name: 'allow-destructive in a migrate step',
+    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:allow-destructive it is fine\n${KEYSET_UPDATE}` },
+    problems: [{ file: 'a/migrate01_m.sql', message: 'directive "emc:allow-destructive" is not allowed in a migrate step (only in expand, contract)', line: 2 }],
   },
   {
     name: 'parameters in an expand step',
@@ -430,6 +618,38 @@ describe('loadCatalog on good catalogs', () => {
     ]);
   });
 
+  it('drops a leading UTF-8 byte order mark from the SQL, keeping the checksum of the file bytes', async () => {
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n')]);
+    const catalog = await loadCatalog(
+      writeMigrations({ 'releases.json': Buffer.concat([bytes.subarray(0, 3), Buffer.from('{"releases": ["a"]}')]), 'a/expand01_idx.sql': bytes }),
+    );
+    const [s] = catalog.steps;
+    // The directive on line 1 counts (the mark is not part of it) and no statement starts with U+FEFF.
+    expect(s!.transactional).toBe(false);
+    expect(s!.statements.map((x) => [x.line, x.sql])).toEqual([[2, 'CREATE INDEX CONCURRENTLY t_c_idx ON t (c)']]);
+    expect(s!.checksum).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  });
+
+  it('reads directives between statements, and ignores -- emc: text inside string literals that is not on its own line', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/expand01_idx.sql': "COMMENT ON TABLE t IS 'see -- emc:no-transaction';\n\n-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n",
+      }),
+    );
+    expect(catalog.steps[0]!.transactional).toBe(false);
+  });
+
+  it('accepts a batch statement with a WITH clause before it, and a read-only WITH pending query', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/migrate01_m.sql':
+          '-- emc:repeat-until-zero\n-- emc:pending WITH todo AS (SELECT 1 FROM t WHERE c IS NULL) SELECT count(*) FROM todo\n' +
+          'WITH todo AS (SELECT id FROM t WHERE c IS NULL LIMIT :batch_size)\nUPDATE t SET c = 1 FROM todo WHERE t.id = todo.id;\n',
+      }),
+    );
+    expect(catalog.steps[0]!.migration!.pendingSql).toBe('WITH todo AS (SELECT 1 FROM t WHERE c IS NULL) SELECT count(*) FROM todo');
+  });
+
   it('keeps the release order of releases.json, not the alphabetical one', async () => {
     const catalog = await loadCatalog(
       writeMigrations(
@@ -439,7 +659,7 @@ describe('loadCatalog on good catalogs', () => {
           'zeta/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
           'zeta/expand01_x.sql': ADD,
           'zeta/expand02_y.sql': ADD,
-          'zeta/migrate01_m.sql': `-- emc:keyset table=t key=id\n${KEYSET_UPDATE}`,
+          'zeta/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:pending SELECT count(*) FROM t WHERE c IS NULL\n${KEYSET_UPDATE}`,
         },
         ['zeta', 'alpha'],
       ),
@@ -501,6 +721,36 @@ describe('loadCatalog on good catalogs', () => {
     });
     expect(expand.statements.map((s) => s.sql)).toEqual(['ALTER TABLE t ADD COLUMN c int', 'DROP TABLE scratch']);
     expect(step(catalog, 'a_contract01').lintOverride).toBeUndefined();
+  });
+
+  it('accepts a DO block in expand with an override and its reason, and a function body that deletes', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/expand01_x.sql':
+          '-- emc:allow-destructive the block only creates the role when it is missing\n' +
+          "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reader') THEN CREATE ROLE reader; END IF; END $$;\n" +
+          'CREATE FUNCTION purge() RETURNS void LANGUAGE sql BEGIN ATOMIC DELETE FROM t WHERE c IS NULL; END;\n',
+      }),
+    );
+    expect(catalog.steps[0]!.lintOverride).toEqual({
+      reason: 'the block only creates the role when it is missing',
+      findings: [expect.stringMatching(/^line 2: expand cannot check what a DO block runs/)],
+    });
+  });
+
+  it('records an emc:no-pending override with its reason, as plan reports it', async () => {
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n-- emc:no-pending the old release never writes t\n${KEYSET_UPDATE}`,
+        'a/contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n',
+      }),
+    );
+    const migrate = step(catalog, 'a_migrate01');
+    expect(migrate.migration!.pendingSql).toBeUndefined();
+    expect(migrate.lintOverride).toEqual({
+      reason: 'the old release never writes t',
+      findings: ['no "emc:pending" query: contract does not check that this step left no row to migrate'],
+    });
   });
 
   it('accepts a named CREATE INDEX CONCURRENTLY in a no-transaction step, with its schema', async () => {

@@ -129,6 +129,25 @@ describe('emc plan', () => {
     expect(text.stdout).toContain('migrate   bexar_migrate02   bexar/migrate02_backfill_owner_id.sql    keyset');
   });
 
+  it('reports the checks a file overrides, with the reason and what was allowed', async () => {
+    const db = await demoDatabase();
+    const migrations = writeMigrations({
+      'r1/expand01_add_note.sql': 'ALTER TABLE images ADD COLUMN note text;\n',
+      'r1/migrate01_fill_note.sql':
+        "-- emc:keyset table=images key=id\n-- emc:no-pending the new release fills note itself on every read\nUPDATE images SET note = '' WHERE id BETWEEN :from_key AND :to_key;\n",
+      'r1/contract01_drop_owner.sql': 'ALTER TABLE images DROP COLUMN owner;\n',
+    });
+
+    const run = await runEmc(['plan', '--database-url', db.url, '--migrations', migrations]);
+
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toContain(
+      'Checks overridden by emc:allow-destructive or emc:no-pending, with their reasons:\n' +
+        '  - r1_migrate01: the new release fills note itself on every read\n' +
+        '      no "emc:pending" query: contract does not check that this step left no row to migrate\n',
+    );
+  });
+
   it('refuses an unknown release (exit 2)', async () => {
     const db = await demoDatabase();
     const run = await emc('plan', db, '--release', 'nope');

@@ -59,8 +59,8 @@ interface BadInput {
 }
 
 /** The demo migrations as a files map, changed by `edit`, written to a new directory. */
-function demoWith(edit: (files: Record<string, string>) => void, releases = ['bexar']): string {
-  const files: Record<string, string> = {};
+function demoWith(edit: (files: Record<string, string | Uint8Array>) => void, releases = ['bexar']): string {
+  const files: Record<string, string | Uint8Array> = {};
   for (const name of readdirSync(join(DEMO_MIGRATIONS, 'bexar'))) {
     files[`bexar/${name}`] = readFileSync(join(DEMO_MIGRATIONS, 'bexar', name), 'utf8');
   }
@@ -110,6 +110,18 @@ const ECS_DRAIN: DrainSourceConfig = { kind: 'ecs', services: [{ cluster: 'arn:a
 
 const plan = (input: unknown) => (ctx: Context) => ctx.handlers().plan({ executionId: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
 
+/** A catalog case: the demo migrations changed by `edit`, refused by "Plan upgrade" while loading. */
+function badCatalog(name: string, state: DatabaseState, edit: (files: Record<string, string | Uint8Array>) => void, message: RegExp): BadInput {
+  return {
+    name: `catalog: ${name}`,
+    category: 'catalog',
+    state,
+    act: (ctx) => ctx.handlers(demoWith(edit)).plan({ executionId: 'x', input: {} }),
+    error: 'CatalogError',
+    message,
+  };
+}
+
 const CASES: BadInput[] = [
   // The migrations catalog: refused while loading, before any SQL (the messages themselves are pinned in catalog.test).
   {
@@ -137,6 +149,154 @@ const CASES: BadInput[] = [
     error: 'CatalogError',
     message: /bexar\/migrate04_lower_names\.sql: a migrate step must declare its batch strategy/,
   },
+  badCatalog(
+    'a step file in Latin-1, not UTF-8',
+    'seeded',
+    (f) => (f['bexar/expand04_add_title.sql'] = Buffer.from("ALTER TABLE images ADD COLUMN title text DEFAULT 'caf\u00e9';\n", 'latin1')),
+    /bexar\/expand04_add_title\.sql:1:54: not valid UTF-8: byte 0xE9 at byte offset 53/,
+  ),
+  badCatalog(
+    'a directive inside a dollar-quoted body',
+    'expanded',
+    (f) =>
+      (f['bexar/expand04_fn.sql'] =
+        'CREATE FUNCTION images_touch() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n-- emc:no-transaction\n  PERFORM 1;\nEND\n$$;\n'),
+    /bexar\/expand04_fn\.sql:3: "-- emc:no-transaction" is inside a string, a dollar-quoted body or a block comment, where emc does not read directives/,
+  ),
+  badCatalog(
+    'a directive inside a statement',
+    'expanded',
+    (f) => (f['bexar/expand04_drop.sql'] = 'ALTER TABLE images\n-- emc:allow-destructive unused\n  DROP COLUMN is_public;\n'),
+    /bexar\/expand04_drop\.sql:2: "-- emc:allow-destructive" is inside the statement starting on line 1/,
+  ),
+  badCatalog(
+    'a directive after SQL on the same line',
+    'seeded',
+    (f) => (f['bexar/expand04_add_title.sql'] = 'ALTER TABLE images ADD COLUMN title text; -- emc:no-transaction\n'),
+    /bexar\/expand04_add_title\.sql:1: "-- emc:no-transaction" follows SQL on the same line/,
+  ),
+  badCatalog(
+    'BEGIN and COMMIT in a step',
+    'expanded',
+    (f) => (f['bexar/expand04_add_title.sql'] = 'BEGIN;\nALTER TABLE images ADD COLUMN title text;\nCOMMIT;\n'),
+    /bexar\/expand04_add_title\.sql:1: BEGIN is not allowed in a step: emc runs each step in one transaction of its own/,
+  ),
+  badCatalog(
+    'a SAVEPOINT in a contract step',
+    'migrated',
+    (f) => (f['bexar/contract04_drop_name.sql'] = 'SAVEPOINT s;\nALTER TABLE images DROP COLUMN name;\nRELEASE SAVEPOINT s;\n'),
+    /bexar\/contract04_drop_name\.sql:1: SAVEPOINT is not allowed in a step/,
+  ),
+  badCatalog(
+    'SET lock_timeout in a step',
+    'seeded',
+    (f) => (f['bexar/expand01_add_visibility.sql'] = `SET lock_timeout = 0;\n${f['bexar/expand01_add_visibility.sql'] as string}`),
+    /bexar\/expand01_add_visibility\.sql:1: SET lock_timeout is not allowed in a step: emc sets lock_timeout itself \(the lockTimeoutMs setting\)/,
+  ),
+  badCatalog(
+    'SET LOCAL statement_timeout in a step',
+    'migrated',
+    (f) => (f['bexar/contract01_drop_is_public.sql'] = `SET LOCAL statement_timeout = 0;\n${f['bexar/contract01_drop_is_public.sql'] as string}`),
+    /bexar\/contract01_drop_is_public\.sql:1: SET LOCAL statement_timeout is not allowed in a step/,
+  ),
+  badCatalog(
+    'SET search_path in a step',
+    'seeded',
+    (f) => (f['bexar/expand02_add_owner_id.sql'] = `SET search_path TO app;\n${f['bexar/expand02_add_owner_id.sql'] as string}`),
+    /bexar\/expand02_add_owner_id\.sql:1: SET search_path is not allowed in a step: .*use schema-qualified names/,
+  ),
+  badCatalog(
+    'a psql \\set meta-command',
+    'seeded',
+    (f) => (f['bexar/expand01_add_visibility.sql'] = `\\set ON_ERROR_STOP on\n${f['bexar/expand01_add_visibility.sql'] as string}`),
+    /bexar\/expand01_add_visibility\.sql:1:1: psql meta-command "\\set" is not SQL and emc does not run psql: emc has no variables/,
+  ),
+  badCatalog(
+    'a psql \\i meta-command',
+    'expanded',
+    (f) => (f['bexar/expand04_more.sql'] = 'ALTER TABLE images ADD COLUMN title text;\n\\i more.sql\n'),
+    /bexar\/expand04_more\.sql:2:1: psql meta-command "\\i" is not SQL .*make the included SQL a step of its own/,
+  ),
+
+  badCatalog(
+    'a repeat-until-zero batch wrapped in SELECT count(*)',
+    'expanded',
+    (f) =>
+      (f['bexar/migrate04_lower_names.sql'] =
+        '-- emc:repeat-until-zero\n-- emc:pending SELECT count(*) FROM images WHERE name <> lower(name)\n' +
+        'WITH u AS (UPDATE images SET name = lower(name) WHERE id = ANY (ARRAY(SELECT id FROM images WHERE name <> lower(name) LIMIT :batch_size)) RETURNING 1)\n' +
+        'SELECT count(*) FROM u;\n'),
+    /bexar\/migrate04_lower_names\.sql:3: the batch statement must be an INSERT, UPDATE, DELETE or MERGE .*found a SELECT/,
+  ),
+  badCatalog(
+    'a pending query that deletes rows',
+    'migrated',
+    (f) =>
+      (f['bexar/migrate01_backfill_visibility.sql'] = (f['bexar/migrate01_backfill_visibility.sql'] as string).replace(
+        /-- emc:pending .*/,
+        '-- emc:pending WITH d AS (DELETE FROM images WHERE visibility IS NULL RETURNING 1) SELECT count(*) FROM d',
+      )),
+    /bexar\/migrate01_backfill_visibility\.sql:2: "emc:pending" must only read, and this query writes: it holds a data-modifying DELETE/,
+  ),
+  badCatalog(
+    'a pending query locking rows FOR UPDATE',
+    'expanded',
+    (f) =>
+      (f['bexar/migrate02_backfill_owner_id.sql'] = (f['bexar/migrate02_backfill_owner_id.sql'] as string).replace(
+        /-- emc:pending .*/,
+        '-- emc:pending SELECT count(*) FROM (SELECT 1 FROM images WHERE owner_id IS NULL FOR UPDATE) x',
+      )),
+    /bexar\/migrate02_backfill_owner_id\.sql:2: "emc:pending" must only read, and this query writes: it locks rows/,
+  ),
+  badCatalog(
+    'a pending query with SELECT INTO',
+    'seeded',
+    (f) =>
+      (f['bexar/migrate03_trim_names.sql'] = (f['bexar/migrate03_trim_names.sql'] as string).replace(
+        /-- emc:pending .*/,
+        '-- emc:pending SELECT count(*) INTO untrimmed FROM images WHERE name <> btrim(name)',
+      )),
+    /bexar\/migrate03_trim_names\.sql:3: "emc:pending" must only read, and this query writes: SELECT INTO creates a table/,
+  ),
+
+  badCatalog(
+    'an expand step dropping a type with CASCADE',
+    'expanded',
+    (f) => (f['bexar/expand04_drop_type.sql'] = 'DROP TYPE IF EXISTS image_kind CASCADE;\n'),
+    /bexar\/expand04_drop_type\.sql:1: expand must not DROP TYPE \.\.\. CASCADE/,
+  ),
+  badCatalog(
+    'an expand step deleting rows',
+    'seeded',
+    (f) => (f['bexar/expand04_purge.sql'] = "DELETE FROM images WHERE owner = 'tenant-7';\n"),
+    /bexar\/expand04_purge\.sql:1: expand must not delete rows/,
+  ),
+  badCatalog(
+    'an expand step changing a column type',
+    'expanded',
+    (f) => (f['bexar/expand04_narrow.sql'] = 'ALTER TABLE images ALTER COLUMN name TYPE varchar(3);\n'),
+    /bexar\/expand04_narrow\.sql:1: expand must not change the type of column "name"/,
+  ),
+  badCatalog(
+    'an expand DO block without an override',
+    'seeded',
+    (f) => (f['bexar/expand04_do.sql'] = "DO $$ BEGIN EXECUTE 'ALTER TABLE images DROP COLUMN owner'; END $$;\n"),
+    /bexar\/expand04_do\.sql:1: expand cannot check what a DO block runs: .*emc:allow-destructive <reason>/,
+  ),
+
+  badCatalog(
+    'a migrate step without a pending query before contract',
+    'expanded',
+    (f) => (f['bexar/migrate02_backfill_owner_id.sql'] = (f['bexar/migrate02_backfill_owner_id.sql'] as string).replace(/-- emc:pending .*\n/, '')),
+    /bexar\/migrate02_backfill_owner_id\.sql: a migrate step of a release with contract steps needs "-- emc:pending <SELECT>"/,
+  ),
+  badCatalog(
+    'a migrate step with both pending and no-pending',
+    'migrated',
+    (f) => (f['bexar/migrate03_trim_names.sql'] = `-- emc:no-pending names are trimmed on read\n${f['bexar/migrate03_trim_names.sql'] as string}`),
+    /bexar\/migrate03_trim_names\.sql:1: choose "emc:pending" or "emc:no-pending", not both/,
+  ),
+
 
   // The execution input, refused by "Plan upgrade".
   { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: plan({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },
@@ -282,7 +442,7 @@ const CASES: BadInput[] = [
     setup: (ctx) => holdLease(ctx, 'x'),
     act: (ctx) =>
       ctx
-        .handlers(demoWith((f) => (f['bexar/migrate01_backfill_visibility.sql'] = f['bexar/migrate01_backfill_visibility.sql']!.replace('key=id', 'key=owner_id').replace('WHERE id BETWEEN', 'WHERE owner_id BETWEEN'))))
+        .handlers(demoWith((f) => (f['bexar/migrate01_backfill_visibility.sql'] = String(f['bexar/migrate01_backfill_visibility.sql']).replace('key=id', 'key=owner_id').replace('WHERE id BETWEEN', 'WHERE owner_id BETWEEN'))))
         .migrate({ plan: planFor('x'), callsBefore: 0 }),
     error: 'KeysetKeyError',
     message: /Step bexar_migrate01 cannot walk its keyset \(bexar\/migrate01_backfill_visibility\.sql\): key column "owner_id" in "images" .*may be NULL/,
@@ -294,7 +454,7 @@ const CASES: BadInput[] = [
     setup: (ctx) => holdLease(ctx, 'x'),
     act: (ctx) =>
       ctx
-        .handlers(demoWith((f) => (f['bexar/migrate01_backfill_visibility.sql'] = f['bexar/migrate01_backfill_visibility.sql']!.replace('key=id', 'key=is_public').replace('WHERE id BETWEEN', 'WHERE is_public BETWEEN'))))
+        .handlers(demoWith((f) => (f['bexar/migrate01_backfill_visibility.sql'] = String(f['bexar/migrate01_backfill_visibility.sql']).replace('key=id', 'key=is_public').replace('WHERE id BETWEEN', 'WHERE is_public BETWEEN'))))
         .migrate({ plan: planFor('x'), callsBefore: 0 }),
     error: 'KeysetKeyError',
     message: /key column "is_public" in "images" .*has type boolean, which a keyset cannot walk/,
@@ -360,9 +520,9 @@ afterAll(async () => {
 const failedCases = new Set<string>(CASES.map((c) => c.name));
 
 describe('bad input is refused, named, and changes nothing', () => {
-  it('covers at least 25 distinct cases across catalog, input, props, events and database state', () => {
+  it('covers at least 50 distinct cases across catalog, input, props, events and database state', () => {
     expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
-    expect(CASES.length).toBeGreaterThanOrEqual(25);
+    expect(CASES.length).toBeGreaterThanOrEqual(50);
     expect(new Set(CASES.map((c) => c.category))).toEqual(
       new Set(['catalog', 'execution input', 'task event', 'construct props', 'database state']),
     );

@@ -31,7 +31,11 @@ export function formatPlan(planned: Plan): string {
     ...(rows.length ? ['', table(['PHASE', 'STEP', 'FILE', 'HOW'], rows)] : []),
     ...(planned.contractBlockedBy.length ? ['', 'Contract is blocked until:', ...planned.contractBlockedBy.map((r) => `  - ${r}`)] : []),
     ...(planned.lintOverrides.length
-      ? ['', 'Destructive changes allowed by emc:allow-destructive:', ...planned.lintOverrides.map((o) => `  - ${o.stepId}: ${o.reason}`)]
+      ? [
+          '',
+          'Checks overridden by emc:allow-destructive or emc:no-pending, with their reasons:',
+          ...planned.lintOverrides.flatMap((o) => [`  - ${o.stepId}: ${o.reason}`, ...o.findings.map((f) => `      ${f}`)]),
+        ]
       : []),
   ].join('\n');
 }

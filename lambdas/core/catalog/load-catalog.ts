@@ -6,10 +6,12 @@ import { CatalogError, type CatalogProblem } from '../errors.ts';
 import { placeholderNames } from '../sql/named-parameters.ts';
 import { ensureParserLoaded } from '../sql/parser.ts';
 import { readDirectives, type Directive } from './directives.ts';
-import { lintPhase, needsNoTransaction } from './phase-lint.ts';
-import { splitStatements, type ParsedStatement } from './sql-statements.ts';
-import { tablesNamedBy } from './statement-tables.ts';
+import { decodeUtf8, type DecodedText } from './file-text.ts';
+import { DATA_MODIFYING, writesOfSelect } from './parse-tree.ts';
+import { forbiddenInAnyStep, lintPhase, needsNoTransaction } from './phase-lint.ts';
+import { psqlMetaCommands, splitStatements, type ParsedStatement } from './sql-statements.ts';
 import { oversizedStatements } from './sql-text-limit.ts';
+import { tablesNamedBy } from './statement-tables.ts';
 import { PHASES, stepId, type BatchStrategy, type Catalog, type Migration, type Phase, type Statement, type Step } from './step.ts';
 
 /** The file in the migrations directory that declares the order of releases. */
@@ -71,9 +73,9 @@ export function loadCatalogSync(directory: string): Catalog {
 }
 
 function readReleases(directory: string, problems: CatalogProblem[]): string[] | undefined {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(join(directory, RELEASES_FILE), 'utf8');
+    bytes = readFileSync(join(directory, RELEASES_FILE));
   } catch {
     problems.push({
       file: RELEASES_FILE,
@@ -81,9 +83,14 @@ function readReleases(directory: string, problems: CatalogProblem[]): string[] |
     });
     return undefined;
   }
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) {
+    problems.push({ file: RELEASES_FILE, message: notUtf8(decoded), line: decoded.line, column: decoded.column });
+    return undefined;
+  }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(decoded.text);
   } catch (error) {
     problems.push({ file: RELEASES_FILE, message: `not valid JSON: ${(error as Error).message}` });
     return undefined;
@@ -101,6 +108,11 @@ function readReleases(directory: string, problems: CatalogProblem[]): string[] |
     seen.add(release);
   }
   return parsed.data.releases;
+}
+
+function notUtf8(decoded: Extract<DecodedText, { ok: false }>): string {
+  const hex = decoded.byte.toString(16).toUpperCase().padStart(2, '0');
+  return `not valid UTF-8: byte 0x${hex} at byte offset ${decoded.offset} does not start a UTF-8 character; save the file as UTF-8 (emc never guesses another encoding)`;
 }
 
 function listFolders(directory: string, problems: CatalogProblem[]): string[] {
@@ -149,6 +161,7 @@ function loadRelease(directory: string, release: string, problems: CatalogProble
   }
 
   const steps: Step[] = [];
+  const contracts = byPhase.get('contract')!.size > 0;
   for (const phase of PHASES) {
     const numbered = byPhase.get(phase)!;
     const numbers = [...numbered.keys()].sort((a, b) => a - b);
@@ -161,7 +174,7 @@ function loadRelease(directory: string, release: string, problems: CatalogProble
       }
     });
     for (const number of numbers) {
-      const step = loadStep(directory, release, phase, number, numbered.get(number)!, problems);
+      const step = loadStep(directory, release, phase, number, numbered.get(number)!, contracts, problems);
       if (step) steps.push(step);
     }
   }
@@ -174,18 +187,23 @@ function loadStep(
   phase: Phase,
   number: number,
   name: string,
+  releaseHasContract: boolean,
   problems: CatalogProblem[],
 ): Step | undefined {
   const file = `${release}/${name}`;
   const bytes = readFileSync(join(directory, file));
-  const text = bytes.toString('utf8');
   const before = problems.length;
   const problem = (message: string, line?: number, column?: number) => problems.push({ file, message, line, column });
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) {
+    problem(notUtf8(decoded), decoded.line, decoded.column);
+    return undefined;
+  }
+  const text = decoded.text;
 
-  const { directives, problems: directiveProblems } = readDirectives(text, phase);
-  for (const p of directiveProblems) problem(p.message, p.line);
-  const directive = (n: Directive['name']) => directives.find((d) => d.name === n);
-
+  const metaCommands = psqlMetaCommands(text);
+  for (const m of metaCommands) problem(metaCommandMessage(m.command), m.line, m.column);
+  if (metaCommands.length > 0) return undefined;
   const split = splitStatements(text);
   if (!split.ok) {
     problem(`SQL does not parse: ${split.message}`, split.line, split.column);
@@ -195,10 +213,15 @@ function loadStep(
     problem('empty file: no SQL statement');
     return undefined;
   }
+  const { directives, problems: directiveProblems } = readDirectives(text, phase, split.statements);
+  for (const p of directiveProblems) problem(p.message, p.line);
+  const directive = (n: Directive['name']) => directives.find((d) => d.name === n);
 
   const transactional = !directive('no-transaction');
   const findings: { line: number; message: string }[] = [];
   for (const statement of split.statements) {
+    const forbidden = forbiddenInAnyStep(statement);
+    if (forbidden) problem(forbidden, statement.line);
     for (const message of lintPhase(phase, statement)) findings.push({ line: statement.line, message });
     if (transactional && needsNoTransaction(statement)) {
       problem(
@@ -222,7 +245,7 @@ function loadStep(
 
   let migration: Migration | undefined;
   if (phase === 'migrate') {
-    migration = readMigration(split.statements, directive, problem);
+    migration = readMigration(split.statements, directive, releaseHasContract, problem);
   } else {
     for (const statement of split.statements) {
       const names = placeholderNames(statement.sql);
@@ -236,6 +259,7 @@ function loadStep(
   for (const p of oversizedStatements(sent)) problem(p.message, p.line);
   if (problems.length > before) return undefined;
 
+  const noPending = directive('no-pending');
   return {
     id: stepId(release, phase, number),
     release,
@@ -247,14 +271,32 @@ function loadStep(
     transactional,
     lintOverride: override
       ? { reason: override.argument, findings: findings.map((f) => `line ${f.line}: ${f.message}`) }
-      : undefined,
+      : noPending
+        ? { reason: noPending.argument, findings: [NO_PENDING_FINDING] }
+        : undefined,
     migration,
   };
 }
 
+/** What emc does instead of a psql meta-command: it sends plain SQL statements, one step per file. */
+function metaCommandMessage(command: string): string {
+  const instead = /^\\(i|ir|include|include_relative)$/.test(command)
+    ? 'emc does not include files: make the included SQL a step of its own'
+    : /^\\(c|connect)$/.test(command)
+      ? 'a run works on the one database it is given'
+      : /^\\(set|unset|setenv)$/.test(command)
+        ? 'emc has no variables: write the values into the SQL'
+        : 'write plain SQL statements';
+  return `psql meta-command "${command}" is not SQL and emc does not run psql: ${instead}`;
+}
+
+/** What `emc:no-pending` allows, as plan reports it. */
+const NO_PENDING_FINDING = 'no "emc:pending" query: contract does not check that this step left no row to migrate';
+
 function readMigration(
   statements: readonly ParsedStatement[],
   directive: (n: Directive['name']) => Directive | undefined,
+  releaseHasContract: boolean,
   problem: (message: string, line?: number) => void,
 ): Migration | undefined {
   const keyset = directive('keyset');
@@ -280,6 +322,15 @@ function readMigration(
   if (!strategy) return undefined;
 
   const statement = statements[0]!;
+  if (!DATA_MODIFYING.has(statement.type)) {
+    const found = statement.type === 'SelectStmt' ? 'a SELECT' : statement.type;
+    problem(
+      `the batch statement must be an INSERT, UPDATE, DELETE or MERGE (a WITH clause before it is fine), found ${found}: ` +
+        'emc repeats it batch by batch and counts the rows it changes, and a SELECT returns rows instead ' +
+        '(SELECT count(*) returns one every time, so the step would never end); put the data-modifying statement at the top',
+      statement.line,
+    );
+  }
   const allowed = STRATEGY_PARAMETERS[strategy.kind];
   const used = placeholderNames(statement.sql);
   const unknown = used.filter((n) => !allowed.includes(n));
@@ -304,14 +355,32 @@ function readMigration(
 
   let pendingSql: string | undefined;
   const pending = directive('pending');
+  const noPending = directive('no-pending');
+  if (pending && noPending) {
+    problem('choose "emc:pending" or "emc:no-pending", not both', noPending.line);
+  } else if (noPending && !releaseHasContract) {
+    problem('"emc:no-pending" overrides nothing: the release has no contract step that would rely on a pending query', noPending.line);
+  } else if (!pending && !noPending && releaseHasContract) {
+    // Contract drops what the old release used; the pending query is its only evidence that no row was left behind.
+    problem(
+      'a migrate step of a release with contract steps needs "-- emc:pending <SELECT>": contract checks it to know that ' +
+        'no row is left to migrate before it drops anything; if no row can be left behind, say why with "-- emc:no-pending <reason>"',
+    );
+  }
   if (pending) {
     const split = splitStatements(pending.argument);
+    const writes = split.ok && split.statements.length === 1 ? writesOfSelect(split.statements[0]!.node) : [];
     if (!split.ok) {
       problem(`"emc:pending" query does not parse: ${split.message}`, pending.line);
     } else if (split.statements.length !== 1 || split.statements[0]!.type !== 'SelectStmt') {
       problem('"emc:pending" must be one SELECT returning the number of rows still to migrate', pending.line);
     } else if (placeholderNames(pending.argument).length > 0) {
       problem('"emc:pending" query takes no parameters', pending.line);
+    } else if (writes.length > 0) {
+      problem(
+        `"emc:pending" must only read, and this query writes: ${writes.join('; ')}; it runs at every plan, migrate call and contract gate`,
+        pending.line,
+      );
     } else {
       pendingSql = split.statements[0]!.sql;
     }

@@ -1,4 +1,4 @@
-import { parseSync, type ParseResult } from 'libpg-query';
+import { parseSync, scanSync, type ParseResult, type ScanToken } from 'libpg-query';
 import { withPlaceholdersAsParams } from '../sql/named-parameters.ts';
 import { ensureParserLoaded } from '../sql/parser.ts';
 
@@ -8,6 +8,9 @@ export interface ParsedStatement {
   readonly sql: string;
   /** 1-based line of the statement's first character. */
   readonly line: number;
+  /** UTF-8 byte offsets in the file of the statement's first token and of the end of its last (before any `;`). */
+  readonly start: number;
+  readonly end: number;
   /** The statement's node type (`AlterTableStmt`, ...) and its body. */
   readonly type: string;
   readonly node: Record<string, unknown>;
@@ -36,19 +39,23 @@ export function splitStatements(text: string): SplitResult {
     const offset = Buffer.byteLength([...text].slice(0, cursor).join(''));
     return { ok: false, message: (error as Error).message, ...lineAndColumn(bytes, offset) };
   }
+  const tokens = scanSync(text).tokens.filter((t) => !COMMENT_TOKENS.has(t.tokenName));
   const statements = (tree.stmts ?? []).flatMap((raw): ParsedStatement[] => {
     const wrapper = raw.stmt as Record<string, unknown> | undefined;
     if (!wrapper) return [];
-    const start = raw.stmt_location ?? 0;
-    const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
-    const piece = bytes.subarray(start, end).toString('utf8');
-    // The first statement's range starts at offset 0 and so includes the file's header comments.
-    const leading = Buffer.byteLength(piece) - Buffer.byteLength(withoutLeadingComments(piece));
+    // A statement's range may include the comments before it: its own text runs from its first token to its last.
+    const from = raw.stmt_location ?? 0;
+    const to = raw.stmt_len ? from + raw.stmt_len : bytes.length;
+    const inside = tokens.filter((t) => t.start >= from && t.end <= to && t.text !== ';');
+    const start = inside[0]!.start;
+    const end = inside[inside.length - 1]!.end;
     const type = Object.keys(wrapper)[0]!;
     return [
       {
-        sql: withoutLeadingComments(piece).trimEnd().replace(/;$/, ''),
-        line: lineAndColumn(bytes, start + leading).line,
+        sql: bytes.subarray(start, end).toString('utf8'),
+        line: lineAndColumn(bytes, start).line,
+        start,
+        end,
         type,
         node: wrapper[type] as Record<string, unknown>,
       },
@@ -57,17 +64,38 @@ export function splitStatements(text: string): SplitResult {
   return { ok: true, statements };
 }
 
-const LEADING_BLANK_OR_COMMENT = /^(\s+|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)/;
+const COMMENT_TOKENS = new Set(['SQL_COMMENT', 'C_COMMENT']);
 
-function withoutLeadingComments(text: string): string {
-  let rest = text;
-  for (let m = LEADING_BLANK_OR_COMMENT.exec(rest); m; m = LEADING_BLANK_OR_COMMENT.exec(rest)) {
-    rest = rest.slice(m[0].length);
-  }
-  return rest;
+/** A psql meta-command (`\set`, `\i`, `\connect`, ...) found in a file: psql runs them, PostgreSQL cannot. */
+export interface MetaCommand {
+  readonly command: string;
+  readonly line: number;
+  readonly column: number;
 }
 
-function lineAndColumn(bytes: Buffer, offset: number): { line: number; column: number } {
+/**
+ * The psql meta-commands in `text`, found with PostgreSQL's scanner (so a backslash inside a string or a
+ * dollar-quoted body is not one). Empty when the text does not even scan; the parser then reports why.
+ */
+export function psqlMetaCommands(text: string): MetaCommand[] {
+  if (text.length === 0) return [];
+  let tokens: ScanToken[];
+  try {
+    tokens = scanSync(text).tokens;
+  } catch {
+    return [];
+  }
+  const bytes = Buffer.from(text, 'utf8');
+  return tokens.flatMap((token, index) => {
+    if (token.text !== '\\') return [];
+    const next = tokens[index + 1];
+    const command = next && next.start === token.end ? `\\${next.text}` : '\\';
+    return [{ command, ...lineAndColumn(bytes, token.start) }];
+  });
+}
+
+/** 1-based line and column (in characters) of a UTF-8 byte offset of `bytes`. */
+export function lineAndColumn(bytes: Buffer, offset: number): { line: number; column: number } {
   const before = bytes.subarray(0, Math.min(Math.max(offset, 0), bytes.length)).toString('utf8');
   const lines = before.split('\n');
   return { line: lines.length, column: [...lines[lines.length - 1]!].length + 1 };

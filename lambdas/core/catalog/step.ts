@@ -52,7 +52,10 @@ export interface Step {
   readonly statements: readonly Statement[];
   /** False for steps marked `-- emc:no-transaction` (CREATE INDEX CONCURRENTLY): run statement by statement. */
   readonly transactional: boolean;
-  /** Set when the file overrides the phase lint; the findings it allowed are reported by plan. */
+  /**
+   * Set when the file overrides a phase check with a reason: `emc:allow-destructive` (the findings it allowed) or
+   * `emc:no-pending` (a migrate step contract cannot check). Reported by plan and kept in the execution's plan.
+   */
   readonly lintOverride: { readonly reason: string; readonly findings: readonly string[] } | undefined;
   /** Set for migrate steps only. */
   readonly migration: Migration | undefined;

@@ -31,7 +31,7 @@ export interface Plan {
   readonly nextPhase: Phase | null;
   /** Why contract could not run now, besides the drain (which only the drain gate can tell). */
   readonly contractBlockedBy: readonly string[];
-  /** Phase-lint findings allowed by `emc:allow-destructive` in steps still to run, with their reasons. */
+  /** Checks overridden (`emc:allow-destructive`, `emc:no-pending`) in steps still to run, with their reasons. */
   readonly lintOverrides: readonly { stepId: string; reason: string; findings: readonly string[] }[];
   readonly lease: { readonly owner: string; readonly expiresAt: string } | null;
 }
