@@ -108,7 +108,7 @@ export function renderReport(r: ReportInput): string {
             `statements; pg_locks sampled every ${impact.sampleIntervalMs} ms; idle 2 × ${ms(impact.idleMs / 2)}`,
         ],
         ['§4', `demo release bexar (3 migrate steps), migrateBudgetMs ${num(tr.migrateBudgetMs)}, other settings the construct's defaults`],
-        ['§5', `esbuild ${bd.esbuildVersion} with the options of lib/upgrade-function.ts; imports timed on Node ${bd.nodeVersion}`],
+        ['§5', `esbuild ${bd.esbuildVersion} with the options of lib/lambda-bundles.ts; imports timed on Node ${bd.nodeVersion}`],
         [
           '§6',
           `${num(sweep.rows)} rows; batchSize ${[...new Set(sweep.points.map((p) => p.batchSize))].join('/')} × batchPauseMs ` +

@@ -11,6 +11,7 @@ import { compileCatalog } from '../../lambdas/core/catalog/compiled-catalog.ts';
 import type { DrainSource } from '../../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../../lambdas/core/index.ts';
 import { ENV } from '../../lambdas/handlers/commons/environment.ts';
+import { LAMBDA_BUNDLE_OPTIONS } from '../../lib/lambda-bundles.ts';
 import { median } from '../lib/stats.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -20,21 +21,9 @@ export const BUNDLE_DIR = join(ROOT, 'bench/.out/bundles');
 const CATALOG_FILE_NAME = 'emc-catalog.json';
 export const BUNDLE_TARGET_BYTES = 300 * 1024;
 
-/** The options `lib/upgrade-function.ts` gives NodejsFunction, as the esbuild command line CDK builds from them. */
-export const FUNCTION_BUNDLING = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node24',
-  minify: true,
-  sourcemap: false,
-  mainFields: ['module', 'main'],
-  external: ['@aws-sdk/*', 'pg', 'pg-native', 'libpg-query'],
-  banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-} as const satisfies esbuild.BuildOptions;
 
 /** What the Lambda Node.js runtime provides besides Node's own modules. */
-const RUNTIME_PROVIDED = /^@aws-sdk\//;
+const RUNTIME_PROVIDED = /^@(aws-sdk|smithy)\//;
 
 export interface BundleFigure {
   readonly handler: string;
@@ -131,9 +120,10 @@ export async function measureBundles(
     mkdirSync(outdir, { recursive: true });
     const outfile = join(outdir, 'index.mjs');
     const built = await esbuild.build({
-      ...FUNCTION_BUNDLING,
-      mainFields: [...FUNCTION_BUNDLING.mainFields],
-      external: [...FUNCTION_BUNDLING.external],
+      // The one set of options the deployed bundles are built with (lib/lambda-bundles.ts).
+      ...LAMBDA_BUNDLE_OPTIONS,
+      mainFields: [...LAMBDA_BUNDLE_OPTIONS.mainFields],
+      external: [...LAMBDA_BUNDLE_OPTIONS.external],
       entryPoints: [join(HANDLERS, entry)],
       outfile,
       metafile: true,
