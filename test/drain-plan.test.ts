@@ -104,7 +104,7 @@ describe('Plan upgrade and the drain gate', () => {
     serviceRuns([deployment('PRIMARY', td(42))], [td(42)]);
     const h = handlers(ECS_SOURCE);
     const first = (await h.plan({ executionId: `${EXECUTION}-1`, input: { stopAfter: 'expand' } })) as UpgradePlan;
-    expect(first.oldTaskDefinitions).toBeUndefined();
+    expect(first.oldTaskDefinitions).toEqual({});
     await h.expand({ plan: first });
     await h.finish({ plan: first });
 

@@ -328,7 +328,7 @@ describe('a local execution of the synthesized state machine', () => {
     const dataApi = await startDataApiEmulator({ postgresUrl: db.url });
     try {
       // Inside a transaction the client never repeats a statement itself: the state machine retries the whole step.
-      dataApi.injectFault({ error: 'DatabaseResumingException', operation: 'ExecuteStatement', sqlIncludes: 'ADD COLUMN', times: 1 });
+      dataApi.injectFault({ error: 'DatabaseResumingException', operation: 'ExecuteStatement', sqlIncludes: 'ALTER TABLE images ADD COLUMN visibility', times: 1 });
 
       const result = await execute(db, {}, { dataApi });
 
