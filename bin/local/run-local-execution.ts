@@ -1,7 +1,7 @@
 import './promise-with-resolvers.ts';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
@@ -9,7 +9,13 @@ import { ENV } from '../../lambdas/handlers/commons/environment.ts';
 import type { DrainSource } from '../../lib/drain-source.ts';
 import { startDataApiEmulator, type DataApiEmulator } from './data-api-emulator/index.ts';
 import { LambdaInvocationError, LocalLambda } from './local-lambda.ts';
-import { LOCAL_ENV, START_EXECUTION, synthesizeStateMachine } from './synthesized-state-machine.ts';
+import {
+  LOCAL_ENV,
+  START_EXECUTION,
+  synthesizeStateMachine,
+  type SynthesisOptions,
+  type SynthesizedStateMachine,
+} from './synthesized-state-machine.ts';
 
 const STATE_MACHINE_ARN = `arn:aws:states:${LOCAL_ENV.region}:${LOCAL_ENV.account}:stateMachine:EmcUpgradeLocal-Upgrade`;
 
@@ -66,18 +72,15 @@ export interface LocalExecutionResult {
  * (errorType as the Error, the error document as the Cause), so Retry, Catch and the failure report behave as in AWS.
  */
 export async function runLocalExecution(options: LocalExecutionOptions): Promise<LocalExecutionResult> {
-  mkdirSync(ASSEMBLIES, { recursive: true });
-  const outdir = mkdtempSync(join(ASSEMBLIES, 'run-'));
   const dataApi = options.dataApi ?? (await startDataApiEmulator({ postgresUrl: options.databaseUrl }));
   const lambdas: LocalLambda[] = [];
   try {
-    const synthesized = synthesizeStateMachine({
+    const synthesized = synthesizeOnce({
       migrationsDirectory: options.migrationsDirectory,
       drainSource: options.drainSource,
       databaseName: databaseNameOf(options.databaseUrl),
       settings: options.settings,
       maxMigrateCallsPerExecution: options.maxMigrateCallsPerExecution,
-      outdir,
     });
     const drainConfig = JSON.parse(synthesized.functions.get('drain')!.environment[ENV.drainSource] ?? '{}') as { kind?: string };
     if (drainConfig.kind === 'ecs') {
@@ -172,8 +175,45 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
   } finally {
     await Promise.all(lambdas.map((l) => l.close()));
     if (!options.dataApi) await dataApi.stop();
-    rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One synthesis per deployment in this process: runs with the same migrations (by content), drain source, database
+ * and settings reuse the cloud assembly, as executions of one deployed state machine share its functions. The
+ * assemblies are removed when the process exits.
+ */
+const assemblies = new Map<string, SynthesizedStateMachine>();
+function synthesizeOnce(options: Omit<SynthesisOptions, 'outdir'>): SynthesizedStateMachine {
+  const key = JSON.stringify([directoryHash(options.migrationsDirectory), options.drainSource, options.databaseName, options.settings, options.maxMigrateCallsPerExecution]);
+  const cached = assemblies.get(key);
+  if (cached) return cached;
+  mkdirSync(ASSEMBLIES, { recursive: true });
+  const outdir = mkdtempSync(join(ASSEMBLIES, 'run-'));
+  if (assemblies.size === 0) {
+    process.once('exit', () => {
+      for (const directory of ASSEMBLIES_OF_THIS_PROCESS) rmSync(directory, { recursive: true, force: true });
+    });
+  }
+  ASSEMBLIES_OF_THIS_PROCESS.push(outdir);
+  const synthesized = synthesizeStateMachine({ ...options, outdir });
+  assemblies.set(key, synthesized);
+  return synthesized;
+}
+const ASSEMBLIES_OF_THIS_PROCESS: string[] = [];
+
+function directoryHash(directory: string): string {
+  const hash = createHash('sha256');
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = join(dir, entry.name);
+      hash.update(path).update('\0');
+      if (entry.isDirectory()) walk(path);
+      else hash.update(readFileSync(path)).update('\0');
+    }
+  };
+  walk(directory);
+  return hash.digest('hex');
 }
 
 /**
