@@ -67,6 +67,18 @@ describe('emc status', () => {
     });
   });
 
+  it('says where the upgrade went on when the execution continued a long migration in a new one', async () => {
+    const next = executionArn('c0ffee00-0000-4000-8000-000000000002');
+    const output = { outcome: 'continued in a new execution', continuedIn: next };
+    const h = migratingHistory(2).choice('Migration finished?').succeeded(output);
+    serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'SUCCEEDED', events: h.events, output: JSON.stringify(output) }] });
+
+    const run = await runEmc(['status', ARN]);
+
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`Continued in +${next} \\(the migration goes on there: emc status ${next}\\)`));
+  });
+
   it('reads the version after from the summary of a succeeded execution, in text', async () => {
     const summary = { versionBefore: '(none)', versionAfter: 'bexar_expand03, bexar_contract03', rowsMigrated: 4000 };
     const h = migratingHistory(4).task(STATE_NAMES.finish, 'summary', summary).succeeded(summary);

@@ -45,6 +45,8 @@ export interface ExecutionView {
   readonly rowsMigrated: number | null;
   readonly error: string | null;
   readonly cause: string | null;
+  /** The execution a long migration went on in ("Continue in a new execution"): this one is not the end of it. */
+  readonly continuedIn: string | null;
 }
 
 const TASK_BY_STATE = new Map<string, WorkflowTask>(
@@ -173,6 +175,7 @@ export function viewExecution(description: DescribeExecutionOutput, events: read
     rowsMigrated: summary ? numberOr(summary['rowsMigrated'], 0) : null,
     error,
     cause,
+    continuedIn: summary ? stringOr(summary['continuedIn'], null) : null,
   };
 }
 

@@ -59,6 +59,7 @@ export function formatExecution(view: ExecutionView, now = Date.now()): string {
     ['Migrated', rows ?? undefined],
     ['Drain', view.drain ? (view.drain.drained ? 'old release drained' : view.drain.summary) : undefined],
     ['Error', view.error ?? undefined],
+    ['Continued in', view.continuedIn ? `${view.continuedIn} (the migration goes on there: emc status ${view.continuedIn})` : undefined],
   ]);
 }
 
