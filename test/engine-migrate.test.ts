@@ -13,6 +13,7 @@ import {
   type EngineEvent,
   type RunContext,
 } from '../lambdas/core/index.ts';
+import type { QueryOptions, SqlClient, SqlParams, SqlResult, SqlRow, SqlSession } from '../lambdas/core/sql/sql-client.ts';
 import { writeMigrations } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { migrateToEnd, startRun } from './support/engine.ts';
@@ -78,6 +79,40 @@ async function numsSummary(db: TestDatabase) {
     `SELECT id, v, doubled, updated_count FROM nums ORDER BY id`,
   );
   return result.rows;
+}
+
+/**
+ * Runs `between` once, before the first transaction that follows a transaction in which the engine read its migrate
+ * progress, once `armed`: for a migrate step, between reading the step's cursor and running its first batch.
+ */
+class CursorRaceClient implements SqlClient {
+  armed = false;
+  fired = false;
+  private progressRead = false;
+  constructor(
+    private readonly inner: SqlClient,
+    private readonly between: () => Promise<void>,
+  ) {}
+  query<Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams, options?: QueryOptions): Promise<SqlResult<Row>> {
+    return this.inner.query<Row>(sql, params, options);
+  }
+  async transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
+    if (this.progressRead && !this.fired) {
+      this.fired = true;
+      await this.between();
+    }
+    return this.inner.transaction((tx) =>
+      work({
+        query: <Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams) => {
+          if (this.armed && /^\s*SELECT\b[\s\S]*\bmigrate_progress\b/.test(sql)) this.progressRead = true;
+          return tx.query<Row>(sql, params);
+        },
+      }),
+    );
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 }
 
 async function progressOf(db: TestDatabase, stepId: string) {
@@ -147,6 +182,43 @@ describe('keyset batches', () => {
     await disarmPause(db.pool, 'commit');
     await migrateToEnd(ctx, catalog);
     for (const row of await numsSummary(db)) expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, 1, row.v * 2]);
+  });
+
+  it('apply a batch once when two runners of one run race on it: the one whose cursor is stale is refused', async () => {
+    // Two invocations of one run (one lease owner: a retried task while the first still runs). B reads the step's
+    // cursor, then A commits the batch from that cursor, then B runs the same range: the cursor guard of its progress
+    // update must refuse it, rolling back its writes.
+    const { db, catalog } = await numsDatabase(300, KEYSET_WITH_PAUSE);
+    const ctx = await startRun(db.client, 'raced-run', { batchSize: 100 });
+    await expand(ctx, catalog);
+    // A runs exactly one batch: a spent budget still runs the first one.
+    const runnerA: RunContext = { ...ctx, settings: { ...ctx.settings, migrateBudgetMs: 0 } };
+    const raced = new CursorRaceClient(db.client, async () => {
+      expect((await migrate(runnerA, catalog)).batchesThisCall).toBe(1);
+    });
+    const runnerB: RunContext = {
+      ...ctx,
+      client: raced,
+      onEvent: (e) => {
+        if (e.type === 'step-started') raced.armed = true;
+      },
+    };
+
+    const error = await rejectionOf(migrate(runnerB, catalog));
+
+    expect(raced.fired).toBe(true);
+    expect(error).toBeInstanceOf(StepFailedError);
+    expect((error as StepFailedError).stepId).toBe('r1_migrate01');
+    expect(error.message).toContain('its migrate progress was changed by another run during a batch');
+    expect(await progressOf(db, 'r1_migrate01')).toEqual({ cursor: '100', rows_done: 100, batches: 1, finished: false, pass: 1 });
+    for (const row of await numsSummary(db)) {
+      const done = Number(row.id) <= 100;
+      expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, done ? 1 : 0, done ? row.v * 2 : null]);
+    }
+    // The run goes on from A's cursor: every row migrated exactly once.
+    await migrateToEnd(ctx, catalog);
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, 1, row.v * 2]);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ rows_done: 300, finished: true });
   });
 
   it('stop when the time budget is spent, report progress and resume from the cursor on the next call', async () => {
