@@ -13,7 +13,6 @@ import {
   type EngineEvent,
   type RunContext,
 } from '../lambdas/core/index.ts';
-import type { QueryOptions, SqlClient, SqlParams, SqlResult, SqlRow, SqlSession } from '../lambdas/core/sql/sql-client.ts';
 import { writeMigrations } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { migrateToEnd, startRun } from './support/engine.ts';
@@ -27,6 +26,7 @@ import {
   rejectionOf,
   tableRows,
 } from './support/engine-faults.ts';
+import { HookedSqlClient } from './support/hooked-client.ts';
 
 const databases: TestDatabase[] = [];
 const clients: PgSqlClient[] = [];
@@ -79,40 +79,6 @@ async function numsSummary(db: TestDatabase) {
     `SELECT id, v, doubled, updated_count FROM nums ORDER BY id`,
   );
   return result.rows;
-}
-
-/**
- * Runs `between` once, before the first transaction that follows a transaction in which the engine read its migrate
- * progress, once `armed`: for a migrate step, between reading the step's cursor and running its first batch.
- */
-class CursorRaceClient implements SqlClient {
-  armed = false;
-  fired = false;
-  private progressRead = false;
-  constructor(
-    private readonly inner: SqlClient,
-    private readonly between: () => Promise<void>,
-  ) {}
-  query<Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams, options?: QueryOptions): Promise<SqlResult<Row>> {
-    return this.inner.query<Row>(sql, params, options);
-  }
-  async transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
-    if (this.progressRead && !this.fired) {
-      this.fired = true;
-      await this.between();
-    }
-    return this.inner.transaction((tx) =>
-      work({
-        query: <Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams) => {
-          if (this.armed && /^\s*SELECT\b[\s\S]*\bmigrate_progress\b/.test(sql)) this.progressRead = true;
-          return tx.query<Row>(sql, params);
-        },
-      }),
-    );
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }
 
 async function progressOf(db: TestDatabase, stepId: string) {
@@ -193,20 +159,25 @@ describe('keyset batches', () => {
     await expand(ctx, catalog);
     // A runs exactly one batch: a spent budget still runs the first one.
     const runnerA: RunContext = { ...ctx, settings: { ...ctx.settings, migrateBudgetMs: 0 } };
-    const raced = new CursorRaceClient(db.client, async () => {
-      expect((await migrate(runnerA, catalog)).batchesThisCall).toBe(1);
-    });
+    // B pauses before the first statement of the transaction after the one that read its progress (its batch's: no
+    // lock taken yet), once its step has started.
+    let armed = false;
+    let raced = false;
     const runnerB: RunContext = {
       ...ctx,
-      client: raced,
+      client: new HookedSqlClient(db.client, async ({ indexInTransaction, previous }) => {
+        if (!armed || raced || indexInTransaction !== 0 || !/^\s*SELECT\b[\s\S]*\bmigrate_progress\b/.test(previous ?? '')) return;
+        raced = true;
+        expect((await migrate(runnerA, catalog)).batchesThisCall).toBe(1);
+      }),
       onEvent: (e) => {
-        if (e.type === 'step-started') raced.armed = true;
+        if (e.type === 'step-started') armed = true;
       },
     };
 
     const error = await rejectionOf(migrate(runnerB, catalog));
 
-    expect(raced.fired).toBe(true);
+    expect(raced).toBe(true);
     expect(error).toBeInstanceOf(StepFailedError);
     expect((error as StepFailedError).stepId).toBe('r1_migrate01');
     expect(error.message).toContain('its migrate progress was changed by another run during a batch');
