@@ -26,6 +26,7 @@ import {
   rejectionOf,
   tableRows,
 } from './support/engine-faults.ts';
+import { HookedSqlClient } from './support/hooked-client.ts';
 
 const databases: TestDatabase[] = [];
 const clients: PgSqlClient[] = [];
@@ -147,6 +148,97 @@ describe('keyset batches', () => {
     await disarmPause(db.pool, 'commit');
     await migrateToEnd(ctx, catalog);
     for (const row of await numsSummary(db)) expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, 1, row.v * 2]);
+  });
+
+  it('apply a batch once when two runners of one run race on it: the one whose cursor is stale is refused', async () => {
+    // Two invocations of one run (one lease owner: a retried task while the first still runs). B reads the step's
+    // cursor, then A commits the batch from that cursor, then B runs the same range: the cursor guard of its progress
+    // update must refuse it, rolling back its writes.
+    const { db, catalog } = await numsDatabase(300, KEYSET_WITH_PAUSE);
+    const ctx = await startRun(db.client, 'raced-run', { batchSize: 100 });
+    await expand(ctx, catalog);
+    // A runs exactly one batch: a spent budget still runs the first one.
+    const runnerA: RunContext = { ...ctx, settings: { ...ctx.settings, migrateBudgetMs: 0 } };
+    // B pauses before the first statement of the transaction after the one that read its progress (its batch's: no
+    // lock taken yet), once its step has started.
+    let armed = false;
+    let raced = false;
+    const runnerB: RunContext = {
+      ...ctx,
+      client: new HookedSqlClient(db.client, async ({ indexInTransaction, previous }) => {
+        if (!armed || raced || indexInTransaction !== 0 || !/^\s*SELECT\b[\s\S]*\bmigrate_progress\b/.test(previous ?? '')) return;
+        raced = true;
+        expect((await migrate(runnerA, catalog)).batchesThisCall).toBe(1);
+      }),
+      onEvent: (e) => {
+        if (e.type === 'step-started') armed = true;
+      },
+    };
+
+    const error = await rejectionOf(migrate(runnerB, catalog));
+
+    expect(raced).toBe(true);
+    expect(error).toBeInstanceOf(StepFailedError);
+    expect((error as StepFailedError).stepId).toBe('r1_migrate01');
+    expect(error.message).toContain('its migrate progress was changed by another run during a batch');
+    expect(await progressOf(db, 'r1_migrate01')).toEqual({ cursor: '100', rows_done: 100, batches: 1, finished: false, pass: 1 });
+    for (const row of await numsSummary(db)) {
+      const done = Number(row.id) <= 100;
+      expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, done ? 1 : 0, done ? row.v * 2 : null]);
+    }
+    // The run goes on from A's cursor: every row migrated exactly once.
+    await migrateToEnd(ctx, catalog);
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, 1, row.v * 2]);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ rows_done: 300, finished: true });
+  });
+
+  it('refuse a batch of the old file once another runner took the step over with an edited one, cursor unchanged', async () => {
+    // A task retried on a redeployed bundle whose migrate file was edited, while the first attempt still runs: before
+    // any batch committed, the step takes the new file's checksum; the old file's runner still holds the old cursor
+    // (unchanged) and must be refused by the checksum guard of its progress update, not apply the old statement.
+    const { db, catalog } = await numsDatabase(300, KEYSET_WITH_PAUSE);
+    const edited = await loadCatalog(
+      writeMigrations({
+        'r1/expand01_add_doubled.sql': 'ALTER TABLE nums ADD COLUMN doubled int;\n',
+        'r1/migrate01_double.sql': KEYSET_WITH_PAUSE.replace('doubled = v * 2', 'doubled = v * 3'),
+      }),
+    );
+    const ctx = await startRun(db.client, 'redeployed-run', { batchSize: 100 });
+    await expand(ctx, catalog);
+    const progressRead = (previous: string | undefined) => /^\s*SELECT\b[\s\S]*\bmigrate_progress\b/.test(previous ?? '');
+    // A, with the edited file, gets as far as recording its checksum, then dies before its first batch.
+    let armedA = false;
+    const runnerA: RunContext = {
+      ...ctx,
+      client: new HookedSqlClient(db.client, ({ indexInTransaction, previous }) => {
+        if (armedA && indexInTransaction === 0 && progressRead(previous)) throw new Error('runner A stopped before its batch');
+      }),
+      onEvent: (e) => {
+        if (e.type === 'step-started') armedA = true;
+      },
+    };
+    let armedB = false;
+    let raced = false;
+    const runnerB: RunContext = {
+      ...ctx,
+      client: new HookedSqlClient(db.client, async ({ indexInTransaction, previous }) => {
+        if (!armedB || raced || indexInTransaction !== 0 || !progressRead(previous)) return;
+        raced = true;
+        expect((await rejectionOf(migrate(runnerA, edited))).message).toContain('runner A stopped before its batch');
+      }),
+      onEvent: (e) => {
+        if (e.type === 'step-started') armedB = true;
+      },
+    };
+
+    const error = await rejectionOf(migrate(runnerB, catalog));
+
+    expect(raced).toBe(true);
+    expect(error).toBeInstanceOf(StepFailedError);
+    expect(error.message).toContain('its migrate progress was changed by another run during a batch');
+    const progress = await db.pool.query(`SELECT cursor, batches::int, checksum FROM emc.migrate_progress WHERE step_id = 'r1_migrate01'`);
+    expect(progress.rows).toEqual([{ cursor: null, batches: 0, checksum: edited.steps.find((s) => s.id === 'r1_migrate01')!.checksum }]);
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count, row.doubled]).toEqual([row.id, 0, null]);
   });
 
   it('stop when the time budget is spent, report progress and resume from the cursor on the next call', async () => {
