@@ -176,6 +176,7 @@ describe('a transactional expand or contract step', () => {
       const conflicting = writeMigrations({
         'r1/expand01_widgets.sql': 'CREATE TABLE widgets (id bigint PRIMARY KEY);\n',
         'r1/expand02_conflict.sql':
+          '-- emc:allow-destructive the DO block only raises the conflict under test\n' +
           'ALTER TABLE widgets ADD COLUMN color text;\n' +
           `DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '${sqlState}'; END $$;\n`,
       });
