@@ -46,10 +46,12 @@ let app: string;
 let packed: readonly string[];
 let installOutput: string;
 let db: TestDatabase;
+let localDb: TestDatabase;
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'emc-package-'));
   db = await createTestDatabase();
+  localDb = await createTestDatabase();
   await sh('npm', ['run', 'build'], ROOT);
   // The tarball of what was just built (prepack would build it a second time).
   const { stdout } = await sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], ROOT);
@@ -100,6 +102,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.drop();
+  await localDb?.drop();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -165,5 +168,12 @@ describe('installed into a fresh CDK app', { timeout: 120_000 }, () => {
     writeFileSync(join(app, 'migrations/bexar/expand01_add_visibility.sql'), 'ALTER TABLE;');
     const refused = await sh(emc, ['plan', '--database-url', db.url, '--migrations', 'migrations'], app).catch((error: { code: number; stderr: string }) => error);
     expect(refused).toMatchObject({ code: 9, stderr: expect.stringContaining('expand01_add_visibility.sql') });
+  });
+
+  it('runs emc local from the installed package: the packaged demo and bundles, the compiled local runtime', async () => {
+    const emc = join(app, 'node_modules/.bin/emc');
+    const { stdout } = await sh(emc, ['local', '--database-url', localDb.url, '--rows', '1000', '--json'], app);
+    expect(JSON.parse(stdout)).toMatchObject({ succeeded: true, execution: { status: 'SUCCEEDED' } });
+    expect(existsSync(join(app, 'node_modules/emc-upgrade/dist/.emc-local/lambda-bundles'))).toBe(false);
   });
 });
