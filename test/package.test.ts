@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCatalog } from '../lambdas/core/index.ts';
 import { BUNDLE_FILE, HANDLER_ENTRIES, lambdaBundlesFromSource } from '../lib/lambda-bundles.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -23,6 +24,7 @@ const STACK = `import { App, Stack } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { DrainSource, ExpandMigrateContractUpgrade } from 'emc-upgrade';
+import { loadCatalog, type Catalog } from 'emc-upgrade/engine';
 
 const app = new App({ outdir: 'cdk.out' });
 const stack = new Stack(app, 'Consumer', { env: { account: '123456789012', region: 'eu-west-1' } });
@@ -34,8 +36,8 @@ const upgrade = new ExpandMigrateContractUpgrade(stack, 'Upgrade', {
   migrationsDirectory: 'migrations',
   drainSource: DrainSource.ecsServices([{ cluster, serviceName: 'web' }]),
 });
-const releases: readonly string[] = upgrade.releases;
-console.log(releases.join(','));
+const catalog: Catalog = await loadCatalog('migrations');
+console.log([...upgrade.releases, catalog.steps.length].join(','));
 app.synth();
 `;
 
@@ -139,7 +141,7 @@ describe('installed into a fresh CDK app', { timeout: 120_000 }, () => {
   it('type-checks and synthesizes a stack using the construct from the package root, deploying the packaged bundles', async () => {
     await sh(join(app, 'node_modules/.bin/tsc'), ['-p', '.'], app);
     const { stdout } = await sh(process.execPath, ['build/stack.js'], app);
-    expect(stdout.trim()).toBe('bexar');
+    expect(stdout.trim()).toBe(`bexar,${(await loadCatalog(DEMO_MIGRATIONS)).steps.length}`);
 
     const template = JSON.parse(readFileSync(join(app, 'cdk.out/Consumer.template.json'), 'utf8')) as {
       Resources: Record<string, { Type: string; Properties: { Code?: { S3Key?: string } } }>;
