@@ -1,5 +1,5 @@
-#!/usr/bin/env -S npx tsx
-// The `emc` command line (package.json "bin"). Commands are in bin/cli/, one file each; see docs/operators.md.
+#!/usr/bin/env node
+// The `emc` command line (package.json "bin": dist/bin/emc.js once built; `npm run emc` runs this source with tsx). Commands are in bin/cli/, one file each; see docs/operators.md.
 import { processContext } from './cli/host.ts';
 import { runCli } from './cli/program.ts';
 

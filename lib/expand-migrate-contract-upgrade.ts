@@ -21,7 +21,7 @@ import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { compileCatalogForSynth } from './catalog-at-synth.ts';
 import { ConstructPropsError } from './construct-props-error.ts';
 import type { DrainSource, ResolvedEcsService } from './drain-source.ts';
-import { lambdaBundlesFromSource, type HandlerEntry } from './lambda-bundles.ts';
+import { lambdaBundles, type HandlerEntry } from './lambda-bundles.ts';
 import { UpgradeFunction } from './upgrade-function.ts';
 import { buildUpgradeDefinition } from './upgrade-state-machine.ts';
 
@@ -202,7 +202,7 @@ export class ExpandMigrateContractUpgrade extends Construct {
       [ENV.drainSource]: JSON.stringify(drain.config),
       [ENV.drainTimeoutSeconds]: String(drainTimeout.toSeconds()),
     };
-    const bundles = lambdaBundlesFromSource();
+    const bundles = lambdaBundles();
     const functions = Object.fromEntries(
       (Object.keys(ENTRIES) as (WorkflowTask | 'recordFailure')[]).map((task) => [
         task,

@@ -4,6 +4,7 @@ import { EXIT, exitCodeHelp } from './exit-codes.ts';
 import { registerHistory } from './history.ts';
 import { CommandHost, type CliContext } from './host.ts';
 import { registerLocal } from './local.ts';
+import { packageVersion } from './package-version.ts';
 import { registerPlan } from './plan.ts';
 import { registerStart } from './start.ts';
 import { registerStatus } from './status.ts';
@@ -18,6 +19,7 @@ import { registerWhy } from './why.ts';
 export function createProgram(host: CommandHost): Command {
   const program = new Command('emc')
     .description('Zero-downtime Expand-Migrate-Contract upgrades of Aurora PostgreSQL, run by AWS Step Functions.')
+    .version(packageVersion(), '-V, --version', 'print the version of emc-upgrade')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => host.io.stdout(text),

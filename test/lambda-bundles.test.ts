@@ -1,0 +1,37 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BUNDLE_FILE, HANDLER_ENTRIES, lambdaBundles, PACKAGED_BUNDLES } from '../lib/lambda-bundles.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const scratch = mkdtempSync(join(tmpdir(), 'emc-bundles-choice-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** A directory laid out as the installed package's dist/: compiled modules and `lambda/<entry>/index.mjs`. */
+function packagedRoot(name: string, entries: readonly string[]): string {
+  const root = join(scratch, name);
+  mkdirSync(join(root, 'lambdas/handlers'), { recursive: true });
+  for (const entry of HANDLER_ENTRIES) writeFileSync(join(root, 'lambdas/handlers', `${entry}.js`), '');
+  for (const entry of entries) {
+    mkdirSync(join(root, PACKAGED_BUNDLES, entry), { recursive: true });
+    writeFileSync(join(root, PACKAGED_BUNDLES, entry, BUNDLE_FILE), `// ${entry}`);
+  }
+  return root;
+}
+
+describe('lambdaBundles: which bundles the construct deploys', () => {
+  it('inside this repository (handler sources beside lib/): built from the sources into .emc-local', () => {
+    expect(lambdaBundles(ROOT).startsWith(join(ROOT, '.emc-local/lambda-bundles'))).toBe(true);
+  });
+
+  it('in the installed package (compiled JavaScript only): the packaged lambda/ directory, built by nothing', () => {
+    const root = packagedRoot('installed', HANDLER_ENTRIES);
+    expect(lambdaBundles(root)).toBe(join(root, PACKAGED_BUNDLES));
+  });
+
+  it('refuses a package whose bundles are missing, naming both places and the missing entries', () => {
+    const root = packagedRoot('broken', HANDLER_ENTRIES.filter((entry) => entry !== 'migrate'));
+    expect(() => lambdaBundles(root)).toThrow(/handler sources .*lambdas\/handlers.*packaged bundles .*lambda: missing migrate\)/);
+  });
+});
