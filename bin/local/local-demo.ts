@@ -97,7 +97,7 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
     if (workloads) say(`Release n-1 of the demo application writes through is_public/owner (application_name ${OLD_RELEASE_APPLICATION_NAME}).`);
 
     say(
-      'Synthesizing the CDK app (the Lambda bundles are built with esbuild on the first run), then running its state ' +
+      'Synthesizing the CDK app (inside the repository, the Lambda bundles are built from source on the first run), then running its state ' +
         'machine with aws-local-stepfunctions: each Task invokes the deployed bundle from its CDK asset, the bytes ' +
         '`cdk deploy` uploads, in a node process of its own, over an RDS Data API emulator on loopback:',
     );
