@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDataApiEmulator, type DataApiEmulator } from '../bin/local/data-api-emulator/index.ts';
 import { LambdaInvocationError, LocalLambda, type DeployedFunction } from '../bin/local/local-lambda.ts';
-import { LOCAL_ENV, synthesizeStateMachine, type SynthesizedStateMachine } from '../bin/local/synthesized-state-machine.ts';
+import { localRuntimeEnvironment } from '../bin/local/run-local-execution.ts';
+import { synthesizeStateMachine, type SynthesizedStateMachine } from '../bin/local/synthesized-state-machine.ts';
 import { acquireLease, ensureStateSchema, releaseLease } from '../lambdas/core/index.ts';
 import { RETRY_POLICIES } from '../lambdas/core/retry-policies.ts';
 import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
@@ -51,12 +52,7 @@ function deployed(task: WorkflowTask | 'recordFailure'): DeployedFunction {
 
 function freshProcess(task: WorkflowTask | 'recordFailure'): LocalLambda {
   const local = new LocalLambda(deployed(task), {
-    runtimeEnvironment: {
-      AWS_REGION: LOCAL_ENV.region,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      ...dataApi.environment,
-    },
+    runtimeEnvironment: localRuntimeEnvironment(dataApi, 'SILENT'),
   });
   lambdas.push(local);
   return local;

@@ -86,14 +86,7 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
     if (drainConfig.kind === 'ecs') {
       throw new Error('An ECS drain source cannot run locally (the drain function would call AWS ECS); use DrainSource.databaseSessions.');
     }
-    const runtimeEnvironment = {
-      AWS_REGION: LOCAL_ENV.region,
-      AWS_DEFAULT_REGION: LOCAL_ENV.region,
-      POWERTOOLS_LOG_LEVEL: options.logLevel ?? process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO',
-      // The deployed runtime is Node.js 24; the SDK's warning about an older Node.js concerns only this machine.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      ...dataApi.environment,
-    };
+    const runtimeEnvironment = localRuntimeEnvironment(dataApi, options.logLevel ?? process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO');
     const functions = new Map(
       [...synthesized.functions].map(([task, fn]) => {
         const local = new LocalLambda(fn, { runtimeEnvironment, onLog: options.onLog });
@@ -176,6 +169,18 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
     await Promise.all(lambdas.map((l) => l.close()));
     if (!options.dataApi) await dataApi.stop();
   }
+}
+
+/** What the Lambda service (and this machine) adds to a local function's own environment. */
+export function localRuntimeEnvironment(dataApi: DataApiEmulator, logLevel: string): Record<string, string> {
+  return {
+    AWS_REGION: LOCAL_ENV.region,
+    AWS_DEFAULT_REGION: LOCAL_ENV.region,
+    POWERTOOLS_LOG_LEVEL: logLevel,
+    // The deployed runtime is Node.js 24; the SDK's warning about an older Node.js concerns only this machine.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...dataApi.environment,
+  };
 }
 
 /**
