@@ -1,12 +1,12 @@
 import type { Catalog, Step } from '../catalog/step.ts';
 import { MigrateRunawayError, PendingRowsRemainError, PhaseGateError, StepFailedError } from '../errors.ts';
 import { describeStrategy, keysetSource, repeatUntilZeroSource, type BatchSource } from '../migrate/batch-source.ts';
+import { runBatch } from '../migrate/run-batch.ts';
 import { STATE_SCHEMA, ensureStateSchema } from '../state/schema.ts';
 import { isApplied, readProgress, readState, recordApplied, type MigrateProgress } from '../state/database-state.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { recordHistory } from '../state/history.ts';
 import { engineBounds } from '../state/engine-transaction.ts';
-import { renewLease } from '../state/lease.ts';
 import { inspect, partlyRunChanged, refuseChangedMigrateSteps, type Inspection } from './inspect.ts';
 import { pendingRows } from './pending-query.ts';
 import { leased, reading, type RunContext } from './run-context.ts';
@@ -251,62 +251,6 @@ async function migrateStep(
   } catch (error) {
     throw await failStep(ctx, step, startedAt, error instanceof StepFailedError ? undefined : step.statements[0], error);
   }
-}
-
-/**
- * One batch, one transaction: renew the lease, plan the range, run the user's statement, and move the cursor.
- * The cursor update is guarded by the cursor read before the batch, so two runners can never both apply it.
- */
-async function runBatch(
-  ctx: RunContext,
-  step: Step,
-  source: BatchSource,
-  progress: MigrateProgress,
-  batchSize: number,
-): Promise<{ ran: boolean; rows: number; passEnded: boolean; progress: MigrateProgress }> {
-  return ctx.client.transaction(async (tx) => {
-    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, {
-      lockTimeoutMs: ctx.settings.lockTimeoutMs,
-      statementTimeoutMs: ctx.settings.batchStatementTimeoutMs,
-      idleInTransactionTimeoutMs: ctx.settings.idleInTransactionTimeoutMs,
-    });
-    const planned = await source.next(tx, progress.cursor, batchSize);
-    if (!planned) return { ran: false, rows: 0, passEnded: true, progress };
-    const result = await tx.query(source.statement, planned.params);
-    const moved = await tx.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress
-       SET cursor = :cursor, rows_done = rows_done + :rows, pass_rows = pass_rows + :rows, keys_scanned = keys_scanned + :keys,
-           batches = batches + 1, updated_at = now()
-       WHERE step_id = :step AND cursor IS NOT DISTINCT FROM :previous AND pass = :pass AND checksum = :checksum`,
-      {
-        step: step.id,
-        checksum: step.checksum,
-        cursor: planned.cursorAfter ?? null,
-        rows: result.rowCount,
-        keys: planned.keys,
-        previous: progress.cursor ?? null,
-        pass: progress.pass,
-      },
-    );
-    if (moved.rowCount !== 1) {
-      throw new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run during a batch', {
-        transactional: true,
-      });
-    }
-    return {
-      ran: true,
-      rows: result.rowCount,
-      passEnded: planned.lastOfPass || source.endsPass(result.rowCount),
-      progress: {
-        ...progress,
-        cursor: planned.cursorAfter,
-        rowsDone: progress.rowsDone + result.rowCount,
-        passRows: progress.passRows + result.rowCount,
-        keysScanned: progress.keysScanned + planned.keys,
-        batches: progress.batches + 1,
-      },
-    };
-  });
 }
 
 /**
