@@ -4,6 +4,7 @@ import { EXIT, exitCodeHelp } from './exit-codes.ts';
 import { registerHistory } from './history.ts';
 import { CommandHost, type CliContext } from './host.ts';
 import { registerLocal } from './local.ts';
+import { registerNew } from './new.ts';
 import { packageVersion } from './package-version.ts';
 import { registerPlan } from './plan.ts';
 import { registerStart } from './start.ts';
@@ -45,6 +46,7 @@ export function createProgram(host: CommandHost): Command {
   registerCheck(program, host);
   registerPlan(program, host);
   registerLocal(program, host);
+  registerNew(program, host);
   return program;
 }
 

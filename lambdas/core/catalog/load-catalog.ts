@@ -17,8 +17,8 @@ import { PHASES, stepId, type BatchStrategy, type Catalog, type Migration, type 
 /** The file in the migrations directory that declares the order of releases. */
 export const RELEASES_FILE = 'releases.json';
 
-const STEP_FILE = /^(expand|migrate|contract)(\d{2,})_([a-z0-9]+(?:_[a-z0-9]+)*)\.sql$/;
-const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
+export const STEP_FILE = /^(expand|migrate|contract)(\d{2,})_([a-z0-9]+(?:_[a-z0-9]+)*)\.sql$/;
+export const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 /** Files a release folder may hold besides steps. */
 const IGNORED_FILE = /^(\.|README|.*\.md$)/;
