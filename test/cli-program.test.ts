@@ -11,7 +11,7 @@ import type { LocalDemoOptions } from '../bin/local/local-demo.ts';
 import { runEmc } from './support/cli-harness.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const COMMANDS = ['start', 'wait', 'status', 'why', 'history', 'version', 'check', 'plan', 'local', 'new'];
+const COMMANDS = ['start', 'wait', 'status', 'why', 'history', 'version', 'check', 'plan', 'local', 'new', 'expand', 'migrate', 'contract'];
 
 describe('emc program', () => {
   it('lists every command and the exit codes in --help', async () => {

@@ -11,7 +11,7 @@ export const EXIT = {
   usage: 2,
   /** `emc check`: expand steps are pending. */
   expandPending: 3,
-  /** `emc check`: expand is done, migrate steps are pending. */
+  /** `emc check`: expand is done, migrate steps are pending; `emc migrate`: `--max-seconds` passed with rows left. */
   migratePending: 4,
   /** `emc check`: expand and migrate are done, contract steps are pending (or contract is blocked). */
   contractPending: 5,
@@ -37,7 +37,7 @@ export const EXIT_CODE_HELP: readonly (readonly [ExitCode, string])[] = [
   [EXIT.failed, 'the execution FAILED, TIMED_OUT or was ABORTED; or an unexpected error'],
   [EXIT.usage, 'bad arguments, or an invalid execution input (unknown release, bad --settings)'],
   [EXIT.expandPending, 'check: expand steps pending'],
-  [EXIT.migratePending, 'check: migrate steps pending'],
+  [EXIT.migratePending, 'check: migrate steps pending; migrate: --max-seconds passed with rows left'],
   [EXIT.contractPending, 'check: contract steps pending (or contract blocked)'],
   [EXIT.notFound, 'state machine or execution not found, or an invalid ARN'],
   [EXIT.awsCredentials, 'AWS credentials missing, expired or denied'],

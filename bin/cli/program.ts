@@ -6,6 +6,7 @@ import { CommandHost, type CliContext } from './host.ts';
 import { registerLocal } from './local.ts';
 import { registerNew } from './new.ts';
 import { packageVersion } from './package-version.ts';
+import { registerPhases } from './phases.ts';
 import { registerPlan } from './plan.ts';
 import { registerStart } from './start.ts';
 import { registerStatus } from './status.ts';
@@ -47,6 +48,7 @@ export function createProgram(host: CommandHost): Command {
   registerPlan(program, host);
   registerLocal(program, host);
   registerNew(program, host);
+  registerPhases(program, host);
   return program;
 }
 
