@@ -5,6 +5,7 @@ import { registerHistory } from './history.ts';
 import { CommandHost, type CliContext } from './host.ts';
 import { registerLocal } from './local.ts';
 import { registerNew } from './new.ts';
+import { registerOnCall } from './on-call.ts';
 import { packageVersion } from './package-version.ts';
 import { registerPhases } from './phases.ts';
 import { registerPlan } from './plan.ts';
@@ -49,6 +50,7 @@ export function createProgram(host: CommandHost): Command {
   registerLocal(program, host);
   registerNew(program, host);
   registerPhases(program, host);
+  registerOnCall(program, host);
   return program;
 }
 

@@ -10,6 +10,7 @@ import { parseFailureCause } from './failure-cause.ts';
 import { failureOf } from './history.ts';
 import { addAwsOptions, addJsonOption, type AwsFlags, type CommandHost } from './host.ts';
 import { keyValues, printJson, println } from './output.ts';
+import { latestFailedExecution } from './on-call.ts';
 
 /** Why an execution failed, and what to do about it. */
 export interface WhyReport {
@@ -210,14 +211,15 @@ export function registerWhy(program: Command, host: CommandHost): void {
   const command = program
     .command('why')
     .description('why an execution failed: failed state, error, step, statement, database version and the next safe action')
-    .argument('<execution>', 'execution ARN or name')
+    .argument('[execution]', 'execution ARN or name (default: the latest FAILED execution of the state machine)')
     .option('--migrations <dir>', 'migrations directory, to print the failed statement\'s SQL');
   addAwsOptions(command);
   addJsonOption(command);
   command.addHelpText('after', '\nExit codes: 0 report printed (also for an execution that has not failed), 6 not found, 7 AWS credentials.');
   command.action(
-    host.action(async (reference: string, flags: WhyFlags) => {
-      const executionArn = await host.executionArn(reference, flags);
+    host.action(async (reference: string | undefined, flags: WhyFlags) => {
+      const executionArn =
+        reference === undefined ? await latestFailedExecution(host.sfn(flags), await host.stateMachineArn(flags)) : await host.executionArn(reference, flags);
       const catalog = flags.migrations ? await loadCatalog(flags.migrations) : undefined;
       const report = await explainExecution({ sfn: host.sfn(flags, executionArn) }, { executionArn, catalog });
       if (flags.json) printJson(host.io, report);

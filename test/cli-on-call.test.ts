@@ -1,0 +1,175 @@
+import { DescribeExecutionCommand, ExecutionDoesNotExist, ListExecutionsCommand, SFNClient, StopExecutionCommand, ValidationException } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { WhyReport } from '../bin/cli/why.ts';
+import { acquireLease } from '../lambdas/core/state/lease.ts';
+import { ensureStateSchema } from '../lambdas/core/state/schema.ts';
+import { STATE_NAMES } from '../lambdas/core/workflow/state-names.ts';
+import { runEmc } from './support/cli-harness.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { HistoryBuilder, serveExecution, STATE_MACHINE_ARN } from './support/sfn-history.ts';
+
+const sfn = mockClient(SFNClient);
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await ensureStateSchema(db.client);
+});
+afterAll(async () => {
+  await db.drop();
+});
+beforeEach(async () => {
+  sfn.reset();
+  await db.pool.query('DELETE FROM emc.lease; DELETE FROM emc.history');
+});
+
+const ARN = `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:emc-bexar-full-0a1b2c3d`;
+const HAND_RUN = 'emc-cli:migrate:alice@laptop:4242:2025-06-01T12:00:00.000Z';
+const holdLease = (owner: string) => acquireLease(db.client, owner, 900);
+const leaseOwner = async () => (await db.pool.query<{ owner: string }>('SELECT owner FROM emc.lease')).rows[0]?.owner ?? null;
+const emc = (...args: string[]) => runEmc([...args, '--database-url', db.url]);
+
+/** DescribeExecution: "status: The current status of the execution" (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE). */
+const describing = (...statuses: string[]) => {
+  const mock = sfn.on(DescribeExecutionCommand, { executionArn: ARN });
+  for (const status of statuses) {
+    mock.resolvesOnce({ executionArn: ARN, stateMachineArn: STATE_MACHINE_ARN, status: status as 'RUNNING', startDate: new Date() });
+  }
+  return mock;
+};
+
+describe('emc unlock', () => {
+  it('says so when no lease is held', async () => {
+    const run = await emc('unlock');
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toBe('No upgrade lease is held: nothing to release.\n');
+    expect(sfn.calls()).toHaveLength(0);
+  });
+
+  it.each(['RUNNING', 'PENDING_REDRIVE'])('refuses while the holder execution is %s, even with --force', async (status) => {
+    await holdLease(ARN);
+    describing(status, status);
+    for (const args of [[], ['--force']]) {
+      const run = await emc('unlock', ...args);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toContain(`emc: The upgrade lease is held by execution ${ARN}, which is ${status}: it was not released.`);
+      expect(run.stderr).toContain(`Next: Wait for it to end (emc wait ${ARN}), or stop it and release its lease with emc abort ${ARN}.`);
+    }
+    expect(await leaseOwner()).toBe(ARN);
+  });
+
+  it('releases the lease of an execution that has ended', async () => {
+    await holdLease(ARN);
+    describing('ABORTED');
+    const run = await emc('unlock');
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toBe(`Released the upgrade lease of ${ARN} (execution ABORTED).\n`);
+    expect(sfn.commandCalls(DescribeExecutionCommand)[0]!.args[0].input).toEqual({ executionArn: ARN });
+    expect(await leaseOwner()).toBeNull();
+  });
+
+  it('releases the lease of a hand run, or of an execution Step Functions does not find, only with --force and a warning', async () => {
+    await holdLease(HAND_RUN);
+    const refused = await emc('unlock');
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain(`the holder ${HAND_RUN} is not a Step Functions execution`);
+    expect(refused.stderr).toContain('Next: Make sure that run has ended (its process is gone), then release the lease with emc unlock --force.');
+    expect(await leaseOwner()).toBe(HAND_RUN);
+    const forced = await emc('unlock', '--force');
+    expect(forced.exitCode).toBe(0);
+    expect(forced.stderr).toContain('Warning (--force): the holder');
+    expect(forced.stdout).toBe(`Released the upgrade lease of ${HAND_RUN}.\n`);
+    expect(await leaseOwner()).toBeNull();
+    expect(sfn.calls()).toHaveLength(0);
+
+    await holdLease(ARN);
+    // DescribeExecution errors: "ExecutionDoesNotExist: The specified execution does not exist. HTTP Status Code: 400".
+    sfn.on(DescribeExecutionCommand).rejects(new ExecutionDoesNotExist({ message: `Execution Does Not Exist: '${ARN}'`, $metadata: {} }));
+    expect((await emc('unlock')).exitCode).toBe(2);
+    expect(await leaseOwner()).toBe(ARN);
+    const gone = await emc('unlock', '--force');
+    expect(gone.exitCode).toBe(0);
+    expect(gone.stderr).toContain(`Warning (--force): Step Functions does not find execution ${ARN}`);
+    expect(await leaseOwner()).toBeNull();
+  });
+});
+
+describe('emc abort', () => {
+  const history = async () => (await db.pool.query<{ run_id: string; step_id: string; outcome: string; error: string }>('SELECT run_id, step_id, outcome, error FROM emc.history')).rows;
+
+  it('stops a running execution, releases its lease and records the abort', async () => {
+    await holdLease(ARN);
+    describing('RUNNING');
+    // StopExecution: "Response Syntax {"stopDate": number}"; on success the service sends back HTTP 200.
+    sfn.on(StopExecutionCommand).resolves({ stopDate: new Date() });
+    const run = await emc('abort', ARN);
+    expect(run.stderr).toBe('');
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toContain(`Stopped ${ARN} (it was RUNNING).\nReleased its upgrade lease.\nThe abort is recorded in emc.history.\n`);
+    expect(sfn.commandCalls(StopExecutionCommand)[0]!.args[0].input).toMatchObject({ executionArn: ARN, error: 'EmcAborted' });
+    expect(await leaseOwner()).toBeNull();
+    expect(await history()).toEqual([
+      { run_id: ARN, step_id: '(run)', outcome: 'interrupted', error: expect.stringMatching(/^aborted with emc abort by \S+@\S+ \(the execution was RUNNING\)$/) },
+    ]);
+  });
+
+  it('does not stop an execution that has ended; releases the lease it left', async () => {
+    await holdLease(ARN);
+    describing('TIMED_OUT');
+    const run = await emc('abort', ARN, '--json');
+    expect(run.exitCode).toBe(0);
+    expect(run.json()).toEqual({ executionArn: ARN, statusBefore: 'TIMED_OUT', stopped: false, leaseReleased: true, leaseHolder: null });
+    expect(sfn.commandCalls(StopExecutionCommand)).toHaveLength(0);
+    expect(await history()).toEqual([]);
+  });
+
+  it('copes with either answer of StopExecution for an execution that ended meanwhile', async () => {
+    // What StopExecution answers for an execution that has just ended is not documented: an error here, and the
+    // next DescribeExecution shows it ended, so there is nothing left to stop.
+    await holdLease('someone-else');
+    describing('RUNNING', 'SUCCEEDED');
+    sfn.on(StopExecutionCommand).rejects(new ValidationException({ message: 'Execution is not running', $metadata: {} }));
+    const run = await emc('abort', ARN, '--json');
+    expect(run.exitCode).toBe(0);
+    expect(run.json()).toEqual({ executionArn: ARN, statusBefore: 'RUNNING', stopped: false, leaseReleased: false, leaseHolder: 'someone-else' });
+    expect(await leaseOwner()).toBe('someone-else');
+
+    // The same error while it still runs is a failure: nothing released.
+    sfn.reset();
+    await db.pool.query('DELETE FROM emc.lease');
+    await holdLease(ARN);
+    describing('RUNNING', 'RUNNING');
+    sfn.on(StopExecutionCommand).rejects(new ValidationException({ message: 'Execution is not running', $metadata: {} }));
+    const failed = await emc('abort', ARN);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).toContain('emc: Execution is not running');
+    expect(await leaseOwner()).toBe(ARN);
+  });
+});
+
+describe('emc why without an execution', () => {
+  it('explains the latest FAILED execution of the state machine', async () => {
+    // ListExecutions: "Results are sorted by time, with the most recent execution first"; statusFilter: "only list the executions whose current execution status matches the given filter".
+    sfn.on(ListExecutionsCommand).resolves({
+      executions: [{ executionArn: ARN, stateMachineArn: STATE_MACHINE_ARN, name: 'emc-bexar-full-0a1b2c3d', status: 'FAILED', startDate: new Date() }],
+    });
+    const cause = '"Plan upgrade" failed with LeaseHeldError: The upgrade lease is held by x.';
+    const events = new HistoryBuilder()
+      .started({})
+      .failingTask(STATE_NAMES.plan, 'plan', 'LeaseHeldError', 'The upgrade lease is held by x.')
+      .failed('LeaseHeldError', cause).events;
+    serveExecution(sfn, { executionArn: ARN, name: 'emc-bexar-full-0a1b2c3d', input: {}, stages: [{ status: 'FAILED', events, error: 'LeaseHeldError', cause }] });
+
+    const run = await runEmc(['why', '--state-machine-arn', STATE_MACHINE_ARN, '--json']);
+    expect(run.exitCode).toBe(0);
+    expect(sfn.commandCalls(ListExecutionsCommand)[0]!.args[0].input).toEqual({ stateMachineArn: STATE_MACHINE_ARN, statusFilter: 'FAILED', maxResults: 1 });
+    expect(run.json<WhyReport>()).toMatchObject({ executionArn: ARN, failed: true, error: 'LeaseHeldError' });
+  });
+
+  it('says so when the state machine has no failed execution', async () => {
+    sfn.on(ListExecutionsCommand).resolves({ executions: [] });
+    const run = await runEmc(['why', '--state-machine-arn', STATE_MACHINE_ARN]);
+    expect(run.exitCode).toBe(6);
+    expect(run.stderr).toContain(`emc: State machine ${STATE_MACHINE_ARN} has no failed execution.`);
+  });
+});
