@@ -92,6 +92,7 @@ describe('emc expand, migrate and contract by hand', () => {
     const rest = await emc('migrate', '--json');
     expect(rest.exitCode).toBe(0);
     expect(rest.json()).toMatchObject({ result: { finished: true }, summary: { outcome: 'stopped after migrate', versionAfter: 'bexar_expand03' } });
+    expect(rest.stdout).not.toContain('"cursor"');
     expect(await check()).toBe(5);
   });
 

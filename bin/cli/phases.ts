@@ -238,7 +238,9 @@ export function registerPhases(program: Command, host: CommandHost): void {
           onProgress: flags.json ? undefined : (result) => printMigrateProgress(host, result),
         }),
       );
-      if (flags.json) printJson(host.io, run);
+      // Cursors are key values, i.e. row data: they stay in the database (as the migrate task keeps them out of the history).
+      const calls = run.result.calls.map((call) => ({ ...call, steps: call.steps.map(({ cursor: _cursor, ...step }) => step) }));
+      if (flags.json) printJson(host.io, { ...run, result: { ...run.result, calls } });
       else {
         printSummary(host, run);
         if (!run.result.finished) println(host.io, 'Stopped by --max-seconds with rows left: run emc migrate again to resume.');
