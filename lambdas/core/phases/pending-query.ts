@@ -28,12 +28,14 @@ export async function pendingRows(tx: ReadOnlySession, step: Migration): Promise
     throw new StepFailedError(step.id, sql, error.sqlState, `${problem} (${step.file}, "emc:pending")`, {
       cause: error,
       transactional: true,
+      place: { file: step.file },
     });
   }
   const count = Number(value ?? 0);
   if (!Number.isFinite(count)) {
     throw new StepFailedError(step.id, sql, undefined, `its pending query returned "${String(value)}", not a number`, {
       transactional: true,
+      place: { file: step.file },
     });
   }
   return count;

@@ -49,15 +49,17 @@ export function toStepError(step: Step, transactional: boolean, statement: State
   if (error instanceof EmcError) return error;
   if (error instanceof SqlError) {
     const where = statement ? ` (${step.file}, statement at line ${statement.line})` : '';
+    const place = statement ? { file: step.file, line: statement.line } : { file: step.file };
     if (error.sqlState === LOCK_NOT_AVAILABLE) {
-      return new LockTimeoutError(step.id, `${error.message}${where}`, { cause: error });
+      return new LockTimeoutError(step.id, `${error.message}${where}`, { cause: error, place });
     }
     if (error.sqlState !== undefined && TRANSACTION_CONFLICTS.has(error.sqlState)) {
-      return new TransactionConflictError(error.sqlState, `Step ${step.id}: ${error.message}${where}`, { cause: error });
+      return new TransactionConflictError(error.sqlState, `Step ${step.id}: ${error.message}${where}`, { cause: error, stepId: step.id, place });
     }
     return new StepFailedError(step.id, statement?.sql ?? '', error.sqlState, `${error.message}${where}`, {
       cause: error,
       transactional,
+      place,
     });
   }
   return error instanceof Error ? error : new Error(String(error));
