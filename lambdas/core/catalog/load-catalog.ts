@@ -256,6 +256,7 @@ function loadStep(
     directive,
     releaseHasContract,
     problem,
+    parser: { splitStatements, placeholderNames },
   });
   const sent = split.statements.map((s) => ({ sql: s.sql, line: s.line, what: 'the statement' }));
   const pending = directive('pending');

@@ -1,5 +1,5 @@
 import { DATA_MODIFYING, writesOfSelect } from '../catalog/parse-tree.ts';
-import { splitStatements, type ParsedStatement } from '../catalog/sql-statements.ts';
+import type { ParsedStatement } from '../catalog/sql-statements.ts';
 import type { Statement } from '../catalog/step.ts';
 import { MigrateRunawayError, PendingRowsRemainError, StepFailedError } from '../errors.ts';
 import { describeStrategy, type BatchSource } from '../migrate/batch-source.ts';
@@ -7,7 +7,6 @@ import { runBatch } from '../migrate/run-batch.ts';
 import { pendingRows } from '../phases/pending-query.ts';
 import { leased, reading, type RunContext } from '../phases/run-context.ts';
 import { failStep } from '../phases/step-errors.ts';
-import { placeholderNames } from '../sql/named-parameters.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { isApplied, readState, recordApplied } from '../state/database-state.ts';
 import { recordHistory } from '../state/history.ts';
@@ -50,6 +49,7 @@ export function parseMigration<K extends Migration['kind'], T extends object>(
   readStrategy: (statement: ParsedStatement) => T | undefined,
 ): (MigrationCommon & { readonly kind: K } & T) | undefined {
   const { statements, problem, directive } = file;
+  const { placeholderNames, splitStatements } = file.parser;
   const [statement] = statements;
   if (statement === undefined || statements.length !== 1) {
     problem(`a migrate step holds exactly one statement (the batch), found ${statements.length}`);

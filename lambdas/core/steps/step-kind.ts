@@ -1,5 +1,5 @@
 import type { Directive } from '../catalog/directives.ts';
-import type { ParsedStatement } from '../catalog/sql-statements.ts';
+import type { ParsedStatement, SplitResult } from '../catalog/sql-statements.ts';
 import type { Phase, Statement } from '../catalog/step.ts';
 import type { RunContext } from '../phases/run-context.ts';
 import type { ReadOnlySession } from '../state/engine-transaction.ts';
@@ -51,6 +51,14 @@ export interface StepFile<P extends Phase> {
   readonly releaseHasContract: boolean;
   /** Reports a problem of the file; every problem is reported at once, with the file's name. */
   problem(message: string, line?: number): void;
+  /**
+   * PostgreSQL's parser, for the kind's own checks. Handed in by load-catalog rather than imported: the kinds also
+   * run in the Lambda bundles, which must stay free of libpg-query (the catalog is compiled at synth).
+   */
+  readonly parser: {
+    splitStatements(text: string): SplitResult;
+    placeholderNames(sql: string): string[];
+  };
 }
 
 /** How long a step may run: schema steps always run to their end; a migration stops between batches at `deadline`. */
