@@ -4,8 +4,8 @@ import { contract } from '../core/phases/contract.ts';
 import { expand } from '../core/phases/expand.ts';
 import { migrate } from '../core/phases/migrate.ts';
 import { leased, reading, type EngineEvent, type RunContext } from '../core/phases/run-context.ts';
-import type { StepRun } from '../core/phases/apply-schema-step.ts';
-import { readProgress, type MigrateProgress } from '../core/state/database-state.ts';
+import type { StepRun } from '../core/steps/run-steps.ts';
+import { readProgress, type ProgressRow } from '../core/state/migrate-progress.ts';
 import { reportFailure } from '../core/workflow/failure-report.ts';
 import { finishUpgrade } from '../core/workflow/run-summary.ts';
 import {
@@ -72,7 +72,7 @@ export function createWorkflowHandlers(deps: HandlerDependencies): WorkflowHandl
       // Progress over the whole run: steps this run finished in earlier calls count as done.
       const earlier = plan.pending.migrate.filter((id) => !result.steps.some((s) => s.stepId === id));
       const finishedEarlier = await reading(ctx, 'reading the progress of earlier steps', async (tx) => {
-        const rows: (MigrateProgress | undefined)[] = [];
+        const rows: (ProgressRow | undefined)[] = [];
         for (const id of earlier) rows.push(await readProgress(tx, id));
         return rows;
       });
