@@ -42,7 +42,7 @@ describe('emc new', () => {
     fillIn(path, { 'no-transaction': '' }, 'CREATE INDEX CONCURRENTLY images_title_idx ON images (title);\n');
     const catalog = await loadCatalog(dir);
     expect(catalog.releases).toEqual(['bexar', 'cactus']);
-    expect(catalog.steps.find((s) => s.id === 'cactus_expand01')).toMatchObject({ transactional: false, file: 'cactus/expand01_add_title.sql' });
+    expect(catalog.steps.find((s) => s.id === 'cactus_expand01')).toMatchObject({ kind: 'statement-by-statement', file: 'cactus/expand01_add_title.sql' });
   });
 
   it('numbers the next file of the phase, and a migrate template filled in loads with its strategy and pending query', async () => {
@@ -66,7 +66,7 @@ describe('emc new', () => {
       "UPDATE images SET visibility = CASE WHEN is_public THEN 'public' ELSE 'private' END\nWHERE id BETWEEN :from_key AND :to_key AND visibility IS NULL;\n",
     );
     const step = (await loadCatalog(dir)).steps.find((s) => s.id === 'bexar_migrate01');
-    expect(step?.migration).toMatchObject({ strategy: { kind: 'keyset', keys: ['id'] }, batchSize: 500, pendingSql: expect.stringContaining('visibility IS NULL') });
+    expect(step).toMatchObject({ kind: 'keyset', keys: ['id'], batchSize: 500, pendingSql: expect.stringContaining('visibility IS NULL') });
     expect(JSON.parse(readFileSync(join(dir, 'releases.json'), 'utf8'))).toEqual({ releases: ['bexar'] });
   });
 

@@ -4,10 +4,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WhyReport } from '../bin/cli/why.ts';
 import { acquireLease } from '../lambdas/core/state/lease.ts';
 import { ensureStateSchema } from '../lambdas/core/state/schema.ts';
+import { LeaseHeldError } from '../lambdas/core/errors.ts';
 import { STATE_NAMES } from '../lambdas/core/workflow/state-names.ts';
 import { runEmc } from './support/cli-harness.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
-import { HistoryBuilder, serveExecution, STATE_MACHINE_ARN } from './support/sfn-history.ts';
+import { failureReport, HistoryBuilder, serveExecution, STATE_MACHINE_ARN } from './support/sfn-history.ts';
 
 const sfn = mockClient(SFNClient);
 let db: TestDatabase;
@@ -153,17 +154,16 @@ describe('emc why without an execution', () => {
     sfn.on(ListExecutionsCommand).resolves({
       executions: [{ executionArn: ARN, stateMachineArn: STATE_MACHINE_ARN, name: 'emc-bexar-full-0a1b2c3d', status: 'FAILED', startDate: new Date() }],
     });
-    const cause = '"Plan upgrade" failed with LeaseHeldError: The upgrade lease is held by x.';
-    const events = new HistoryBuilder()
-      .started({})
-      .failingTask(STATE_NAMES.plan, 'plan', 'LeaseHeldError', 'The upgrade lease is held by x.')
-      .failed('LeaseHeldError', cause).events;
+    const held = new LeaseHeldError('arn:other', new Date('2025-06-01T11:00:00.000Z'));
+    const failure = failureReport('plan', held, { version: 'bexar_expand01', leaseReleased: false });
+    const cause = failure.cause;
+    const events = new HistoryBuilder().started({}).failingTask('plan', held).task('recordFailure', failure).failed('LeaseHeldError', cause).events;
     serveExecution(sfn, { executionArn: ARN, name: 'emc-bexar-full-0a1b2c3d', input: {}, stages: [{ status: 'FAILED', events, error: 'LeaseHeldError', cause }] });
 
     const run = await runEmc(['why', '--state-machine-arn', STATE_MACHINE_ARN, '--json']);
     expect(run.exitCode).toBe(0);
     expect(sfn.commandCalls(ListExecutionsCommand)[0]!.args[0].input).toEqual({ stateMachineArn: STATE_MACHINE_ARN, statusFilter: 'FAILED', maxResults: 1 });
-    expect(run.json<WhyReport>()).toMatchObject({ executionArn: ARN, failed: true, error: 'LeaseHeldError' });
+    expect(run.json<WhyReport>()).toMatchObject({ executionArn: ARN, failed: true, failedState: STATE_NAMES.plan, error: 'LeaseHeldError', version: 'bexar_expand01' });
   });
 
   it('says so when the state machine has no failed execution', async () => {
