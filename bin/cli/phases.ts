@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { pollDrainGate, type DrainGateState } from '../../lambdas/core/drain/drain-gate.ts';
 import { contract } from '../../lambdas/core/phases/contract.ts';
@@ -12,6 +11,7 @@ import { startUpgrade, type UpgradePlan } from '../../lambdas/core/workflow/upgr
 import { UsageError } from './cli-errors.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 import { positiveNumber, type CommandHost } from './host.ts';
+import { operatorName } from './operator.ts';
 import { formatCount, formatDuration, printJson, println, progressBar } from './output.ts';
 import { addDatabaseCommandOptions, withDatabase, type DatabaseCommandFlags, type DatabaseDependencies } from './version.ts';
 
@@ -29,8 +29,7 @@ export const HAND_RUN_PREFIX = 'emc-cli:';
 
 /** `emc-cli:migrate:alice@host:4242:2025-06-01T12:00:00.000Z`: never an ARN, so `emc unlock` tells it from an execution. */
 export function handRunId(phase: string, env: Readonly<Record<string, string | undefined>>, at: Date = new Date()): string {
-  const user = env['USER'] ?? env['LOGNAME'] ?? 'unknown';
-  return `${HAND_RUN_PREFIX}${phase}:${user}@${hostname()}:${process.pid}:${at.toISOString()}`;
+  return `${HAND_RUN_PREFIX}${phase}:${operatorName(env)}:${process.pid}:${at.toISOString()}`;
 }
 
 /** Seconds between two migrate progress reports: one engine migrate call each. */

@@ -1,16 +1,16 @@
-import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
+import { ListExecutionsCommand, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
 import type { Command } from 'commander';
 import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
 import { CONTROL_STATE_NAMES as C } from '../../lambdas/core/workflow/state-names.ts';
 import type { Catalog } from '../../lambdas/core/catalog/step.ts';
-import { describeExecution, readExecutionHistory } from './aws.ts';
+import { describeExecution, readExecutionHistory, sfnCall } from './aws.ts';
 import { viewExecution, type ExecutionStatus } from './execution-view.ts';
+import { NotFoundError } from './cli-errors.ts';
 import { EXIT } from './exit-codes.ts';
 import type { TaskFailure } from '../../lambdas/core/workflow/task-contract.ts';
 import { failureOf } from './history.ts';
 import { addAwsOptions, addJsonOption, type AwsFlags, type CommandHost } from './host.ts';
 import { keyValues, printJson, println } from './output.ts';
-import { latestFailedExecution } from './on-call.ts';
 
 /** Why an execution failed, and what to do about it. */
 export interface WhyReport {
@@ -104,6 +104,17 @@ export async function explainExecution(
     rerun: rerunEffect(leaseReleased, error, record),
     cause: view.cause,
   };
+}
+
+/** The most recent FAILED execution of the state machine (ListExecutions lists the most recent first). */
+export async function latestFailedExecution(sfn: SFNClient, stateMachineArn: string): Promise<string> {
+  const page = await sfnCall(() => sfn.send(new ListExecutionsCommand({ stateMachineArn, statusFilter: 'FAILED', maxResults: 1 })), {
+    kind: 'state machine',
+    arn: stateMachineArn,
+  });
+  const latest = page.executions?.[0]?.executionArn;
+  if (!latest) throw new NotFoundError(`State machine ${stateMachineArn} has no failed execution.`, 'Name the execution: emc why <execution>.');
+  return latest;
 }
 
 /** What a new execution with the same input will do, by the error's name. */
