@@ -1,7 +1,8 @@
 import { DescribeExecutionCommand, ExecutionDoesNotExist, ListExecutionsCommand, SFNClient, StopExecutionCommand, ValidationException } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { WhyReport } from '../bin/cli/why.ts';
+import { startDataApiEmulator, type DataApiEmulator } from '../bin/local/data-api-emulator/index.ts';
 import { acquireLease } from '../lambdas/core/state/lease.ts';
 import { ensureStateSchema } from '../lambdas/core/state/schema.ts';
 import { LeaseHeldError } from '../lambdas/core/errors.ts';
@@ -145,6 +146,49 @@ describe('emc abort', () => {
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toContain('emc: Execution is not running');
     expect(await leaseOwner()).toBe(ARN);
+  });
+});
+
+describe('emc abort and emc unlock over the RDS Data API (the emulator)', () => {
+  const dataApi = ['--cluster-arn', 'arn:aws:rds:us-east-1:123456789012:cluster:shop', '--secret-arn', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:shop-AbCdEf'];
+  let emulator: DataApiEmulator;
+  beforeAll(async () => {
+    emulator = await startDataApiEmulator({ postgresUrl: db.url });
+  });
+  afterAll(async () => {
+    await emulator.stop();
+  });
+  beforeEach(() => {
+    for (const [name, value] of Object.entries(emulator.environment)) vi.stubEnv(name, value);
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('aborts a running execution: its lease released and the abort recorded through the Data API', async () => {
+    await holdLease(ARN);
+    describing('RUNNING');
+    sfn.on(StopExecutionCommand).resolves({ stopDate: new Date() });
+    const before = emulator.calls.ExecuteStatement;
+    const run = await runEmc(['abort', ARN, ...dataApi, '--database', db.name, '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.exitCode).toBe(0);
+    expect(run.json()).toEqual({ executionArn: ARN, statusBefore: 'RUNNING', stopped: true, leaseReleased: true, leaseHolder: null });
+    expect(emulator.calls.ExecuteStatement).toBeGreaterThan(before);
+    expect(await leaseOwner()).toBeNull();
+    expect((await db.pool.query('SELECT run_id, outcome FROM emc.history')).rows).toEqual([{ run_id: ARN, outcome: 'interrupted' }]);
+  });
+
+  it('unlocks the lease of an execution that has ended, and keeps that of one that runs', async () => {
+    await holdLease(ARN);
+    describing('RUNNING', 'FAILED');
+    const refused = await runEmc(['unlock', ...dataApi, '--database', db.name]);
+    expect(refused.exitCode).toBe(1);
+    expect(await leaseOwner()).toBe(ARN);
+    const run = await runEmc(['unlock', ...dataApi, '--database', db.name]);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toBe(`Released the upgrade lease of ${ARN} (execution FAILED).\n`);
+    expect(await leaseOwner()).toBeNull();
   });
 });
 
