@@ -80,6 +80,20 @@ describe('emc expand, migrate and contract by hand', () => {
     expect(history.rows.every((r) => r.run_id.startsWith(HAND_RUN_PREFIX))).toBe(true);
   });
 
+  it('refuses contract while migrate steps are pending, before waiting for the drain, changing nothing', async () => {
+    const oldRelease = new pg.Client({ connectionString: db.url, application_name: 'demo-v1/web-1' });
+    await oldRelease.connect();
+    try {
+      const early = await emc('contract', '--drain-sessions', 'demo-v1/%', '--drain-timeout', '600');
+      expect(early.exitCode).toBe(1);
+      expect(early.stderr).toContain('emc: Contract refused: migrations are not finished: bexar_migrate01, bexar_migrate02, bexar_migrate03.');
+    } finally {
+      await oldRelease.end();
+    }
+    expect(await check()).toBe(4);
+    expect(await lease()).toEqual([]);
+  });
+
   it('migrates in two --max-seconds runs that resume where the last stopped (exit 4), then to the end', async () => {
     const first = await emc('migrate', '--max-seconds', '0.001', '--settings', '{"batchSize":50}');
     expect(first.exitCode).toBe(4);

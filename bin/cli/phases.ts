@@ -1,9 +1,12 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { pollDrainGate, type DrainGateState } from '../../lambdas/core/drain/drain-gate.ts';
+import { PhaseGateError } from '../../lambdas/core/errors.ts';
 import { contract } from '../../lambdas/core/phases/contract.ts';
 import { expand, type SchemaPhaseResult } from '../../lambdas/core/phases/expand.ts';
 import { migrate, type MigrateResult } from '../../lambdas/core/phases/migrate.ts';
-import { leased, type EngineEvent, type RunContext } from '../../lambdas/core/phases/run-context.ts';
+import { contractGates } from '../../lambdas/core/phases/gates.ts';
+import { inspect } from '../../lambdas/core/phases/inspect.ts';
+import { leased, reading, type EngineEvent, type RunContext } from '../../lambdas/core/phases/run-context.ts';
 import { engineBounds } from '../../lambdas/core/state/engine-transaction.ts';
 import { releaseLease } from '../../lambdas/core/state/lease.ts';
 import { finishUpgrade, type RunSummary } from '../../lambdas/core/workflow/run-summary.ts';
@@ -123,8 +126,8 @@ export interface ContractRun extends SchemaPhaseResult {
 }
 
 /**
- * Applies every pending contract step once the drain gate confirms that no session of the old release is
- * connected (`drainSessions`, a LIKE pattern over application_name, and optionally its role's unnamed sessions),
+ * Applies every pending contract step once its other gates are open (checked first: expand done, migrations finished
+ * with nothing pending) and the drain gate confirms that no session of the old release is connected (`drainSessions`, a LIKE pattern over application_name, and optionally its role's unnamed sessions),
  * polling for up to `drainTimeoutSeconds` (0: one check). Not drained: `DrainTimeoutError`, nothing dropped.
  */
 export function runContract(
@@ -132,6 +135,12 @@ export function runContract(
   options: HandRunOptions & { readonly drainSessions: string; readonly drainRole?: string; readonly drainTimeoutSeconds: number },
 ): Promise<HandRun<ContractRun>> {
   return handRun(deps, undefined, options, async (ctx, plan) => {
+    // Contract's other gates first, as contract will check them: no use waiting for a drain when it would refuse anyway.
+    const { inspection, closed } = await reading(ctx, 'reading the upgrade state before the drain', async (tx) => {
+      const inspection = await inspect(tx, deps.catalog, plan.target);
+      return { inspection, closed: await contractGates(tx, deps.catalog, inspection, true) };
+    });
+    if (closed.length > 0 && inspection.pending.contract.length > 0) throw new PhaseGateError('contract', closed);
     let previous: DrainGateState | undefined;
     for (;;) {
       // The gate's wait must not let the lease expire under this run (as the drain task does).
