@@ -112,6 +112,8 @@ describe('emc expand, migrate and contract by hand', () => {
     const rest = await emc('migrate', '--json');
     expect(rest.exitCode).toBe(0);
     expect(rest.json()).toMatchObject({ result: { finished: true }, summary: { outcome: 'stopped after migrate', versionAfter: 'bexar_expand03' } });
+    const lastCall = rest.json<{ result: { calls: { steps: unknown[] }[] } }>().result.calls.at(-1);
+    expect(lastCall?.steps).toContainEqual(expect.objectContaining({ stepId: 'bexar_migrate03', finished: true }));
     expect(rest.stdout).not.toContain('"cursor"');
     expect(await check()).toBe(5);
   });

@@ -10,6 +10,7 @@ import { leased, reading, type EngineEvent, type RunContext } from '../../lambda
 import { engineBounds } from '../../lambdas/core/state/engine-transaction.ts';
 import { releaseLease } from '../../lambdas/core/state/lease.ts';
 import { finishUpgrade, type RunSummary } from '../../lambdas/core/workflow/run-summary.ts';
+import { migrateStepResultSchema } from '../../lambdas/core/workflow/task-contract.ts';
 import { startUpgrade, type UpgradePlan } from '../../lambdas/core/workflow/upgrade-plan.ts';
 import { UsageError } from './cli-errors.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
@@ -35,9 +36,9 @@ export function handRunId(phase: string, env: Readonly<Record<string, string | u
   return `${HAND_RUN_PREFIX}${phase}:${operatorName(env)}:${process.pid}:${at.toISOString()}`;
 }
 
-/** Seconds between two migrate progress reports: one engine migrate call each. */
+/** The longest engine migrate call of `emc migrate`: one progress report after each. */
 const PROGRESS_INTERVAL_MS = 5000;
-/** Seconds between two polls of the drain source while `--drain-timeout` lasts. */
+/** Between two polls of the drain source while `--drain-timeout` lasts. */
 const DRAIN_POLL_MS = 5000;
 
 export interface HandRunOptions {
@@ -246,8 +247,8 @@ export function registerPhases(program: Command, host: CommandHost): void {
           onProgress: flags.json ? undefined : (result) => printMigrateProgress(host, result),
         }),
       );
-      // Cursors are key values, i.e. row data: they stay in the database (as the migrate task keeps them out of the history).
-      const calls = run.result.calls.map((call) => ({ ...call, steps: call.steps.map(({ cursor: _cursor, ...step }) => step) }));
+      // Each step as the task contract has it: cursors are key values (row data), kept out of the output as out of the history.
+      const calls = run.result.calls.map((call) => ({ ...call, steps: call.steps.map((step) => migrateStepResultSchema.parse(step)) }));
       if (flags.json) printJson(host.io, { ...run, result: { ...run.result, calls } });
       else {
         printSummary(host, run);
