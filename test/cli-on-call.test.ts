@@ -31,7 +31,11 @@ const holdLease = (owner: string) => acquireLease(db.client, owner, 900);
 const leaseOwner = async () => (await db.pool.query<{ owner: string }>('SELECT owner FROM emc.lease')).rows[0]?.owner ?? null;
 const emc = (...args: string[]) => runEmc([...args, '--database-url', db.url]);
 
-/** DescribeExecution: "status: The current status of the execution" (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE). */
+/**
+ * Step Functions API reference, DescribeExecution, Response Elements: executionArn, stateMachineArn, startDate and
+ * status are required; status is "The current status of the execution", one of RUNNING | SUCCEEDED | FAILED |
+ * TIMED_OUT | ABORTED | PENDING_REDRIVE.
+ */
 const describing = (...statuses: string[]) => {
   const mock = sfn.on(DescribeExecutionCommand, { executionArn: ARN });
   for (const status of statuses) {
@@ -194,7 +198,9 @@ describe('emc abort and emc unlock over the RDS Data API (the emulator)', () => 
 
 describe('emc why without an execution', () => {
   it('explains the latest FAILED execution of the state machine', async () => {
-    // ListExecutions: "Results are sorted by time, with the most recent execution first"; statusFilter: "only list the executions whose current execution status matches the given filter".
+    // Step Functions API reference, ListExecutions: "Results are sorted by time, with the most recent execution first";
+    // statusFilter: "If specified, only list the executions whose current execution status matches the given filter".
+    // An ExecutionListItem requires executionArn, stateMachineArn, name, status and startDate.
     sfn.on(ListExecutionsCommand).resolves({
       executions: [{ executionArn: ARN, stateMachineArn: STATE_MACHINE_ARN, name: 'emc-bexar-full-0a1b2c3d', status: 'FAILED', startDate: new Date() }],
     });

@@ -40,6 +40,8 @@ export interface UnlockResult {
  * Releases the upgrade lease when its holder is certainly gone: an execution DescribeExecution reports ended.
  * A holder emc cannot check (a hand run of `emc expand|migrate|contract`, any other non-ARN owner, or an execution
  * Step Functions does not find) is released only with `force`; an execution that may still run never is.
+ * DescribeExecution is eventually consistent: a stale answer can only be an execution still shown running (refused),
+ * or one just redriven still shown ended, whose tasks then find their lease gone (LeaseLostError) and write nothing.
  */
 export async function unlockLease(
   deps: { readonly client: SqlClient; readonly sfn: (arn: string) => SFNClient },
