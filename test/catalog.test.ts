@@ -323,23 +323,6 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/expand01_x.sql', message: '"emc:allow-destructive" overrides nothing', line: 1 }],
   },
   {
-    name: 'CREATE INDEX CONCURRENTLY without no-transaction',
-    files: { 'a/expand01_x.sql': `${ADD}CREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n` },
-    problems: [
-      { file: 'a/expand01_x.sql', message: 'IndexStmt cannot run inside a transaction; put it in its own step marked "-- emc:no-transaction"', line: 2 },
-    ],
-  },
-  {
-    name: 'DROP INDEX CONCURRENTLY in a transactional contract step',
-    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'DROP INDEX CONCURRENTLY t_c_idx;\n' },
-    problems: [{ file: 'a/contract01_x.sql', message: 'DropStmt cannot run inside a transaction', line: 1 }],
-  },
-  {
-    name: 'unnamed concurrent index',
-    files: { 'a/expand01_x.sql': '-- emc:no-transaction\n\nCREATE INDEX CONCURRENTLY ON t (c);\n' },
-    problems: [{ file: 'a/expand01_x.sql', message: 'CREATE INDEX CONCURRENTLY must name its index', line: 3 }],
-  },
-  {
     name: 'migrate without strategy',
     files: { 'a/migrate01_m.sql': 'UPDATE t SET c = 1 WHERE c IS NULL;\n' },
     problems: [{ file: 'a/migrate01_m.sql', message: 'a migrate step must declare its batch strategy' }],
@@ -757,14 +740,5 @@ describe('loadCatalog on good catalogs', () => {
       reason: 'the old release never writes t',
       findings: ['no "emc:pending" query: contract does not check that this step left no row to migrate'],
     });
-  });
-
-  it('accepts a named CREATE INDEX CONCURRENTLY in a no-transaction step, with its schema', async () => {
-    const catalog = await loadCatalog(
-      writeMigrations({ 'a/expand01_idx.sql': '-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON app.t (c);\n' }),
-    );
-    const [s] = catalog.steps;
-    expect(s!.kind).toBe('statement-by-statement');
-    expect(s!.statements[0]).toHaveProperty('concurrentIndex', { schema: 'app', name: 't_c_idx' });
   });
 });
