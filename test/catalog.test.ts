@@ -333,24 +333,9 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/migrate01_m.sql', message: 'choose one batch strategy: "emc:keyset" or "emc:repeat-until-zero", not both' }],
   },
   {
-    name: 'keyset statement missing :to_key',
-    files: { 'a/migrate01_m.sql': '-- emc:keyset table=t key=id\nUPDATE t SET c = 1 WHERE id >= :from_key;\n' },
-    problems: [{ file: 'a/migrate01_m.sql', message: /^a keyset statement must use :from_key and :to_key; missing :to_key$/, line: 2 }],
-  },
-  {
-    name: 'migrate statement with an unknown placeholder',
-    files: { 'a/migrate01_m.sql': '-- emc:repeat-until-zero\nDELETE FROM t WHERE id IN (SELECT id FROM t WHERE c < :cutoff LIMIT :batch_size);\n' },
-    problems: [{ file: 'a/migrate01_m.sql', message: /^a repeat-until-zero statement must use :batch_size; unknown :cutoff$/, line: 2 }],
-  },
-  {
     name: 'two statements in a migrate file',
     files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n${KEYSET_UPDATE}${KEYSET_UPDATE}` },
     problems: [{ file: 'a/migrate01_m.sql', message: 'a migrate step holds exactly one statement (the batch), found 2' }],
-  },
-  {
-    name: 'keyset directive without a key',
-    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t\n${KEYSET_UPDATE}` },
-    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:keyset" needs table=<[schema.]table> and key=<column>', line: 1 }],
   },
   {
     name: 'batch-size that is not a number',
@@ -679,21 +664,6 @@ describe('loadCatalog on good catalogs', () => {
     expect(await load('ALTER TABLE t ADD COLUMN d int;\n')).not.toBe(a);
     // Even a change that leaves the statements the same (trailing whitespace) is a change.
     expect(await load('ALTER TABLE t ADD COLUMN c int; \n')).not.toBe(a);
-  });
-
-  it('folds the keyset table and key to lower case, as PostgreSQL folds unquoted identifiers', async () => {
-    const catalog = await loadCatalog(
-      writeMigrations({
-        'a/migrate01_m.sql': `-- emc:keyset table=Public.Images key=ID\n-- emc:batch-size 250\n${KEYSET_UPDATE}`,
-      }),
-    );
-    expect(catalog.steps[0]).toMatchObject({
-      kind: 'keyset',
-      table: { schema: 'public', name: 'images' },
-      keys: ['id'],
-      batchSize: 250,
-      pendingSql: undefined,
-    });
   });
 
   it('accepts an override of the phase lint and reports it with its reason and findings', async () => {
