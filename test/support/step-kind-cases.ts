@@ -76,16 +76,18 @@ export interface RefusedCase {
 
 const PHASES: readonly Phase[] = ['expand', 'migrate', 'contract'];
 
-/** One test per case; each case's catalog must hold a step of `kind`. */
+/** One test per case; each case's catalog must hold a step of `kind`. Each case has a database of its own, so they run concurrently. */
 export function stepKindCases(kind: Step['kind'], cases: readonly StepKindCase[]): void {
-  it.each(cases)('$name', async (c) => {
-    const db = await createTestDatabase();
-    try {
-      await runCase(db, kind, c);
-    } finally {
-      await db.drop();
-    }
-  });
+  for (const c of cases) {
+    it.concurrent(c.name, async () => {
+      const db = await createTestDatabase();
+      try {
+        await runCase(db, kind, c);
+      } finally {
+        await db.drop();
+      }
+    });
+  }
 }
 
 async function runCase(db: TestDatabase, kind: Step['kind'], c: StepKindCase): Promise<void> {
@@ -169,19 +171,21 @@ function caseState(
 
 /** One test per case: load refuses the catalog with exactly the case's problems, each with its file and line. */
 export function refusedCatalogs(cases: readonly RefusedCase[]): void {
-  it.each(cases)('refused at load: $name', async ({ files, problems }) => {
-    const error = await rejectionOf(loadCatalog(writeMigrations(files)));
-    expect(error).toBeInstanceOf(CatalogError);
-    const found = (error as CatalogError).problems;
-    expect(found, error.message).toHaveLength(problems.length);
-    for (const expected of problems) {
-      const match = found.find(
-        (p) =>
-          p.file === expected.file &&
-          (typeof expected.message === 'string' ? p.message.includes(expected.message) : expected.message.test(p.message)),
-      );
-      expect(match, `no problem in ${expected.file} matching ${String(expected.message)}; got ${error.message}`).toBeDefined();
-      if (expected.line !== undefined) expect(match!.line).toBe(expected.line);
-    }
-  });
+  for (const { name, files, problems } of cases) {
+    it(`refused at load: ${name}`, async () => {
+      const error = await rejectionOf(loadCatalog(writeMigrations(files)));
+      expect(error).toBeInstanceOf(CatalogError);
+      const found = (error as CatalogError).problems;
+      expect(found, error.message).toHaveLength(problems.length);
+      for (const expected of problems) {
+        const match = found.find(
+          (p) =>
+            p.file === expected.file &&
+            (typeof expected.message === 'string' ? p.message.includes(expected.message) : expected.message.test(p.message)),
+        );
+        expect(match, `no problem in ${expected.file} matching ${String(expected.message)}; got ${error.message}`).toBeDefined();
+        if (expected.line !== undefined) expect(match!.line).toBe(expected.line);
+      }
+    });
+  }
 }
