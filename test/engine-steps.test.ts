@@ -3,7 +3,6 @@ import {
   contract,
   expand,
   loadCatalog,
-  LockTimeoutError,
   PgSqlClient,
   readHistory,
   readState,
@@ -112,42 +111,6 @@ describe('history', () => {
     }
     expect(await readHistory(db.client, 'another-run')).toEqual([]);
     expect(await readHistory(db.client)).toEqual(history);
-  });
-});
-
-describe('a transactional expand or contract step', () => {
-  it('waits at most lock_timeout behind an application transaction: LockTimeoutError, nothing applied, then retried', async () => {
-    const db = await freshDatabase();
-    await db.pool.query(`CREATE TABLE widgets (id bigint PRIMARY KEY, name text NOT NULL)`);
-    await db.pool.query(`INSERT INTO widgets VALUES (1, 'one')`);
-    const catalog = await loadCatalog(
-      writeMigrations({ 'r1/expand01_add_color.sql': 'ALTER TABLE widgets ADD COLUMN color text;\n' }),
-    );
-    const ctx = await startRun(db.client, 'lock-run', { lockTimeoutMs: 300 });
-
-    const app = await db.pool.connect();
-    try {
-      await app.query('BEGIN');
-      await app.query('SELECT * FROM widgets'); // holds ACCESS SHARE until the transaction ends
-      const started = Date.now();
-      const error = await rejectionOf(expand(ctx, catalog));
-      expect(Date.now() - started).toBeLessThan(1_500);
-      expect(error).toBeInstanceOf(LockTimeoutError);
-      expect((error as LockTimeoutError).transient).toBe(true);
-      expect((error as LockTimeoutError).stepId).toBe('r1_expand01');
-      expect(error.message).toContain('r1/expand01_add_color.sql');
-      // The application's transaction was not disturbed.
-      await app.query('SELECT count(*) FROM widgets');
-      await app.query('COMMIT');
-    } finally {
-      app.release();
-    }
-    expect(await columnsOf(db, 'widgets')).toEqual(['id', 'name']);
-    expect(await version(db)).toBe('(none)');
-
-    const result = await expand(ctx, catalog);
-    expect(result.versionAfter).toBe('r1_expand01');
-    expect(await columnsOf(db, 'widgets')).toEqual(['id', 'name', 'color']);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect } from 'vitest';
-import { StepFailedError, TransactionConflictError } from '../lambdas/core/index.ts';
+import { LockTimeoutError, StepFailedError, TransactionConflictError } from '../lambdas/core/index.ts';
 import { refusedCatalogs, stepKindCases, type StepKindCase } from './support/step-kind-cases.ts';
 
 /**
@@ -128,6 +128,41 @@ describe('a transactional schema step', () => {
     },
     conflict('40001'),
     conflict('40P01'),
+    {
+      name: 'waits at most lock_timeout behind an application transaction: LockTimeoutError, nothing applied, then retried',
+      setup: `CREATE TABLE widgets (id bigint PRIMARY KEY, name text NOT NULL); INSERT INTO widgets VALUES (1, 'one');`,
+      files: { 'r1/expand01_add_color.sql': 'ALTER TABLE widgets ADD COLUMN color text;\n' },
+      settings: { lockTimeoutMs: 300 },
+      fails: {
+        phase: 'expand',
+        async holding(db) {
+          const app = await db.pool.connect();
+          await app.query('BEGIN');
+          await app.query('SELECT * FROM widgets'); // holds ACCESS SHARE until the transaction ends
+          return async () => {
+            // The application's transaction was not disturbed.
+            await app.query('SELECT count(*) FROM widgets');
+            await app.query('COMMIT');
+            app.release();
+          };
+        },
+        error(error) {
+          expect(error).toBeInstanceOf(LockTimeoutError);
+          expect(error).toMatchObject({ stepId: 'r1_expand01', transient: true });
+          expect(error.message).toContain('r1/expand01_add_color.sql');
+        },
+        async afterFailure(t) {
+          expect(await t.columns('widgets')).toEqual(['id', 'name']);
+          expect(await t.version()).toBe('(none)');
+        },
+        // The transaction ended: the retry gets its lock.
+        repair: {},
+      },
+      async afterExpand(t) {
+        expect(await t.columns('widgets')).toEqual(['id', 'name', 'color']);
+        expect(await t.version()).toBe('r1_expand01');
+      },
+    },
     {
       name: 'a contract step that fails keeps every column the old release reads; after the repair it drops them',
       setup: `CREATE TABLE t (id int PRIMARY KEY, legacy text, c int);

@@ -60,9 +60,17 @@ export interface StepKindCase {
   readonly afterContract?: Check;
   readonly fails?: {
     readonly phase: Phase;
+    /**
+     * Starts what the application holds while the phase runs (a transaction, its locks) and returns how it ends; it
+     * ends after `afterFailure`, and must not fail.
+     */
+    readonly holding?: (db: TestDatabase) => Promise<() => Promise<void>>;
     readonly error: (error: Error) => void;
     readonly afterFailure: Check;
-    /** SQL run and/or files replacing the catalog before the failed phase runs again; without it the case ends. */
+    /**
+     * SQL run and/or files replacing the catalog before the failed phase runs again (`{}`: again as it is); without
+     * it the case ends.
+     */
     readonly repair?: { readonly sql?: string; readonly files?: Record<string, string> };
   };
 }
@@ -102,9 +110,14 @@ async function runCase(db: TestDatabase, kind: Step['kind'], c: StepKindCase): P
   for (const phase of PHASES) {
     if (c.fails?.phase === phase) {
       before = await state.dump();
-      const error = await rejectionOf(runPhase(ctx, catalog, phase));
-      c.fails.error(error);
-      await c.fails.afterFailure(state);
+      const release = await c.fails.holding?.(db);
+      try {
+        const error = await rejectionOf(runPhase(ctx, catalog, phase));
+        c.fails.error(error);
+        await c.fails.afterFailure(state);
+      } finally {
+        await release?.();
+      }
       const repair = c.fails.repair;
       if (!repair) return;
       if (repair.sql) await db.pool.query(repair.sql);
