@@ -84,7 +84,10 @@ export interface RefusedCase {
 
 const PHASES: readonly Phase[] = ['expand', 'migrate', 'contract'];
 
-/** One test per case; each case's catalog must hold a step of `kind`. Each case has a database of its own, so they run concurrently. */
+/**
+ * One test per case; each case's catalog must hold a step of `kind`. Each case has a database of its own, so the cases
+ * run concurrently.
+ */
 export function stepKindCases(kind: Step['kind'], cases: readonly StepKindCase[]): void {
   for (const c of cases) {
     it.concurrent(c.name, async () => {
