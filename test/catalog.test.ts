@@ -323,23 +323,6 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/expand01_x.sql', message: '"emc:allow-destructive" overrides nothing', line: 1 }],
   },
   {
-    name: 'CREATE INDEX CONCURRENTLY without no-transaction',
-    files: { 'a/expand01_x.sql': `${ADD}CREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n` },
-    problems: [
-      { file: 'a/expand01_x.sql', message: 'IndexStmt cannot run inside a transaction; put it in its own step marked "-- emc:no-transaction"', line: 2 },
-    ],
-  },
-  {
-    name: 'DROP INDEX CONCURRENTLY in a transactional contract step',
-    files: { 'a/expand01_x.sql': ADD, 'a/contract01_x.sql': 'DROP INDEX CONCURRENTLY t_c_idx;\n' },
-    problems: [{ file: 'a/contract01_x.sql', message: 'DropStmt cannot run inside a transaction', line: 1 }],
-  },
-  {
-    name: 'unnamed concurrent index',
-    files: { 'a/expand01_x.sql': '-- emc:no-transaction\n\nCREATE INDEX CONCURRENTLY ON t (c);\n' },
-    problems: [{ file: 'a/expand01_x.sql', message: 'CREATE INDEX CONCURRENTLY must name its index', line: 3 }],
-  },
-  {
     name: 'migrate without strategy',
     files: { 'a/migrate01_m.sql': 'UPDATE t SET c = 1 WHERE c IS NULL;\n' },
     problems: [{ file: 'a/migrate01_m.sql', message: 'a migrate step must declare its batch strategy' }],
@@ -350,24 +333,9 @@ const BAD_CATALOGS: BadCase[] = [
     problems: [{ file: 'a/migrate01_m.sql', message: 'choose one batch strategy: "emc:keyset" or "emc:repeat-until-zero", not both' }],
   },
   {
-    name: 'keyset statement missing :to_key',
-    files: { 'a/migrate01_m.sql': '-- emc:keyset table=t key=id\nUPDATE t SET c = 1 WHERE id >= :from_key;\n' },
-    problems: [{ file: 'a/migrate01_m.sql', message: /^a keyset statement must use :from_key and :to_key; missing :to_key$/, line: 2 }],
-  },
-  {
-    name: 'migrate statement with an unknown placeholder',
-    files: { 'a/migrate01_m.sql': '-- emc:repeat-until-zero\nDELETE FROM t WHERE id IN (SELECT id FROM t WHERE c < :cutoff LIMIT :batch_size);\n' },
-    problems: [{ file: 'a/migrate01_m.sql', message: /^a repeat-until-zero statement must use :batch_size; unknown :cutoff$/, line: 2 }],
-  },
-  {
     name: 'two statements in a migrate file',
     files: { 'a/migrate01_m.sql': `-- emc:keyset table=t key=id\n${KEYSET_UPDATE}${KEYSET_UPDATE}` },
     problems: [{ file: 'a/migrate01_m.sql', message: 'a migrate step holds exactly one statement (the batch), found 2' }],
-  },
-  {
-    name: 'keyset directive without a key',
-    files: { 'a/migrate01_m.sql': `-- emc:keyset table=t\n${KEYSET_UPDATE}` },
-    problems: [{ file: 'a/migrate01_m.sql', message: '"emc:keyset" needs table=<[schema.]table> and key=<column>', line: 1 }],
   },
   {
     name: 'batch-size that is not a number',
@@ -698,21 +666,6 @@ describe('loadCatalog on good catalogs', () => {
     expect(await load('ALTER TABLE t ADD COLUMN c int; \n')).not.toBe(a);
   });
 
-  it('folds the keyset table and key to lower case, as PostgreSQL folds unquoted identifiers', async () => {
-    const catalog = await loadCatalog(
-      writeMigrations({
-        'a/migrate01_m.sql': `-- emc:keyset table=Public.Images key=ID\n-- emc:batch-size 250\n${KEYSET_UPDATE}`,
-      }),
-    );
-    expect(catalog.steps[0]).toMatchObject({
-      kind: 'keyset',
-      table: { schema: 'public', name: 'images' },
-      keys: ['id'],
-      batchSize: 250,
-      pendingSql: undefined,
-    });
-  });
-
   it('accepts an override of the phase lint and reports it with its reason and findings', async () => {
     const catalog = await loadCatalog(
       writeMigrations({
@@ -757,14 +710,5 @@ describe('loadCatalog on good catalogs', () => {
       reason: 'the old release never writes t',
       findings: ['no "emc:pending" query: contract does not check that this step left no row to migrate'],
     });
-  });
-
-  it('accepts a named CREATE INDEX CONCURRENTLY in a no-transaction step, with its schema', async () => {
-    const catalog = await loadCatalog(
-      writeMigrations({ 'a/expand01_idx.sql': '-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON app.t (c);\n' }),
-    );
-    const [s] = catalog.steps;
-    expect(s!.kind).toBe('statement-by-statement');
-    expect(s!.statements[0]).toHaveProperty('concurrentIndex', { schema: 'app', name: 't_c_idx' });
   });
 });

@@ -2,10 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   expand,
   loadCatalog,
-  migrate,
-  MigrateRunawayError,
   PendingRowsRemainError,
-  readHistory,
   type EngineEvent,
   type MigrateResult,
 } from '../lambdas/core/index.ts';
@@ -15,8 +12,8 @@ import { migrateToEnd, startRun } from './support/engine.ts';
 import { rejectionOf } from './support/engine-faults.ts';
 
 /**
- * Passes that do not end on their own: a repeat-until-zero statement that keeps changing the same rows, and rows
- * left over at the end of a pass because the application holds them locked.
+ * Passes that do not end on their own: rows left over at the end of a pass because the application holds them locked
+ * (a repeat-until-zero statement that keeps changing the same rows is in test/step-kind-repeat-until-zero.test.ts).
  */
 
 const databases: TestDatabase[] = [];
@@ -34,47 +31,6 @@ async function tableWith(rows: number, migrateSql: string) {
   );
   return { db, catalog };
 }
-
-describe('a repeat-until-zero step that never reaches zero', () => {
-  it('fails once its pass changed more than twice the rows of its tables, naming the step and the cause', async () => {
-    const { db, catalog } = await tableWith(
-      10,
-      '-- emc:repeat-until-zero\n' +
-        '-- The WHERE does not leave out migrated rows: every batch changes the first three rows again.\n' +
-        'UPDATE t SET n = n + 1 WHERE id = ANY (ARRAY(SELECT id FROM t ORDER BY id LIMIT :batch_size));\n',
-    );
-    const ctx = await startRun(db.client, 'runaway-run', { batchSize: 3, migrateBudgetMs: 1000 });
-    await expand(ctx, catalog);
-
-    let error: Error | undefined;
-    for (let call = 0; call < 5 && !error; call++) {
-      error = await migrate(ctx, catalog).then(
-        () => undefined,
-        (e: Error) => e,
-      );
-    }
-
-    expect(error).toBeInstanceOf(MigrateRunawayError);
-    expect(error!.message).toMatch(
-      /Step r1_migrate01 stopped: its batches changed 24 rows in this pass without reaching a batch that changes none, more than twice the 10 rows of the tables it reads and writes \("t"\) plus one batch: it keeps changing rows it already changed.* \(r1\/migrate01_step\.sql\)/,
-    );
-    // 2 × 10 + 3 = 23 rows allowed: the eighth batch (24 rows) is the last.
-    expect((await db.pool.query(`SELECT sum(n)::int AS total FROM t`)).rows[0].total).toBe(24);
-    expect(await readHistory(db.client, 'runaway-run')).toContainEqual(expect.objectContaining({ stepId: 'r1_migrate01', outcome: 'failed' }));
-  });
-
-  it('lets a converging INSERT into an empty table copy far more rows than the table it writes held', async () => {
-    const { db, catalog } = await tableWith(
-      60,
-      '-- emc:repeat-until-zero\n' +
-        'INSERT INTO copy (id) SELECT id FROM t WHERE NOT EXISTS (SELECT 1 FROM copy c WHERE c.id = t.id) ORDER BY id LIMIT :batch_size;\n',
-    );
-    const ctx = await startRun(db.client, 'copy-run', { batchSize: 4 });
-    await expand(ctx, catalog);
-    await migrateToEnd(ctx, catalog);
-    expect((await db.pool.query(`SELECT count(*)::int AS n FROM copy`)).rows[0].n).toBe(60);
-  });
-});
 
 describe('rows the application holds locked at the end of a pass', () => {
   const SKIP_LOCKED =

@@ -3,13 +3,11 @@ import {
   contract,
   expand,
   loadCatalog,
-  LockTimeoutError,
   PgSqlClient,
   readHistory,
   readState,
   formatVersion,
   StepFailedError,
-  TransactionConflictError,
   type Catalog,
   type EngineEvent,
   type RunContext,
@@ -116,162 +114,7 @@ describe('history', () => {
   });
 });
 
-describe('a transactional expand or contract step', () => {
-  const broken = {
-    'r1/expand01_create_widgets.sql': 'CREATE TABLE widgets (id bigint PRIMARY KEY, name text NOT NULL);\n',
-    'r1/expand02_add_columns.sql':
-      '-- Two columns; the second references a table that does not exist.\n' +
-      'ALTER TABLE widgets ADD COLUMN color text;\n' +
-      '\n' +
-      'ALTER TABLE widgets ADD COLUMN maker_id bigint REFERENCES makers (id);\n',
-  };
-  const fixed = {
-    'r1/expand01_create_widgets.sql': broken['r1/expand01_create_widgets.sql'],
-    'r1/expand02_add_columns.sql':
-      '-- Two columns.\n' + 'ALTER TABLE widgets ADD COLUMN color text;\n' + '\n' + 'ALTER TABLE widgets ADD COLUMN maker_id bigint;\n',
-  };
-
-  it('fails as a whole: a failing 2nd statement rolls back the 1st, the version stays, history says failed', async () => {
-    const db = await freshDatabase();
-    const ctx = await startRun(db.client, 'tx-run');
-    const error = await rejectionOf(expand(ctx, await loadCatalog(writeMigrations(broken))));
-
-    expect(error).toBeInstanceOf(StepFailedError);
-    const failed = error as StepFailedError;
-    expect(failed.stepId).toBe('r1_expand02');
-    expect(failed.sqlState).toBe('42P01');
-    expect(failed.transient).toBe(false);
-    expect(failed.message).toContain('r1_expand02');
-    expect(failed.message).toContain('r1/expand02_add_columns.sql, statement at line 4');
-    expect(failed.message).toContain('makers');
-    expect(failed.statement).toContain('REFERENCES makers');
-    expect(failed.nextAction).toContain('rolled back');
-
-    // expand01 committed on its own; expand02 left nothing behind.
-    expect(await columnsOf(db, 'widgets')).toEqual(['id', 'name']);
-    expect(await version(db)).toBe('r1_expand01');
-    const applied = await db.pool.query(`SELECT step_id FROM emc.applied_step ORDER BY step_id`);
-    expect(applied.rows.map((r) => r.step_id)).toEqual(['r1_expand01']);
-    const history = await readHistory(db.client, 'tx-run');
-    expect(history.map((h) => [h.stepId, h.outcome])).toEqual([
-      ['r1_expand01', 'succeeded'],
-      ['r1_expand02', 'failed'],
-    ]);
-    expect(history[1]!.error).toBe(failed.message);
-    expect(history[1]!.finishedAt).toBeInstanceOf(Date);
-
-    // The fixed file was never applied, so changing it is no drift: the run resumes at expand02.
-    const result = await expand(ctx, await loadCatalog(writeMigrations(fixed)));
-    expect(result.stepsRun.map((s) => s.stepId)).toEqual(['r1_expand02']);
-    expect(result.versionAfter).toBe('r1_expand02');
-    expect(await columnsOf(db, 'widgets')).toEqual(['id', 'name', 'color', 'maker_id']);
-    expect((await readHistory(db.client, 'tx-run')).map((h) => h.outcome)).toEqual(['succeeded', 'failed', 'succeeded']);
-  });
-
-  it.each(['40001', '40P01'])(
-    'reports a transaction the database rolled back (SQLSTATE %s) as a transient TransactionConflictError, nothing applied',
-    async (sqlState) => {
-      const db = await freshDatabase();
-      const ctx = await startRun(db.client, `conflict-${sqlState}`);
-      const conflicting = writeMigrations({
-        'r1/expand01_widgets.sql': 'CREATE TABLE widgets (id bigint PRIMARY KEY);\n',
-        'r1/expand02_conflict.sql':
-          '-- emc:allow-destructive the DO block only raises the conflict under test\n' +
-          'ALTER TABLE widgets ADD COLUMN color text;\n' +
-          `DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '${sqlState}'; END $$;\n`,
-      });
-
-      const error = await rejectionOf(expand(ctx, await loadCatalog(conflicting)));
-
-      expect(error).toBeInstanceOf(TransactionConflictError);
-      expect(error).toMatchObject({ transient: true, sqlState });
-      expect((error as Error).message).toContain('r1_expand02');
-      expect(await columnsOf(db, 'widgets')).toEqual(['id']);
-      expect(await version(db)).toBe('r1_expand01');
-    },
-  );
-
-  it('waits at most lock_timeout behind an application transaction: LockTimeoutError, nothing applied, then retried', async () => {
-    const db = await freshDatabase();
-    await db.pool.query(`CREATE TABLE widgets (id bigint PRIMARY KEY, name text NOT NULL)`);
-    await db.pool.query(`INSERT INTO widgets VALUES (1, 'one')`);
-    const catalog = await loadCatalog(
-      writeMigrations({ 'r1/expand01_add_color.sql': 'ALTER TABLE widgets ADD COLUMN color text;\n' }),
-    );
-    const ctx = await startRun(db.client, 'lock-run', { lockTimeoutMs: 300 });
-
-    const app = await db.pool.connect();
-    try {
-      await app.query('BEGIN');
-      await app.query('SELECT * FROM widgets'); // holds ACCESS SHARE until the transaction ends
-      const started = Date.now();
-      const error = await rejectionOf(expand(ctx, catalog));
-      expect(Date.now() - started).toBeLessThan(1_500);
-      expect(error).toBeInstanceOf(LockTimeoutError);
-      expect((error as LockTimeoutError).transient).toBe(true);
-      expect((error as LockTimeoutError).stepId).toBe('r1_expand01');
-      expect(error.message).toContain('r1/expand01_add_color.sql');
-      // The application's transaction was not disturbed.
-      await app.query('SELECT count(*) FROM widgets');
-      await app.query('COMMIT');
-    } finally {
-      app.release();
-    }
-    expect(await columnsOf(db, 'widgets')).toEqual(['id', 'name']);
-    expect(await version(db)).toBe('(none)');
-
-    const result = await expand(ctx, catalog);
-    expect(result.versionAfter).toBe('r1_expand01');
-    expect(await columnsOf(db, 'widgets')).toEqual(['id', 'name', 'color']);
-  });
-});
-
 describe('a no-transaction step (CREATE INDEX CONCURRENTLY)', () => {
-  for (const schema of ['public', 'app']) {
-    it(`drops and rebuilds the INVALID index a failed build left behind (table in schema ${schema})`, async () => {
-      const db = await freshDatabase();
-      const table = schema === 'public' ? 'accounts' : 'app.accounts';
-      if (schema !== 'public') await db.pool.query(`CREATE SCHEMA app`);
-      await db.pool.query(`CREATE TABLE ${table} (id bigint PRIMARY KEY, email text NOT NULL)`);
-      await db.pool.query(`INSERT INTO ${table} SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 300) g`);
-      await db.pool.query(`INSERT INTO ${table} VALUES (301, 'user7@example.com')`);
-      const catalog = await loadCatalog(
-        writeMigrations({
-          'r1/expand01_unique_email.sql':
-            '-- emc:no-transaction\n' +
-            `CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key ON ${table} (email);\n`,
-        }),
-      );
-      const { ctx, events } = recording(await startRun(db.client, 'cic-run'));
-
-      const error = await rejectionOf(expand(ctx, catalog));
-      expect(error).toBeInstanceOf(StepFailedError);
-      expect((error as StepFailedError).sqlState).toBe('23505');
-      expect((error as StepFailedError).nextAction).toContain('outside a transaction');
-      const leftover = await indexState(db, `${schema}.accounts_email_key`);
-      expect(leftover?.valid).toBe(false);
-      expect(await version(db)).toBe('(none)');
-      expect((await readHistory(db.client, 'cic-run')).map((h) => [h.stepId, h.outcome])).toEqual([
-        ['r1_expand01', 'failed'],
-      ]);
-
-      await db.pool.query(`DELETE FROM ${table} WHERE id = 301`);
-      const result = await expand(ctx, catalog);
-      expect(result.versionAfter).toBe('r1_expand01');
-      expect(events).toContainEqual({
-        type: 'invalid-index-dropped',
-        stepId: 'r1_expand01',
-        index: `${schema}.accounts_email_key`,
-      });
-      const rebuilt = await indexState(db, `${schema}.accounts_email_key`);
-      expect(rebuilt?.valid).toBe(true);
-      expect(rebuilt?.oid).not.toBe(leftover?.oid);
-      // It is the unique index the file asked for, and it works.
-      await expect(db.pool.query(`INSERT INTO ${table} VALUES (302, 'user8@example.com')`)).rejects.toThrow(/duplicate key/);
-      expect((await readHistory(db.client, 'cic-run')).map((h) => h.outcome)).toEqual(['failed', 'succeeded']);
-    });
-  }
-
   it('rebuilds an index whose build was killed half-way (connection terminated during the build)', async () => {
     const db = await freshDatabase();
     await installPause(db.pool);
@@ -298,29 +141,6 @@ describe('a no-transaction step (CREATE INDEX CONCURRENTLY)', () => {
     expect((await expand(ctx, catalog)).versionAfter).toBe('r1_expand01');
     expect(events.map((e) => e.type)).toContain('invalid-index-dropped');
     expect((await indexState(db, 'public.things_slow_idx'))?.valid).toBe(true);
-  });
-
-  it('skips a statement whose valid index already exists and runs the rest of the step', async () => {
-    const db = await freshDatabase();
-    await db.pool.query(`CREATE TABLE things (id bigint PRIMARY KEY, v int, w int)`);
-    await db.pool.query(`CREATE INDEX things_v_idx ON things (v)`);
-    const existing = await indexState(db, 'public.things_v_idx');
-    const catalog = await loadCatalog(
-      writeMigrations({
-        // Without IF NOT EXISTS: running the first statement again would fail.
-        'r1/expand01_indexes.sql':
-          '-- emc:no-transaction\n' +
-          'CREATE INDEX CONCURRENTLY things_v_idx ON things (v);\n' +
-          'CREATE INDEX CONCURRENTLY things_w_idx ON things (w);\n',
-      }),
-    );
-    const { ctx, events } = recording(await startRun(db.client, 'skip-run'));
-    const result = await expand(ctx, catalog);
-    expect(result.versionAfter).toBe('r1_expand01');
-    expect(events).toContainEqual({ type: 'index-already-built', stepId: 'r1_expand01', index: 'public.things_v_idx' });
-    expect(events.map((e) => e.type)).not.toContain('invalid-index-dropped');
-    expect(await indexState(db, 'public.things_v_idx')).toEqual(existing);
-    expect((await indexState(db, 'public.things_w_idx'))?.valid).toBe(true);
   });
 });
 

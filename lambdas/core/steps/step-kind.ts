@@ -15,7 +15,8 @@ import type { TransactionalSchemaStep } from './transactional-schema-step.ts';
  * The runner (`run-steps.ts`) never asks which kind it holds; it calls the kind's `prepare`, then `run` for a budget,
  * and asks it what remains. Adding a kind is one file here (its data type, `parse` and `prepare`), its member in
  * `Step` and its entry in `STEP_KINDS` (the compiler refuses a kind missing from either), where load-catalog chooses
- * it from the file's directives, and one table-driven test file `test/step-kind-<kind>.test.ts`.
+ * it from the file's directives, and one table-driven test file `test/step-kind-<kind>.test.ts` (its cases run by
+ * `test/support/step-kind-cases.ts`: checks after expand, migrate and contract, failures, refusals at load).
  */
 export type Step = SchemaStep | Migration;
 /** Expand and contract steps: DDL applied whole. */
