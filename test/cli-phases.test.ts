@@ -177,6 +177,7 @@ describe('a phase by hand that is refused or fails', () => {
       const held = await run('expand');
       expect(held.exitCode).toBe(1);
       expect(held.stderr).toContain(`emc: The upgrade lease is held by ${execution}`);
+      expect(held.stderr).toContain('once it has ended, emc unlock releases it at once');
       expect(await owner()).toEqual([execution]);
       expect((await own.pool.query('SELECT count(*)::int AS n FROM emc.history')).rows).toEqual([{ n: 0 }]);
     } finally {

@@ -121,7 +121,7 @@ export async function latestFailedExecution(sfn: SFNClient, stateMachineArn: str
 export function rerunEffect(leaseReleased: boolean, error: string | null, record: TaskFailure | null): string {
   const stepId = record?.stepId ?? null;
   if (!leaseReleased) {
-    return 'The lease of this execution was not released (the failure path did not run): a new execution fails with LeaseHeldError until the lease expires (leaseTtlSeconds, 15 minutes by default; "emc plan" shows it). After that it resumes where this one stopped.';
+    return 'The lease of this execution was not released (the failure path did not run): a new execution fails with LeaseHeldError until the lease expires (leaseTtlSeconds, 15 minutes by default; "emc plan" shows it) or "emc unlock" releases it. After that it resumes where this one stopped.';
   }
   switch (error) {
     case 'StepFailedError':
@@ -163,7 +163,7 @@ export function rerunEffect(leaseReleased: boolean, error: string | null, record
 
 function defaultNextAction(leaseReleased: boolean): string {
   return !leaseReleased
-    ? 'Wait for the lease to expire (or check "emc plan" for the lease), then start the upgrade again once the cause is fixed.'
+    ? 'Wait for the lease to expire, or release it now with "emc unlock" (this execution has ended), then start the upgrade again once the cause is fixed.'
     : 'Run the upgrade again once the cause is fixed; every phase is safe to re-run and resumes where it stopped.';
 }
 
