@@ -322,7 +322,7 @@ describe('emc why', () => {
 
     expect(report).toMatchObject({ failed: true, status: 'FAILED', failedState: STATE_NAMES.migrate, error: 'States.DataLimitExceeded' });
     expect(report.rerun).toMatch(/^The lease of this execution was not released \(the failure path did not run\)/);
-    expect(report.nextAction).toMatch(/^Wait for the lease to expire/);
+    expect(report.nextAction).toMatch(/^Wait for the lease to expire, or release it now with "emc unlock"/);
   });
 
   it('reports the class name alone for an error raised outside the handler (a Lambda timeout): no failure record', async () => {
@@ -337,7 +337,7 @@ describe('emc why', () => {
     expect(failure.record).toBeNull();
     expect(report).toMatchObject({ failed: true, failedState: STATE_NAMES.migrate, error: 'States.Timeout', stepId: null, file: null, sqlState: null, message: null });
     // No database in this test: the failure path could not release the lease, and says so.
-    expect(report.nextAction).toMatch(/^Wait for the lease to expire/);
+    expect(report.nextAction).toMatch(/^Wait for the lease to expire, or release it now with "emc unlock"/);
   });
 
   it('says so for an execution that has not failed', async () => {

@@ -11,7 +11,7 @@ import type { LocalDemoOptions } from '../bin/local/local-demo.ts';
 import { runEmc } from './support/cli-harness.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const COMMANDS = ['start', 'wait', 'status', 'why', 'history', 'version', 'check', 'plan', 'local'];
+const COMMANDS = ['start', 'wait', 'status', 'why', 'history', 'version', 'check', 'plan', 'local', 'new', 'expand', 'migrate', 'contract', 'unlock', 'abort'];
 
 describe('emc program', () => {
   it('lists every command and the exit codes in --help', async () => {
@@ -35,7 +35,7 @@ describe('emc program', () => {
   it.each([
     [['nonsense'], "error: unknown command 'nonsense'"],
     [['status', '--bogus'], "error: unknown option '--bogus'"],
-    [['why'], "error: missing required argument 'execution'"],
+    [['abort'], "error: missing required argument 'execution'"],
     [['wait', 'x', '--timeout', '-3'], '--timeout must be a positive number.'],
   ])('exits 2 on a usage error: %j', async (argv, message) => {
     const run = await runEmc(argv);

@@ -85,8 +85,12 @@ export function phaseOfState(state: string | null): ExecutionView['phase'] {
   return task !== undefined && task !== 'recordFailure' ? task : (OTHER_STATES[state] ?? null);
 }
 
-export function isTerminal(status: ExecutionStatus): boolean {
-  return status !== 'RUNNING' && status !== 'PENDING_REDRIVE';
+/** DescribeExecution statuses after which an execution runs no more tasks (PENDING_REDRIVE: it is about to run again). */
+const ENDED_STATUSES: ReadonlySet<string> = new Set<ExecutionStatus>(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
+
+/** True once the execution has ended; a status this CLI does not know (or none) counts as one that may still run. */
+export function isTerminal(status: string | undefined): boolean {
+  return status !== undefined && ENDED_STATUSES.has(status);
 }
 
 export function viewExecution(description: DescribeExecutionOutput, events: readonly HistoryEvent[]): ExecutionView {

@@ -5,13 +5,19 @@
 export const EXIT = {
   /** The command did what was asked: the execution succeeded, the database is up to date, the report was printed. */
   ok: 0,
-  /** The upgrade execution failed, timed out or was aborted (or the local demo failed), or an unexpected error. */
+  /**
+   * The upgrade execution failed, timed out or was aborted (or the local demo failed); a phase run by hand failed or
+   * was refused (a gate, the drain, the lease); `emc unlock`: the holder still runs; or an unexpected error.
+   */
   failed: 1,
-  /** Bad arguments or options, or an invalid execution input (an unknown release, bad --settings). */
+  /**
+   * Bad arguments or options, or an invalid execution input (an unknown release, bad --settings); `emc new`: the step
+   * exists; `emc contract`: no drain source; `emc unlock`: a holder it cannot check, without --force.
+   */
   usage: 2,
   /** `emc check`: expand steps are pending. */
   expandPending: 3,
-  /** `emc check`: expand is done, migrate steps are pending. */
+  /** `emc check`: expand is done, migrate steps are pending; `emc migrate`: `--max-seconds` passed with rows left. */
   migratePending: 4,
   /** `emc check`: expand and migrate are done, contract steps are pending (or contract is blocked). */
   contractPending: 5,
@@ -34,10 +40,10 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 /** One line per code, for `emc --help` and the docs. */
 export const EXIT_CODE_HELP: readonly (readonly [ExitCode, string])[] = [
   [EXIT.ok, 'success (execution SUCCEEDED, database up to date, report printed)'],
-  [EXIT.failed, 'the execution FAILED, TIMED_OUT or was ABORTED; or an unexpected error'],
-  [EXIT.usage, 'bad arguments, or an invalid execution input (unknown release, bad --settings)'],
+  [EXIT.failed, 'the execution FAILED, TIMED_OUT or was ABORTED; a phase by hand failed or was refused; unlock: holder running; or an unexpected error'],
+  [EXIT.usage, 'bad arguments, or an invalid execution input (unknown release, bad --settings); unlock: holder unverifiable without --force'],
   [EXIT.expandPending, 'check: expand steps pending'],
-  [EXIT.migratePending, 'check: migrate steps pending'],
+  [EXIT.migratePending, 'check: migrate steps pending; migrate: --max-seconds passed with rows left'],
   [EXIT.contractPending, 'check: contract steps pending (or contract blocked)'],
   [EXIT.notFound, 'state machine or execution not found, or an invalid ARN'],
   [EXIT.awsCredentials, 'AWS credentials missing, expired or denied'],

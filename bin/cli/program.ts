@@ -1,13 +1,17 @@
 import { Command, CommanderError } from 'commander';
+import { registerAbort } from './abort.ts';
 import { registerCheck } from './check.ts';
 import { EXIT, exitCodeHelp } from './exit-codes.ts';
 import { registerHistory } from './history.ts';
 import { CommandHost, type CliContext } from './host.ts';
 import { registerLocal } from './local.ts';
+import { registerNew } from './new.ts';
 import { packageVersion } from './package-version.ts';
+import { registerPhases } from './phases.ts';
 import { registerPlan } from './plan.ts';
 import { registerStart } from './start.ts';
 import { registerStatus } from './status.ts';
+import { registerUnlock } from './unlock.ts';
 import { registerVersion } from './version.ts';
 import { registerWait } from './wait.ts';
 import { registerWhy } from './why.ts';
@@ -45,6 +49,10 @@ export function createProgram(host: CommandHost): Command {
   registerCheck(program, host);
   registerPlan(program, host);
   registerLocal(program, host);
+  registerNew(program, host);
+  registerPhases(program, host);
+  registerUnlock(program, host);
+  registerAbort(program, host);
   return program;
 }
 

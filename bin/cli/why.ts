@@ -1,10 +1,11 @@
-import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
+import { ListExecutionsCommand, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
 import type { Command } from 'commander';
 import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
 import { CONTROL_STATE_NAMES as C } from '../../lambdas/core/workflow/state-names.ts';
 import type { Catalog } from '../../lambdas/core/catalog/step.ts';
-import { describeExecution, readExecutionHistory } from './aws.ts';
+import { describeExecution, readExecutionHistory, sfnCall } from './aws.ts';
 import { viewExecution, type ExecutionStatus } from './execution-view.ts';
+import { NotFoundError } from './cli-errors.ts';
 import { EXIT } from './exit-codes.ts';
 import type { TaskFailure } from '../../lambdas/core/workflow/task-contract.ts';
 import { failureOf } from './history.ts';
@@ -75,8 +76,6 @@ export async function explainExecution(
       cause: null,
     };
   }
-  // "Record failure" releases the lease. An execution that ended without it (aborted, timed out, or failed with an
-  // error States.ALL cannot catch: States.DataLimitExceeded, States.Runtime) holds the lease until it expires.
   // "Record failure" releases the lease and reports the failed task's structured record. An execution that ended
   // without it (aborted, timed out, or failed with an error States.ALL cannot catch: States.DataLimitExceeded,
   // States.Runtime) holds the lease until it expires. An error raised outside the handler (a Lambda timeout,
@@ -107,11 +106,22 @@ export async function explainExecution(
   };
 }
 
+/** The most recent FAILED execution of the state machine (ListExecutions lists the most recent first). */
+export async function latestFailedExecution(sfn: SFNClient, stateMachineArn: string): Promise<string> {
+  const page = await sfnCall(() => sfn.send(new ListExecutionsCommand({ stateMachineArn, statusFilter: 'FAILED', maxResults: 1 })), {
+    kind: 'state machine',
+    arn: stateMachineArn,
+  });
+  const latest = page.executions?.[0]?.executionArn;
+  if (!latest) throw new NotFoundError(`State machine ${stateMachineArn} has no failed execution.`, 'Name the execution: emc why <execution>.');
+  return latest;
+}
+
 /** What a new execution with the same input will do, by the error's name. */
 export function rerunEffect(leaseReleased: boolean, error: string | null, record: TaskFailure | null): string {
   const stepId = record?.stepId ?? null;
   if (!leaseReleased) {
-    return 'The lease of this execution was not released (the failure path did not run): a new execution fails with LeaseHeldError until the lease expires (leaseTtlSeconds, 15 minutes by default; "emc plan" shows it). After that it resumes where this one stopped.';
+    return 'The lease of this execution was not released (the failure path did not run): a new execution fails with LeaseHeldError until the lease expires (leaseTtlSeconds, 15 minutes by default; "emc plan" shows it) or "emc unlock" releases it. After that it resumes where this one stopped.';
   }
   switch (error) {
     case 'StepFailedError':
@@ -153,7 +163,7 @@ export function rerunEffect(leaseReleased: boolean, error: string | null, record
 
 function defaultNextAction(leaseReleased: boolean): string {
   return !leaseReleased
-    ? 'Wait for the lease to expire (or check "emc plan" for the lease), then start the upgrade again once the cause is fixed.'
+    ? 'Wait for the lease to expire, or release it now with "emc unlock" (this execution has ended), then start the upgrade again once the cause is fixed.'
     : 'Run the upgrade again once the cause is fixed; every phase is safe to re-run and resumes where it stopped.';
 }
 
@@ -215,14 +225,15 @@ export function registerWhy(program: Command, host: CommandHost): void {
   const command = program
     .command('why')
     .description('why an execution failed: failed state, error, step, statement, database version and the next safe action')
-    .argument('<execution>', 'execution ARN or name')
+    .argument('[execution]', 'execution ARN or name (default: the latest FAILED execution of the state machine)')
     .option('--migrations <dir>', 'migrations directory, to print the failed statement\'s SQL');
   addAwsOptions(command);
   addJsonOption(command);
   command.addHelpText('after', '\nExit codes: 0 report printed (also for an execution that has not failed), 6 not found, 7 AWS credentials.');
   command.action(
-    host.action(async (reference: string, flags: WhyFlags) => {
-      const executionArn = await host.executionArn(reference, flags);
+    host.action(async (reference: string | undefined, flags: WhyFlags) => {
+      const executionArn =
+        reference === undefined ? await latestFailedExecution(host.sfn(flags), await host.stateMachineArn(flags)) : await host.executionArn(reference, flags);
       const catalog = flags.migrations ? await loadCatalog(flags.migrations) : undefined;
       const report = await explainExecution({ sfn: host.sfn(flags, executionArn) }, { executionArn, catalog });
       if (flags.json) printJson(host.io, report);

@@ -152,7 +152,7 @@ export class LeaseHeldError extends EmcError {
   override readonly name = 'LeaseHeldError';
   readonly transient = false;
   readonly nextAction =
-    'Wait for the other upgrade to finish (or for its lease to expire if it died), then start again.';
+    'Wait for the other upgrade to finish (or for its lease to expire if it died; once it has ended, emc unlock releases it at once), then start again.';
   constructor(
     readonly holder: string,
     readonly expiresAt: Date,

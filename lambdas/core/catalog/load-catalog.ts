@@ -20,8 +20,10 @@ import { PHASES, stepId, type Catalog, type Phase } from './step.ts';
 /** The file in the migrations directory that declares the order of releases. */
 export const RELEASES_FILE = 'releases.json';
 
-const STEP_FILE = /^(expand|migrate|contract)(\d{2,})_([a-z0-9]+(?:_[a-z0-9]+)*)\.sql$/;
-const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
+/** A step file's name: phase, number, words (groups 1 to 3). */
+export const STEP_FILE = /^(expand|migrate|contract)(\d{2,})_([a-z0-9]+(?:_[a-z0-9]+)*)\.sql$/;
+/** A release's name, as releases.json may list it. */
+export const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
 /** Files a release folder may hold besides steps. */
 const IGNORED_FILE = /^(\.|README|.*\.md$)/;
 

@@ -48,6 +48,22 @@ export async function recordHistory(
   );
 }
 
+/** The step id of a history row about a whole run rather than one of its steps (an abort). */
+export const RUN_ROW_STEP_ID = '(run)';
+
+/**
+ * Records that an operator aborted run `runId` (`emc abort`): a row about the whole run, outcome `interrupted`, the
+ * error saying who aborted it and why. Rows of its steps are left as they are: a step still `running` is marked
+ * `interrupted` by the next run that starts it.
+ */
+export async function recordAbort(session: SqlSession, runId: string, reason: string): Promise<void> {
+  await session.query(
+    `INSERT INTO ${STATE_SCHEMA}.history (run_id, step_id, phase, checksum, started_at, finished_at, duration_ms, outcome, error)
+     VALUES (:run, :step, 'run', '', clock_timestamp(), clock_timestamp(), 0, 'interrupted', :reason)`,
+    { run: runId, step: RUN_ROW_STEP_ID, reason },
+  );
+}
+
 /** For steps outside a transaction: a `running` row written before the first statement, finished afterwards. */
 export async function startHistory(session: SqlSession, runId: string, step: Step): Promise<number> {
   // A previous attempt that crashed left its row `running`: it did not finish, say so.
