@@ -48,6 +48,8 @@ export interface LocalExecutionOptions {
   /** The functions' log level (POWERTOOLS_LOG_LEVEL). @default this process's POWERTOOLS_LOG_LEVEL, else INFO */
   readonly logLevel?: string;
   readonly onEvent?: (event: EventLog) => void;
+  /** Called once the CDK app is synthesized (or its assembly reused), with the milliseconds it took. */
+  readonly onSynthesized?: (ms: number) => void;
   /** Each line a function writes (its structured JSON logs). */
   readonly onLog?: (line: string) => void;
 }
@@ -75,6 +77,7 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
   const dataApi = options.dataApi ?? (await startDataApiEmulator({ postgresUrl: options.databaseUrl }));
   const lambdas: LocalLambda[] = [];
   try {
+    const synthesisStarted = Date.now();
     const synthesized = synthesizeOnce({
       migrationsDirectory: options.migrationsDirectory,
       drainSource: options.drainSource,
@@ -82,6 +85,7 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
       settings: options.settings,
       maxMigrateCallsPerExecution: options.maxMigrateCallsPerExecution,
     });
+    options.onSynthesized?.(Date.now() - synthesisStarted);
     const drainConfig = JSON.parse(synthesized.functions.get('drain')!.environment[ENV.drainSource] ?? '{}') as { kind?: string };
     if (drainConfig.kind === 'ecs') {
       throw new Error('An ECS drain source cannot run locally (the drain function would call AWS ECS); use DrainSource.databaseSessions.');
