@@ -111,7 +111,7 @@ afterAll(async () => {
 describe('the packed package', { timeout: 120_000 }, () => {
   it('ships the compiled JavaScript, its declarations and the Lambda bundles, and no tests, benchmarks or CI files', () => {
     expect(packed.filter((path) => /^(test|bench|\.ci|lambdas|lib|bin|scripts)\//.test(path))).toEqual([]);
-    expect(packed.filter((path) => !path.startsWith('dist/')).sort()).toEqual(['README.md', 'package.json']);
+    expect(packed.filter((path) => !path.startsWith('dist/')).sort()).toEqual(['LICENSE', 'README.md', 'package.json']);
     expect(packed.filter((path) => path.endsWith('.ts') && !path.endsWith('.d.ts'))).toEqual([]);
     for (const entry of HANDLER_ENTRIES) expect(packed).toContain(`dist/lambda/${entry}/${BUNDLE_FILE}`);
     expect(packed).toEqual(expect.arrayContaining(['dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/bin/emc.js', 'dist/bin/local/lambda-runtime.mjs']));

@@ -1,6 +1,6 @@
 /** The engine's public surface: what the Lambda handlers, the CLI and the tests call. Knows nothing of Lambda. */
 export { loadCatalog, RELEASES_FILE } from './catalog/load-catalog.ts';
-export { PHASES, stepId, stepsUpTo, type Catalog, type Phase, type Step } from './catalog/step.ts';
+export { PHASES, stepId, stepsUpTo, type Catalog, type Phase } from './catalog/step.ts';
 export * from './errors.ts';
 export { contract, type ContractOptions } from './phases/contract.ts';
 export { expand, type SchemaPhaseResult } from './phases/expand.ts';
@@ -16,3 +16,4 @@ export { readState } from './state/database-state.ts';
 export { readHistory, type HistoryEntry } from './state/history.ts';
 export { acquireLease, currentLease, releaseLease } from './state/lease.ts';
 export { ensureStateSchema, STATE_SCHEMA } from './state/schema.ts';
+export type { Migration, SchemaStep, Step } from './steps/step-kind.ts';
