@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_MIGRATIONS } from '../bin/local/demo-database.ts';
+import { synthesizeStateMachine } from '../bin/local/synthesized-state-machine.ts';
 import * as drainErrors from '../lambdas/core/drain/drain-errors.ts';
 import * as engineErrors from '../lambdas/core/errors.ts';
 import * as dataApiClient from '../lambdas/core/sql/data-api-client.ts';
 import * as sqlClient from '../lambdas/core/sql/sql-client.ts';
+import { DrainSource } from '../lib/drain-source.ts';
 
 const RUNBOOK = join(import.meta.dirname, '../docs/runbook.md');
 
@@ -22,6 +25,11 @@ const ERROR_CLASSES = [engineErrors, drainErrors, sqlClient, dataApiClient]
 const SERVICE_ERRORS = [
   'States.Timeout',
   'Sandbox.Timedout',
+  'Lambda.ClientExecutionTimeoutException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'StepFunctions.ThrottlingException',
+  'StepFunctions.SdkClientException',
   'Lambda.Unknown',
   'Runtime.ExitError',
   'States.TaskFailed',
@@ -29,6 +37,8 @@ const SERVICE_ERRORS = [
   'Lambda.ServiceException',
   'States.DataLimitExceeded',
   'States.Runtime',
+  // A thrown error no class of ours made: the task's failure record takes its name (lambdas/handlers/commons/task.ts).
+  'Error',
   // What "Record failure" reports when no error was recorded (lambdas/core/workflow/failure-report.ts).
   'UnknownError',
   'ABORTED',
@@ -47,6 +57,21 @@ describe('docs/runbook.md', () => {
 
   it.each([...ERROR_CLASSES, ...SERVICE_ERRORS])('has a section for %s', (name) => {
     expect(headings, `docs/runbook.md has no "### ${name}" section: add one (what, why, safe, next)`).toContain(name);
+  });
+
+  // A retried error ends the execution once its retries are spent (the Catch sends it to "Record failure").
+  describe('every error the synthesized state machine retries or catches', () => {
+    let handled: string[];
+    beforeAll(() => {
+      const { definition } = synthesizeStateMachine({ migrationsDirectory: DEMO_MIGRATIONS, drainSource: DrainSource.databaseSessions('x%') });
+      const states = Object.values(definition.States) as { Retry?: { ErrorEquals: string[] }[]; Catch?: { ErrorEquals: string[] }[] }[];
+      handled = [...new Set(states.flatMap((s) => [...(s.Retry ?? []), ...(s.Catch ?? [])]).flatMap((r) => r.ErrorEquals))];
+    });
+
+    it('has a section (States.ALL, the wildcard, aside)', () => {
+      expect(handled).toEqual(expect.arrayContaining(['States.ALL', 'States.Timeout', 'Lambda.ServiceException', 'LockTimeoutError']));
+      expect(handled.filter((name) => name !== 'States.ALL' && !headings.includes(name))).toEqual([]);
+    });
   });
 
   it('has no section for an error that no longer exists', () => {
