@@ -146,22 +146,25 @@ function tempFile(name: string, content: string): string {
 
 describe('emc local --schema: your own schema and releases', () => {
   let result: LocalDemoResult;
-  const lines: string[] = [];
+  let lines: string[];
+  let exitCode: number;
 
+  // Through the command, so each option is parsed as typed; the run's result is kept for the assertions on it.
   beforeAll(async () => {
-    result = await runLocalDemo({
-      schemaFile: LEDGER_SCHEMA,
-      seedFile: LEDGER_SEED,
-      migrationsDirectory: LEDGER_MIGRATIONS,
-      drainSessions: 'ledger-v0%',
-      release: 'ledger1',
-      stopAfter: 'migrate',
-      settings: { batchSize: 500 },
-      out: (line) => lines.push(line),
-    });
+    const run = await runEmc(
+      [
+        'local',
+        ...['--schema', LEDGER_SCHEMA, '--seed', LEDGER_SEED, '--migrations', LEDGER_MIGRATIONS, '--drain-sessions', 'ledger-v0%'],
+        ...['--release', 'ledger1', '--stop-after', 'migrate', '--settings', '{"batchSize":500}'],
+      ],
+      { runLocalDemo: async (options) => (result = await runLocalDemo(options)) },
+    );
+    exitCode = run.exitCode;
+    lines = run.stdout.split('\n').slice(0, -1);
   }, 180_000);
 
   it('loads the dump and the seed, then upgrades to the release asked for and stops after migrate', () => {
+    expect(exitCode).toBe(0);
     expect(result.execution.status).toBe('SUCCEEDED');
     expect(lines).toContain(
       `Loaded --schema ${LEDGER_SCHEMA} (27 statements) and --seed ${LEDGER_SEED} (3 statements) into the database emc_local.`,
