@@ -22,8 +22,6 @@ export interface DiagramDefinition {
 interface DiagramState {
   readonly Type: string;
   readonly Next?: string;
-  readonly End?: boolean;
-  readonly Resource?: string;
   readonly Choices?: readonly Readonly<Record<string, unknown>>[];
   readonly Default?: string;
   readonly Catch?: readonly { readonly ErrorEquals: readonly string[]; readonly Next: string }[];
