@@ -44,9 +44,18 @@ const COMPARISONS: Readonly<Record<string, string>> = {
  * dotted edge per Catch. States appear in the definition's order, so the text changes only where the machine does.
  */
 export function stateMachineDiagram(definition: DiagramDefinition): string {
+  // Mermaid ids are word characters: each state's name reduced to them, refused if two states would share one.
+  const ids = new Map<string, string>();
+  for (const name of Object.keys(definition.States)) {
+    const candidate = `s_${name.replace(/[^A-Za-z0-9]+/g, '_').replace(/_+$/, '')}`;
+    const other = [...ids].find(([, taken]) => taken === candidate)?.[0];
+    if (other !== undefined) throw new Error(`The states "${other}" and "${name}" would share the diagram id ${candidate}`);
+    ids.set(name, candidate);
+  }
   const id = (name: string) => {
-    if (!(name in definition.States)) throw new Error(`The definition has a transition to "${name}", which is not one of its states`);
-    return `s_${name.replace(/[^A-Za-z0-9]+/g, '_').replace(/_+$/, '')}`;
+    const found = ids.get(name);
+    if (found === undefined) throw new Error(`The definition has a transition to "${name}", which is not one of its states`);
+    return found;
   };
   const lines = ['```mermaid', 'flowchart TD', `  start((start)) --> ${id(definition.StartAt)}`];
   for (const [name, state] of Object.entries(definition.States)) lines.push(`  ${id(name)}${shape(name, state)}`);

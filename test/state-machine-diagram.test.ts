@@ -63,6 +63,8 @@ describe('the state machine diagram', () => {
     expect(() => stateMachineDiagram(and)).toThrow(/Choice "Done\?" has a rule the diagram cannot draw/);
     const dangling = { ...definition, States: { ...definition.States, Pause: { Type: 'Wait', Next: 'Nowhere' } } };
     expect(() => stateMachineDiagram(dangling)).toThrow(/transition to "Nowhere"/);
+    const twins = { ...definition, States: { ...definition.States, 'Done!': { Type: 'Succeed' } } };
+    expect(() => stateMachineDiagram(twins)).toThrow('The states "Done?" and "Done!" would share the diagram id s_Done');
   });
 
   it('renders between the markers and nowhere else, and refuses a document without them', () => {
