@@ -240,6 +240,13 @@ describe('emc local refuses before anything runs', () => {
     expect(run.stderr).toContain(message);
   });
 
+  it('refuses --schema without --migrations: the demo release cannot run on your schema', async () => {
+    const run = await runEmc(['local', '--schema', LEDGER_SCHEMA, '--drain-sessions', 'ledger-v0%'], { runLocalDemo });
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain("emc: --schema needs --migrations: the releases to run on your schema (the demo's migrations change only the demo's table).");
+    expect(run.stdout).not.toContain('Starting a throw-away embedded PostgreSQL');
+  });
+
   it('refuses a dump with a psql meta-command it cannot run, naming file and line, before starting a server', async () => {
     const dump = tempFile('dump.sql', `\\restrict 9zz\nCREATE TABLE a (id int);\n\\connect other\nCREATE TABLE b (id int);\n`);
     const run = await runEmc(['local', '--schema', dump, '--migrations', ownMigrations, '--drain-sessions', 'x%'], { runLocalDemo });

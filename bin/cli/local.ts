@@ -40,7 +40,7 @@ export function registerLocal(program: Command, host: CommandHost): void {
       "LIKE pattern over the application_name of the old release's sessions; contract waits until none is connected (required with your own --migrations)",
     )
     .option('--rows <n>', 'rows of the demo table when it is seeded (default 100000)', positiveNumber('--rows'))
-    .option('--schema <file>', 'a SQL dump (e.g. pg_dump --schema-only --no-owner) loaded into the throw-away PostgreSQL before the run (not with --database-url)')
+    .option('--schema <file>', 'a SQL dump (e.g. pg_dump --schema-only --no-owner) loaded into the throw-away PostgreSQL before the run, for your own --migrations (not with --database-url)')
     .option('--seed <file>', 'SQL run after --schema, e.g. rows to migrate (pg_dump --data-only --inserts)')
     .option('--release <name>', 'the release to upgrade to (default: the newest of the migrations)')
     .addOption(new Option('--stop-after <phase>', 'end the run successfully after this phase').choices(['expand', 'migrate']))

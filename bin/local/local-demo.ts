@@ -303,6 +303,12 @@ async function schemaFiles(options: LocalDemoOptions): Promise<ParsedSqlFile[] |
     );
   }
   if (options.rows !== undefined) throw new UsageError('--rows sizes the demo table; with --schema, put your rows in --seed.');
+  if (options.migrationsDirectory === undefined) {
+    throw new UsageError(
+      "--schema needs --migrations: the releases to run on your schema (the demo's migrations change only the demo's table).",
+      "Pass --migrations DIR (releases.json and a folder per release) and --drain-sessions with your old release's application_name pattern.",
+    );
+  }
   const files: SqlFile[] = [{ option: '--schema', path: resolve(options.schemaFile) }];
   if (options.seedFile !== undefined) files.push({ option: '--seed', path: resolve(options.seedFile) });
   return readSqlFiles(files);
