@@ -176,6 +176,7 @@ describe('installed into a fresh CDK app', { timeout: 120_000 }, () => {
     const emc = join(app, 'node_modules/.bin/emc');
     const { stdout } = await sh(emc, ['local', '--database-url', localDb.url, '--rows', '1000', '--json'], app);
     expect(JSON.parse(stdout)).toMatchObject({ succeeded: true, execution: { status: 'SUCCEEDED' } });
-    expect(existsSync(join(app, 'node_modules/emc-upgrade/dist/.emc-local/lambda-bundles'))).toBe(false);
+    // Nothing written under the installed package: no bundle cache, no cloud assembly (local runs use a temp directory).
+    expect(existsSync(join(app, 'node_modules/emc-upgrade/dist/.emc-local'))).toBe(false);
   });
 });

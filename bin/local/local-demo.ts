@@ -1,9 +1,15 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
+import { InputError } from '../../lambdas/core/errors.ts';
+import { resolveTarget } from '../../lambdas/core/phases/inspect.ts';
+import { resolveSettings, settingsProblems, type SettingsOverrides } from '../../lambdas/core/settings.ts';
 import { PgSqlClient } from '../../lambdas/core/sql/pg-client.ts';
+import { formatVersion, type CompositeVersion } from '../../lambdas/core/state/composite-version.ts';
 import { readHistory, type HistoryEntry } from '../../lambdas/core/state/history.ts';
 import { sessionPatternProblem } from '../../lambdas/core/drain/session-drain.ts';
 import { readState } from '../../lambdas/core/state/database-state.ts';
+import { parseExecutionInput, type ExecutionInput } from '../../lambdas/core/workflow/execution-input.ts';
 import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
 import { DrainSource } from '../../lib/drain-source.ts';
 import { UsageError } from '../cli/cli-errors.ts';
@@ -12,6 +18,7 @@ import { DEMO_MIGRATIONS, seedDemoDatabase } from './demo-database.ts';
 import { DemoWorkload, OLD_RELEASE_APPLICATION_NAME, type WorkloadReport } from './demo-workloads.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
 import { runLocalExecution, type EventLog, type LocalExecutionResult } from './run-local-execution.ts';
+import { loadSqlFiles, readSqlFiles, type ParsedSqlFile, type SqlFile } from './sql-dump.ts';
 import { renderTable, versionTable, type VersionTableRow } from './version-table.ts';
 
 export interface LocalDemoOptions {
@@ -27,6 +34,19 @@ export interface LocalDemoOptions {
   readonly drainSessions?: string;
   /** Rows of the demo table when it is seeded. @default 100000 */
   readonly rows?: number;
+  /**
+   * A SQL dump (e.g. `pg_dump --schema-only`) loaded into a fresh database of the throw-away PostgreSQL before the
+   * run, instead of the demo's schema. Not with `databaseUrl`: emc never loads a dump into a database it did not create.
+   */
+  readonly schemaFile?: string;
+  /** SQL run after `schemaFile` (rows to migrate, e.g. `pg_dump --data-only --inserts`). Needs `schemaFile`. */
+  readonly seedFile?: string;
+  /** The release to upgrade to (execution input `targetRelease`). @default the newest release of the migrations */
+  readonly release?: string;
+  /** End the run successfully after this phase (execution input `stopAfter`). @default run to the end */
+  readonly stopAfter?: 'expand' | 'migrate';
+  /** Batch settings overrides, as given (execution input `settings`, validated as the engine validates it). */
+  readonly settings?: unknown;
   /** Print one JSON document instead of the human report. */
   readonly json?: boolean;
   /** Show the handlers' structured logs. */
@@ -38,6 +58,8 @@ export interface LocalDemoResult {
   readonly succeeded: boolean;
   readonly execution: LocalExecutionResult;
   readonly history: readonly HistoryEntry[];
+  /** The database's version before the run, which the version table starts from. */
+  readonly versionBefore: string;
   readonly versions: readonly VersionTableRow[];
   readonly workloads: readonly WorkloadReport[];
   /** Why no demo workload ran (your own migrations, or a database past the demo's release n-1); absent when they ran. */
@@ -48,7 +70,10 @@ export interface LocalDemoResult {
 const OLD_RELEASE_DRAIN_MS = 1500;
 
 /** The local run's own batch settings: a short migrate budget, so the migrate loop is visible on 100k rows. */
-const LOCAL_SETTINGS = { migrateBudgetMs: 2000 };
+const LOCAL_SETTINGS: SettingsOverrides = { migrateBudgetMs: 2000 };
+
+/** The database `--schema` is loaded into, on the throw-away server. */
+const SCHEMA_DATABASE = 'emc_local';
 
 /**
  * `npm start`: the whole upgrade workflow on this machine. Synthesizes the CDK app, runs its state machine with
@@ -73,16 +98,28 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
   }
   const problem = sessionPatternProblem(drainPattern);
   if (problem) throw new UsageError(`--drain-sessions: ${problem}`);
+  const sqlFiles = await schemaFiles(options);
+  const input = await executionInput(migrationsDirectory, options);
 
+  say(options.databaseUrl ? `Using ${describeConnectionString(options.databaseUrl)}.` : 'Starting a throw-away embedded PostgreSQL 17 (initdb takes a few seconds)...');
   const server = options.databaseUrl ? undefined : await startEmbeddedPostgres({ name: 'local' });
-  const databaseUrl = options.databaseUrl ?? server!.url;
+  let databaseUrl = options.databaseUrl ?? server!.url;
   try {
-    say(server ? `Started an embedded PostgreSQL 17 on port ${server.port}.` : `Using ${describeConnectionString(databaseUrl)}.`);
+    if (server) say(`Started it on port ${server.port}.`);
+    if (sqlFiles) {
+      databaseUrl = await loadSqlFiles(server!.url, SCHEMA_DATABASE, sqlFiles);
+      say(
+        `Loaded ${sqlFiles.map((f) => `${f.file.option} ${f.file.path} (${f.statements.length} statements)`).join(' and ')} into the database ${SCHEMA_DATABASE}.`,
+      );
+    }
     const client = new PgSqlClient(databaseUrl);
     let fresh: boolean;
+    let versionBefore: CompositeVersion;
     try {
-      fresh = (await readState(client)).applied.length === 0;
-      if (usingDemo && fresh && !(await tableExists(client, 'images'))) {
+      const state = await readState(client);
+      fresh = state.applied.length === 0;
+      versionBefore = state.version;
+      if (usingDemo && fresh && !sqlFiles && !(await tableExists(client, 'images'))) {
         const rows = options.rows ?? 100_000;
         say(`Seeding the demo table images with ${rows.toLocaleString('en-US')} rows (release n-1's schema).`);
         await seedDemoDatabase(client, rows);
@@ -92,15 +129,26 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
     }
 
     // The demo's two releases: only meaningful on the demo schema before bexar.
-    const workloads = usingDemo && fresh ? { old: new DemoWorkload('old', databaseUrl), new: new DemoWorkload('new', databaseUrl) } : undefined;
-    workloads?.old.start();
-    if (workloads) say(`Release n-1 of the demo application writes through is_public/owner (application_name ${OLD_RELEASE_APPLICATION_NAME}).`);
+    const workloads = usingDemo && fresh && !sqlFiles ? { old: new DemoWorkload('old', databaseUrl), new: new DemoWorkload('new', databaseUrl) } : undefined;
+    // Only the workloads that were started wrote anything to report (release n never starts with --stop-after expand).
+    const started: DemoWorkload[] = [];
+    const start = (workload: DemoWorkload) => {
+      if (!started.includes(workload)) (started.push(workload), workload.start());
+    };
+    if (workloads) {
+      start(workloads.old);
+      say(`Release n-1 of the demo application writes through is_public/owner (application_name ${OLD_RELEASE_APPLICATION_NAME}).`);
+    }
 
     say(
-      'Synthesizing the CDK app (inside the repository, the Lambda bundles are built from source on the first run), then running its state ' +
-        'machine with aws-local-stepfunctions: each Task invokes the deployed bundle from its CDK asset, the bytes ' +
-        '`cdk deploy` uploads, in a node process of its own, over an RDS Data API emulator on loopback:',
+      'Synthesizing the CDK app: loading and checking the migrations, bundling the Lambda functions (built from source on the first run ' +
+        'inside the repository, then reused) and staging their assets, as `cdk synth` does; this takes a few seconds...',
     );
+    const onSynthesized = (ms: number) =>
+      say(
+        `Synthesized in ${(ms / 1000).toFixed(1)} s. Running its state machine with aws-local-stepfunctions: each Task invokes the deployed ` +
+          'bundle from its CDK asset, the bytes `cdk deploy` uploads, in a node process of its own, over an RDS Data API emulator on loopback:',
+      );
     const entered = new Map<string, number>();
     const onEvent = (event: EventLog) => {
       if (!('state' in event) || !event.state) return;
@@ -108,7 +156,7 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
       if (event.type === 'StateEntered') {
         entered.set(name, event.timestamp);
         say(`  -> ${name}`);
-        if (name === STATE_NAMES.migrate && workloads) workloads.new.start();
+        if (name === STATE_NAMES.migrate && workloads) start(workloads.new);
         // Release n-1 is taken out of service once migrate is done; its last instance goes a moment later, so the
         // drain gate is seen waiting for it.
         if (name === CONTROL_STATE_NAMES.startDrainWait && workloads) {
@@ -127,9 +175,10 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
       databaseUrl,
       migrationsDirectory,
       drainSource: DrainSource.databaseSessions(drainPattern),
-      input: {},
+      input,
       settings: LOCAL_SETTINGS,
       onEvent,
+      onSynthesized,
       logLevel: options.verbose ? 'INFO' : 'SILENT',
       onLog: options.verbose ? (line) => out(`     ${line}`) : undefined,
     });
@@ -137,7 +186,8 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
       await workloads.old.stop();
       await workloads.new.stop();
     }
-    const reports = workloads ? [await workloads.old.verify(databaseUrl), await workloads.new.verify(databaseUrl)] : [];
+    const reports: WorkloadReport[] = [];
+    for (const workload of started) reports.push(await workload.verify(databaseUrl));
 
     const reader = new PgSqlClient(databaseUrl);
     let history: HistoryEntry[];
@@ -146,18 +196,28 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
     } finally {
       await reader.close();
     }
-    const versions = versionTable(history);
+    const versions = versionTable(history, versionBefore);
     const succeeded = execution.status === 'SUCCEEDED' && reports.every((r) => r.failed === 0 && r.lost === 0);
     const noWorkload = workloads
       ? undefined
-      : usingDemo
-        ? "the database was not at the demo's release n-1, which the demo application needs"
-        : "these are your own migrations; the demo application only writes to the demo's schema";
-    const result: LocalDemoResult = { succeeded, execution, history, versions, workloads: reports, ...(noWorkload ? { noWorkload } : {}) };
+      : sqlFiles
+        ? "the schema is your own, loaded with --schema; the demo application only writes to the demo's schema"
+        : usingDemo
+          ? "the database was not at the demo's release n-1, which the demo application needs"
+          : "these are your own migrations; the demo application only writes to the demo's schema";
+    const result: LocalDemoResult = {
+      succeeded,
+      execution,
+      history,
+      versionBefore: formatVersion(versionBefore),
+      versions,
+      workloads: reports,
+      ...(noWorkload ? { noWorkload } : {}),
+    };
     if (options.json) {
       out(JSON.stringify({ ...result, execution: { ...execution, events: undefined } }, null, 2));
     } else {
-      report(out, result);
+      report(out, result, input.stopAfter);
     }
     return result;
   } finally {
@@ -165,7 +225,7 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
   }
 }
 
-function report(out: (line: string) => void, result: LocalDemoResult): void {
+function report(out: (line: string) => void, result: LocalDemoResult, stopAfter: ExecutionInput['stopAfter']): void {
   const { execution } = result;
   out('');
   out(`Execution ${execution.executionArn}: ${execution.status}`);
@@ -182,7 +242,7 @@ function report(out: (line: string) => void, result: LocalDemoResult): void {
     out(`  ${line}`);
   }
   out('');
-  out('Database version after each step (as in the Glance zero-downtime upgrade table):');
+  out(`Database version after each step (as in the Glance zero-downtime upgrade table), from ${result.versionBefore} before the run:`);
   for (const line of renderTable(['stage', 'database identifier', 'comment'], result.versions.map((v) => [v.stage, v.identifier, v.comment]))) {
     out(`  ${line}`);
   }
@@ -198,9 +258,10 @@ function report(out: (line: string) => void, result: LocalDemoResult): void {
     for (const w of result.workloads) for (const e of w.errors) out(`  ${w.release}: ${e}`);
   }
   out('');
+  const done = stopAfter ? `Stopped after ${stopAfter}, as --stop-after asked; a run without it continues from there.` : 'Upgrade completed.';
   if (!result.succeeded) out('The local run did not succeed.');
-  else if (result.workloads.length > 0) out('Upgrade completed with no failed and no lost write.');
-  else out(`Upgrade completed. No demo workload ran (${result.noWorkload}), so no application write was checked.`);
+  else if (result.workloads.length > 0) out(stopAfter ? `${done} No failed and no lost write.` : 'Upgrade completed with no failed and no lost write.');
+  else out(`${done} No demo workload ran (${result.noWorkload}), so no application write was checked.`);
 }
 
 /** The part of a state's output an operator wants to see in the running log. */
@@ -209,7 +270,11 @@ function describeOutput(name: string, output: unknown): string {
   if (!data) return '';
   if (name === STATE_NAMES.migrate && data.migrate) {
     const m = data.migrate;
-    return `: ${m.rowsThisCall} rows this call, ${m.rowsDone} done, ${m.rowsRemaining ?? '?'} remaining${m.finished ? ', finished' : ''}`;
+    // The steps this call worked on, each with its own progress: which step a slow migration is in.
+    const steps = ((m.steps ?? []) as { stepId: string; rowsDone: number; remaining: number | null; finished: boolean }[])
+      .map((step) => `${step.stepId} ${step.rowsDone} done, ${step.finished ? 'finished' : `${step.remaining ?? '?'} remaining`}`)
+      .join('; ');
+    return `: ${steps || 'no step to run'} (${m.rowsThisCall} rows this call; ${m.rowsDone} done, ${m.rowsRemaining ?? '?'} remaining in all${m.finished ? ', finished' : ''})`;
   }
   if (name === STATE_NAMES.drain && data.drain) return `: ${data.drain.summary}`;
   if ((name === STATE_NAMES.expand || name === STATE_NAMES.contract) && (data.expand || data.contract)) {
@@ -223,4 +288,44 @@ function describeOutput(name: string, output: unknown): string {
 async function tableExists(client: PgSqlClient, name: string): Promise<boolean> {
   const result = await client.query<{ present: boolean }>('SELECT to_regclass(:name) IS NOT NULL AS present', { name });
   return result.rows[0]?.present === true;
+}
+
+/** `--schema` and `--seed`, read and parsed before any server starts; undefined without `--schema`. */
+async function schemaFiles(options: LocalDemoOptions): Promise<ParsedSqlFile[] | undefined> {
+  if (options.seedFile !== undefined && options.schemaFile === undefined) {
+    throw new UsageError('--seed needs --schema: the seed runs on the schema --schema loads.', 'Pass the schema dump with --schema, or put the whole setup in one file given to --schema.');
+  }
+  if (options.schemaFile === undefined) return undefined;
+  if (options.databaseUrl !== undefined) {
+    throw new UsageError(
+      '--schema loads a dump into a fresh database of the throw-away PostgreSQL; it cannot be combined with --database-url.',
+      'Leave out --database-url (emc local starts its own PostgreSQL), or load your schema into that database yourself and leave out --schema.',
+    );
+  }
+  if (options.rows !== undefined) throw new UsageError('--rows sizes the demo table; with --schema, put your rows in --seed.');
+  if (options.migrationsDirectory === undefined) {
+    throw new UsageError(
+      "--schema needs --migrations: the releases to run on your schema (the demo's migrations change only the demo's table).",
+      "Pass --migrations DIR (releases.json and a folder per release) and --drain-sessions with your old release's application_name pattern.",
+    );
+  }
+  const files: SqlFile[] = [{ option: '--schema', path: resolve(options.schemaFile) }];
+  if (options.seedFile !== undefined) files.push({ option: '--seed', path: resolve(options.seedFile) });
+  return readSqlFiles(files);
+}
+
+/**
+ * The execution input of the run, validated as the plan state validates it (each field named, the settings'
+ * ranges and their combination), before anything is started: an unknown release or bad settings fail here.
+ */
+async function executionInput(migrationsDirectory: string, options: LocalDemoOptions): Promise<ExecutionInput> {
+  const input = parseExecutionInput({
+    ...(options.release !== undefined ? { targetRelease: options.release } : {}),
+    ...(options.stopAfter !== undefined ? { stopAfter: options.stopAfter } : {}),
+    ...(options.settings !== undefined ? { settings: options.settings } : {}),
+  });
+  const problems = settingsProblems(resolveSettings(LOCAL_SETTINGS, input.settings));
+  if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
+  if (input.targetRelease !== undefined) resolveTarget(await loadCatalog(migrationsDirectory), input.targetRelease);
+  return input;
 }

@@ -1,13 +1,13 @@
 import './promise-with-resolvers.ts';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
 import { ENV } from '../../lambdas/handlers/commons/environment.ts';
 import type { DrainSource } from '../../lib/drain-source.ts';
 import { startDataApiEmulator, type DataApiEmulator } from './data-api-emulator/index.ts';
+import { newAssemblyDirectory } from './local-assemblies.ts';
 import { LambdaInvocationError, LocalLambda } from './local-lambda.ts';
 import {
   LOCAL_ENV,
@@ -18,9 +18,6 @@ import {
 } from './synthesized-state-machine.ts';
 
 const STATE_MACHINE_ARN = `arn:aws:states:${LOCAL_ENV.region}:${LOCAL_ENV.account}:stateMachine:EmcUpgradeLocal-Upgrade`;
-
-/** The cloud assemblies of local runs: inside the project, so the functions find the AWS SDK in its node_modules. */
-const ASSEMBLIES = join(dirname(fileURLToPath(import.meta.url)), '../../.emc-local/cdk.out');
 
 /** One entry of the local execution's event log (StateEntered, StateExited, StateRetried, ExecutionFailed, ...). */
 export type EventLog = ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
@@ -48,6 +45,8 @@ export interface LocalExecutionOptions {
   /** The functions' log level (POWERTOOLS_LOG_LEVEL). @default this process's POWERTOOLS_LOG_LEVEL, else INFO */
   readonly logLevel?: string;
   readonly onEvent?: (event: EventLog) => void;
+  /** Called once the CDK app is synthesized (or its assembly reused), with the milliseconds it took. */
+  readonly onSynthesized?: (ms: number) => void;
   /** Each line a function writes (its structured JSON logs). */
   readonly onLog?: (line: string) => void;
 }
@@ -75,6 +74,7 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
   const dataApi = options.dataApi ?? (await startDataApiEmulator({ postgresUrl: options.databaseUrl }));
   const lambdas: LocalLambda[] = [];
   try {
+    const synthesisStarted = Date.now();
     const synthesized = synthesizeOnce({
       migrationsDirectory: options.migrationsDirectory,
       drainSource: options.drainSource,
@@ -82,6 +82,7 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
       settings: options.settings,
       maxMigrateCallsPerExecution: options.maxMigrateCallsPerExecution,
     });
+    options.onSynthesized?.(Date.now() - synthesisStarted);
     const drainConfig = JSON.parse(synthesized.functions.get('drain')!.environment[ENV.drainSource] ?? '{}') as { kind?: string };
     if (drainConfig.kind === 'ecs') {
       throw new Error('An ECS drain source cannot run locally (the drain function would call AWS ECS); use DrainSource.databaseSessions.');
@@ -186,26 +187,17 @@ export function localRuntimeEnvironment(dataApi: DataApiEmulator, logLevel: stri
 /**
  * One synthesis per deployment in this process: runs with the same migrations (by content), drain source, database
  * and settings reuse the cloud assembly, as executions of one deployed state machine share its functions. The
- * assemblies are removed when the process exits.
+ * assemblies live in a temporary directory removed when the process exits (local-assemblies.ts).
  */
 const assemblies = new Map<string, SynthesizedStateMachine>();
 function synthesizeOnce(options: Omit<SynthesisOptions, 'outdir'>): SynthesizedStateMachine {
   const key = JSON.stringify([directoryHash(options.migrationsDirectory), options.drainSource, options.databaseName, options.settings, options.maxMigrateCallsPerExecution]);
   const cached = assemblies.get(key);
   if (cached) return cached;
-  mkdirSync(ASSEMBLIES, { recursive: true });
-  const outdir = mkdtempSync(join(ASSEMBLIES, 'run-'));
-  if (assemblies.size === 0) {
-    process.once('exit', () => {
-      for (const directory of ASSEMBLIES_OF_THIS_PROCESS) rmSync(directory, { recursive: true, force: true });
-    });
-  }
-  ASSEMBLIES_OF_THIS_PROCESS.push(outdir);
-  const synthesized = synthesizeStateMachine({ ...options, outdir });
+  const synthesized = synthesizeStateMachine({ ...options, outdir: newAssemblyDirectory() });
   assemblies.set(key, synthesized);
   return synthesized;
 }
-const ASSEMBLIES_OF_THIS_PROCESS: string[] = [];
 
 function directoryHash(directory: string): string {
   const hash = createHash('sha256');

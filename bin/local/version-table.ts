@@ -9,10 +9,11 @@ export interface VersionTableRow {
 
 /**
  * The table of Glance's zero-downtime upgrade document, rebuilt from the history table: the composite version the
- * database carried after each step that completed.
+ * database carried after each step that completed, starting from the version it had before the run (`before`: an
+ * upgrade to the next release starts from the last one's expand and contract heads).
  */
-export function versionTable(history: readonly HistoryEntry[]): VersionTableRow[] {
-  let version: CompositeVersion = { expand: undefined, contract: undefined };
+export function versionTable(history: readonly HistoryEntry[], before: CompositeVersion): VersionTableRow[] {
+  let version: CompositeVersion = before;
   const completed = history.filter((h) => h.outcome === 'succeeded');
   return completed.map((entry, index) => {
     if (entry.phase === 'expand') version = { ...version, expand: entry.stepId };
