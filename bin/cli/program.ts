@@ -3,6 +3,7 @@ import { registerCheck } from './check.ts';
 import { EXIT, exitCodeHelp } from './exit-codes.ts';
 import { registerHistory } from './history.ts';
 import { CommandHost, type CliContext } from './host.ts';
+import { registerLint } from './lint.ts';
 import { registerLocal } from './local.ts';
 import { packageVersion } from './package-version.ts';
 import { registerPlan } from './plan.ts';
@@ -44,6 +45,7 @@ export function createProgram(host: CommandHost): Command {
   registerVersion(program, host);
   registerCheck(program, host);
   registerPlan(program, host);
+  registerLint(program, host);
   registerLocal(program, host);
   return program;
 }
