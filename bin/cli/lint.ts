@@ -37,6 +37,7 @@ export function registerLint(program: Command, host: CommandHost): void {
     .command('lint')
     .description('validate the migrations directory and check each step for lock-safety problems (squawk), offline');
   addMigrationsOption(command);
+  command.option('--squawk <path>', "the squawk executable to run (default: squawk-cli's binary for this platform)");
   addJsonOption(command);
   command.addHelpText(
     'after',
@@ -44,8 +45,8 @@ export function registerLint(program: Command, host: CommandHost): void {
       'A finding that is safe in its file is allowed by a line "-- emc:allow-lock <rule> <reason>" (docs/operators.md).',
   );
   command.action(
-    host.action(async (flags: { migrations: string; json?: boolean }): Promise<ExitCode> => {
-      const report = await lintMigrations(flags.migrations);
+    host.action(async (flags: { migrations: string; squawk?: string; json?: boolean }): Promise<ExitCode> => {
+      const report = await lintMigrations(flags.migrations, flags.squawk === undefined ? {} : { binary: flags.squawk });
       if (flags.json) printJson(host.io, { ok: report.findings.length === 0, ...report });
       else println(host.io, formatLintReport(report));
       return report.findings.length === 0 ? EXIT.ok : EXIT.lintFindings;

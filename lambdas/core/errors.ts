@@ -453,7 +453,7 @@ export class LintToolUnavailableError extends EmcError {
   override readonly name = 'LintToolUnavailableError';
   readonly transient = false;
   readonly nextAction =
-    'Install emc-upgrade with its optional dependencies (npm install --include=optional installs squawk-cli\'s binary for this platform), then lint again.';
+    'Install emc-upgrade with its optional dependencies (npm install --include=optional installs squawk-cli\'s binary for this platform), or give emc lint --squawk <path>, then lint again.';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }

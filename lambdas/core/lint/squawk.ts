@@ -64,7 +64,8 @@ export function runSquawk(inputs: readonly SquawkInput[], binary: string = squaw
     try {
       report = gitlabReport.parse(JSON.parse(run.stdout));
     } catch (error) {
-      throw new LintToolUnavailableError(`squawk (${binary}) printed no report emc can read: ${run.stdout.slice(0, 200)} ${run.stderr.trim()}`, {
+      const printed = `${run.stdout.slice(0, 200)} ${run.stderr.slice(0, 200)}`.trim() || 'nothing';
+      throw new LintToolUnavailableError(`squawk (${binary}) exited with code ${run.status} and printed no report emc can read: ${printed}`, {
         cause: error,
       });
     }
