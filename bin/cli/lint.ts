@@ -27,7 +27,7 @@ export function formatLintReport(report: LintReport): string {
       ? ['Allowed by emc:allow-lock, with their reasons:', ...report.allowed.map((a) => `  ${a.file}:${a.line}: ${a.rule}: ${a.reason}`)]
       : []),
     report.findings.length === 0
-      ? `${report.directory}: ${report.steps} steps, no lock-safety finding.`
+      ? `${report.directory}: ${report.steps} step${report.steps === 1 ? '' : 's'}, no lock-safety finding.`
       : `${report.directory}: refused; fix each finding, or allow it in its file with a reason.`,
   ].join('\n');
 }

@@ -89,7 +89,13 @@ function off(why: string): LockRule {
   return { off: why };
 }
 
-/** Why `rule` matters in `phase`, or undefined when emc does not report it there (or does not know it). */
+/**
+ * Why `rule` matters in `phase`, or undefined when emc does not report it there. A rule missing from the table (a
+ * squawk other than the pinned one, `emc lint --squawk`) is reported in every phase rather than silently dropped.
+ */
 export function whyInPhase(rule: string, phase: Phase): string | undefined {
-  return Object.hasOwn(LOCK_RULES, rule) ? LOCK_RULES[rule]![phase] : undefined;
+  return Object.hasOwn(LOCK_RULES, rule) ? LOCK_RULES[rule]![phase] : UNDECIDED_RULE;
 }
+
+const UNDECIDED_RULE =
+  'emc has not decided this squawk rule (it knows the rules of the squawk-cli version it pins), so it is reported in every phase';
