@@ -57,6 +57,7 @@ export function allowLockDirective(rule: string): string {
  */
 function lintLocks(catalog: Catalog, options: { readonly binary?: string } = {}): LockLintReport {
   const steps = catalog.steps.map((step) => readStepForLint(catalog.directory, step));
+  // Every kind but a no-transaction step runs in one transaction (a migration: each batch in one).
   const raw = runSquawk(
     steps.map((s) => ({ text: s.squawkText, transactional: s.step.kind !== 'statement-by-statement' })),
     ...(options.binary ? [options.binary] : []),
