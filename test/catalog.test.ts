@@ -544,8 +544,8 @@ describe('loadCatalog on good catalogs', () => {
     });
     expect(migrate03.statements[0]!.line).toBe(6);
 
-    expect(step(catalog, 'bexar_contract01').statements).toHaveLength(3);
-    expect(step(catalog, 'bexar_contract03').statements).toHaveLength(5);
+    expect(step(catalog, 'bexar_contract01').statements).toHaveLength(4);
+    expect(step(catalog, 'bexar_contract03').statements).toHaveLength(4);
   });
 
   it('splits plpgsql bodies, strings and comments holding semicolons with the real parser', async () => {

@@ -172,6 +172,22 @@ describe('installed into a fresh CDK app', { timeout: 120_000 }, () => {
     expect(refused).toMatchObject({ code: 9, stderr: expect.stringContaining('expand01_add_visibility.sql') });
   });
 
+  it('runs the installed emc lint, with the squawk binary for this platform installed as a dependency', async () => {
+    expect(existsSync(join(app, `node_modules/@squawk-cli/${process.platform}-${process.arch}`))).toBe(true);
+    const emc = join(app, 'node_modules/.bin/emc');
+    const catalog = join(app, 'lint-migrations');
+    mkdirSync(join(catalog, 'r1'), { recursive: true });
+    writeFileSync(join(catalog, 'releases.json'), JSON.stringify({ releases: ['r1'] }));
+    writeFileSync(join(catalog, 'r1/expand01_add_label.sql'), 'ALTER TABLE gadgets ADD COLUMN label text;\n');
+
+    const clean = await sh(emc, ['lint', '--migrations', catalog], app);
+    expect(clean.stdout).toContain('1 step, no lock-safety finding.');
+
+    writeFileSync(join(catalog, 'r1/expand02_index_label.sql'), 'CREATE INDEX gadgets_label_idx ON gadgets (label);\n');
+    const refused = await sh(emc, ['lint', '--migrations', catalog], app).catch((error: { code: number; stdout: string }) => error);
+    expect(refused).toMatchObject({ code: 12, stdout: expect.stringContaining('r1/expand02_index_label.sql:1: require-concurrent-index-creation') });
+  });
+
   it('runs emc local from the installed package: the packaged demo and bundles, the compiled local runtime', async () => {
     const emc = join(app, 'node_modules/.bin/emc');
     const { stdout } = await sh(emc, ['local', '--database-url', localDb.url, '--rows', '1000', '--json'], app);

@@ -7,6 +7,7 @@ import {
   DriftError,
   EmcError,
   InputError,
+  LintToolUnavailableError,
   MigrateStepChangedError,
 } from '../../lambdas/core/errors.ts';
 import { SqlError } from '../../lambdas/core/sql/sql-client.ts';
@@ -161,6 +162,7 @@ export function describeFailure(error: unknown): FailureReport {
 function engineExitCode(error: EmcError): ExitCode {
   if (error instanceof InputError) return EXIT.usage;
   if (error instanceof CatalogError) return EXIT.catalogInvalid;
+  if (error instanceof LintToolUnavailableError) return EXIT.lintUnavailable;
   if (
     error instanceof DriftError ||
     error instanceof MigrateStepChangedError ||

@@ -33,6 +33,10 @@ export const EXIT = {
   waitTimedOut: 10,
   /** The database does not match the migrations: drift, steps it does not know, or steps applied out of order. */
   databaseMismatch: 11,
+  /** `emc lint`: the catalog is valid, but a lock-safety rule refuses a step no `emc:allow-lock` directive allows. */
+  lintFindings: 12,
+  /** `emc lint` cannot run a tool it needs (squawk's binary is missing for this platform, or it failed). */
+  lintUnavailable: 13,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -51,6 +55,8 @@ export const EXIT_CODE_HELP: readonly (readonly [ExitCode, string])[] = [
   [EXIT.catalogInvalid, 'the migrations directory is invalid'],
   [EXIT.waitTimedOut, '--timeout elapsed while waiting (the execution goes on)'],
   [EXIT.databaseMismatch, 'the database does not match the migrations (drift, newer database, order)'],
+  [EXIT.lintFindings, 'lint: lock-safety findings no emc:allow-lock directive allows'],
+  [EXIT.lintUnavailable, 'lint: squawk cannot run here (its binary for this platform is not installed)'],
 ];
 
 export function exitCodeHelp(): string {

@@ -31,6 +31,10 @@ const DIRECTIVE_HELP: Readonly<Record<DirectiveName, { readonly usage: string; r
     usage: '<reason>',
     help: 'run a statement this phase\'s check refuses; the reason is shown by emc plan and kept in the execution history',
   },
+  'allow-lock': {
+    usage: '<rule> <reason>',
+    help: 'allow one lock-safety finding of emc lint (a squawk rule, see docs/operators.md "Lock-safety lint") in this file; once per rule, with the reason it is safe here',
+  },
   keyset: {
     usage: 'table=<[schema.]table> key=<column>[,<column>...]',
     help: 'walk the table in ranges of an indexed key: the statement uses :from_key and :to_key (inclusive), e.g. WHERE id BETWEEN :from_key AND :to_key',

@@ -4,6 +4,7 @@ import { registerCheck } from './check.ts';
 import { EXIT, exitCodeHelp } from './exit-codes.ts';
 import { registerHistory } from './history.ts';
 import { CommandHost, type CliContext } from './host.ts';
+import { registerLint } from './lint.ts';
 import { registerLocal } from './local.ts';
 import { registerNew } from './new.ts';
 import { packageVersion } from './package-version.ts';
@@ -48,6 +49,7 @@ export function createProgram(host: CommandHost): Command {
   registerVersion(program, host);
   registerCheck(program, host);
   registerPlan(program, host);
+  registerLint(program, host);
   registerLocal(program, host);
   registerNew(program, host);
   registerPhases(program, host);

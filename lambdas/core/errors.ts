@@ -444,3 +444,17 @@ export class DataApiInternalError extends EmcError {
     super(message, options);
   }
 }
+
+/**
+ * A tool `emc lint` (and `cdk synth`) needs cannot run: squawk's platform binary is not installed, or squawk failed
+ * without a report. The lint never passes without it.
+ */
+export class LintToolUnavailableError extends EmcError {
+  override readonly name = 'LintToolUnavailableError';
+  readonly transient = false;
+  readonly nextAction =
+    'Install emc-upgrade with its optional dependencies (npm install --include=optional installs squawk-cli\'s binary for this platform), or give emc lint --squawk <path>, then lint again.';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -11,12 +11,14 @@ import type { Phase } from './step.ts';
 export const DIRECTIVES = {
   'no-transaction': { phases: ['expand', 'contract'], argument: 'none' },
   'allow-destructive': { phases: ['expand', 'contract'], argument: 'text' },
+  // `<rule> <reason>`, once a rule: read by the lock-safety lint (lambdas/core/lint/lock-lint.ts).
+  'allow-lock': { phases: ['expand', 'migrate', 'contract'], argument: 'text', repeatable: true },
   keyset: { phases: ['migrate'], argument: 'text' },
   'repeat-until-zero': { phases: ['migrate'], argument: 'none' },
   'batch-size': { phases: ['migrate'], argument: 'text' },
   pending: { phases: ['migrate'], argument: 'text' },
   'no-pending': { phases: ['migrate'], argument: 'text' },
-} as const satisfies Record<string, { phases: readonly Phase[]; argument: 'none' | 'text' }>;
+} as const satisfies Record<string, { phases: readonly Phase[]; argument: 'none' | 'text'; repeatable?: true }>;
 
 export type DirectiveName = keyof typeof DIRECTIVES;
 
@@ -92,7 +94,7 @@ export function readDirectives(
       problems.push({ line, message: `directive "emc:${name}" needs an argument` });
       return;
     }
-    if (directives.some((d) => d.name === name)) {
+    if (!('repeatable' in spec) && directives.some((d) => d.name === name)) {
       problems.push({ line, message: `directive "emc:${name}" appears more than once` });
       return;
     }
