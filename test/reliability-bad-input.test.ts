@@ -18,7 +18,7 @@ import {
 } from '../lambdas/core/index.ts';
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
 import { createWorkflowHandlers, type WorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
-import type { DrainSource as DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
+import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 import { ExpandMigrateContractUpgrade, type ExpandMigrateContractUpgradeProps } from '../lib/expand-migrate-contract-upgrade.ts';

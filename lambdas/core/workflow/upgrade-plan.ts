@@ -1,8 +1,8 @@
 import type { ECSClient } from '@aws-sdk/client-ecs';
 import type { Catalog } from '../catalog/step.ts';
-import { serviceLabel } from '../drain/drain-errors.ts';
-import type { DrainSource } from '../drain/drain-gate.ts';
-import { readOldTaskDefinitions, type EcsServiceRef } from '../drain/ecs-drain.ts';
+import type { DrainSourceConfig } from '../drain/drain-gate.ts';
+import { serviceLabel, type EcsServiceRef } from '../drain/ecs-names.ts';
+import { readOldTaskDefinitions } from '../drain/ecs-release.ts';
 import { plan } from '../phases/plan.ts';
 import { InputError } from '../errors.ts';
 import { resolveSettings, settingsProblems, type SettingsOverrides, type UpgradeSettings } from '../settings.ts';
@@ -44,7 +44,7 @@ export interface UpgradePlan {
 
 /** What the plan needs to know of the drain gate: its source, and an ECS client for an ECS source. */
 export interface PlanDrainDependencies {
-  readonly source: DrainSource;
+  readonly source: DrainSourceConfig;
   readonly ecs: () => ECSClient;
 }
 
