@@ -1,4 +1,9 @@
-/** The engine's public surface: what the Lambda handlers, the CLI and the tests call. Knows nothing of Lambda. */
+/**
+ * The engine's API for code that drives it from outside this package's own tasks: the package's `emc-upgrade/engine`
+ * export (package.json, pinned by test/package.test.ts), the tests and the benchmark. Knows nothing of Lambda. Inside
+ * the package, the Lambda handlers import the modules they use directly, so that each task's bundle holds only what
+ * that task runs; the CLI imports directly too, beside them.
+ */
 export { loadCatalog, RELEASES_FILE } from './catalog/load-catalog.ts';
 export { PHASES, stepId, stepsUpTo, type Catalog, type Phase, type Step } from './catalog/step.ts';
 export * from './errors.ts';
