@@ -21,7 +21,7 @@ import { DrainSource } from '../lib/drain-source.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { dumpDatabase } from './support/database-dump.ts';
-import { startRun } from './support/engine.ts';
+import { migrateToEnd, startRun } from './support/engine.ts';
 import { rejectionOf } from './support/engine-faults.ts';
 import { FaultInjectingSqlClient } from './support/fault-client.ts';
 import { recordFigures, type Figure } from './support/reliability-figures.ts';
@@ -204,19 +204,18 @@ describe('a lease renewed during a long migrate', () => {
     };
 
     const started = Date.now();
-    const callMs: number[] = [];
-    let finished = false;
-    while (!finished && callMs.length < 100) {
-      const callStarted = Date.now();
-      finished = (await migrate(ctx, catalog)).finished;
-      callMs.push(Date.now() - callStarted);
-      await attempting;
-      await attempt();
-    }
+    const calls = await migrateToEnd(ctx, catalog, {
+      maxCalls: 100,
+      afterCall: async () => {
+        await attempting;
+        await attempt();
+      },
+    });
     const elapsedMs = Date.now() - started;
+    const callMs = calls.map((c) => c.durationMs);
 
     const batches = events.filter((e) => e.type === 'batch').length;
-    expect(finished).toBe(true);
+    expect(calls.at(-1)!.finished).toBe(true);
     expect(attempts).toBe(batches + callMs.length);
     expect(refused).toBe(attempts);
     expect(batches).toBeGreaterThanOrEqual(rows / 50);
