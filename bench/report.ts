@@ -1,8 +1,11 @@
 import type { UpgradeSettings } from '../lambdas/core/index.ts';
 import type { Machine } from './lib/machine.ts';
+import { targetBatchMs } from './lib/postgres.ts';
 import { bytes, ms, num, pct, times } from './lib/stats.ts';
 import type { BundleFigures } from './sections/bundles.ts';
+import type { DataApiFigures } from './sections/data-api.ts';
 import type { ImpactFigures } from './sections/impact.ts';
+import type { PgbenchFigures } from './sections/pgbench.ts';
 import { P99_LIMIT, type SweepFigures } from './sections/sweep.ts';
 import type { ThroughputFigures } from './sections/throughput.ts';
 import type { TransitionFigures } from './sections/transitions.ts';
@@ -31,6 +34,8 @@ export interface ReportInput {
   readonly transitions: TransitionFigures;
   readonly bundles: BundleFigures;
   readonly sweep: SweepFigures;
+  readonly dataApi: DataApiFigures;
+  readonly pgbench: PgbenchFigures;
   readonly targets: readonly Target[];
   /** 1-minute load average when each section started, and at the end. */
   readonly load: readonly { readonly at: string; readonly load1: number }[];
@@ -47,9 +52,17 @@ export const HEADINGS = [
   '## 4. State transitions of a full execution',
   '## 5. Lambda bundle size and initialisation',
   '## 6. Batch size and pause sweep',
+  '## 7. Migrate through the RDS Data API (emulated latency)',
+  '## 8. pgbench TPC-B during a backfill and a contract',
 ] as const;
 
 const passFail = (pass: boolean) => (pass ? '**PASS**' : '**FAIL**');
+
+/** `, targetBatchMs N` when the engine has that setting (read by name: see bench/lib/postgres.ts). */
+function targetSetting(settings: UpgradeSettings): string {
+  const target = targetBatchMs(settings);
+  return target === undefined ? '' : `, targetBatchMs ${target}`;
+}
 
 function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const line = (cells: readonly string[]) => `| ${cells.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`;
@@ -62,7 +75,7 @@ function notes(...items: (string | false | undefined)[]): string {
 }
 
 export function renderReport(r: ReportInput): string {
-  const { machine: m, throughput: tp, impact, transitions: tr, bundles: bd, sweep } = r;
+  const { machine: m, throughput: tp, impact, transitions: tr, bundles: bd, sweep, dataApi: da, pgbench: pb } = r;
   const d = r.engineDefaults;
   const blocks: string[] = [];
   const add = (...parts: string[]) => blocks.push(...parts.filter((p) => p !== ''));
@@ -95,7 +108,7 @@ export function renderReport(r: ReportInput): string {
         [
           'Engine defaults',
           `batchSize ${d.batchSize}, batchPauseMs ${d.batchPauseMs}, lockTimeoutMs ${d.lockTimeoutMs}, ` +
-            `batchStatementTimeoutMs ${d.batchStatementTimeoutMs}, migrateBudgetMs ${d.migrateBudgetMs}`,
+            `batchStatementTimeoutMs ${d.batchStatementTimeoutMs}, migrateBudgetMs ${d.migrateBudgetMs}${targetSetting(d)}`,
         ],
         [
           '§1–2',
@@ -114,6 +127,18 @@ export function renderReport(r: ReportInput): string {
           `${num(sweep.rows)} rows; batchSize ${[...new Set(sweep.points.map((p) => p.batchSize))].join('/')} × batchPauseMs ` +
             `${[...new Set(sweep.points.map((p) => p.pauseMs))].join('/')}; one migrate call of migrateBudgetMs ` +
             `${num(sweep.windowMs)} each; the §3 writer`,
+        ],
+        [
+          '§7',
+          `${num(da.rows)} rows; engine defaults; ${da.points.map((p) => `${p.latencyMs}`).join('/')} ms added to every ` +
+            `Data API call by the emulator (assumed, see §7)`,
+        ],
+        [
+          '§8',
+          pb.available
+            ? `${pb.workload.version}; TPC-B scale ${pb.workload.scale} (${num(pb.workload.accounts)} accounts), ` +
+              `${pb.workload.clients} clients, --rate ${pb.workload.rateTps}; engine defaults`
+            : `skipped: ${pb.reason}`,
         ],
       ],
     ),
@@ -278,6 +303,13 @@ export function renderReport(r: ReportInput): string {
       idleDisagree &&
         `The two idle halves disagree (p99 ${impact.idleWindowsP99Ms.map(ms).join(' and ')}): other load on the ` +
           `machine disturbed a baseline window, which makes every "vs idle" ratio in this table look better than it is.`,
+      withDefaults.migrate &&
+        `A write blocked by a batch waits at most for that batch's transaction: with the engine defaults the batches ` +
+          `took ${ms(withDefaults.migrate.batchP50Ms)} (median), ${ms(withDefaults.migrate.batchMaxMs)} at the longest` +
+          (impact.targetBatchMs === undefined
+            ? `; the engine has no target batch duration setting, so the Targets table holds the longest lock wait ` +
+              `against the median batch measured here.`
+            : `, against a target batch duration (targetBatchMs) of ${ms(impact.targetBatchMs)}.`),
       `The single UPDATE shows what batching avoids: a write to a row it already changed waits until the whole ` +
         `UPDATE commits (longest wait seen ≥ ${ms(impact.runs.find((x) => x.key === 'single')!.writer.longestLockWaitMs)}).`,
     ),
@@ -431,9 +463,125 @@ export function renderReport(r: ReportInput): string {
       `A batch keeps its rows locked until it commits ("Batch p50/max"): that bounds how long an application write ` +
         `to one of those rows can wait, and it grows with the batch size.`,
       `Not measured here: Aurora's commit is a quorum write to storage in three zones, slower than this machine's ` +
-        `local fsync, and through the RDS Data API every statement of a batch is an HTTPS call: the fixed cost per ` +
-        `batch is larger there, which favours larger batches still.`,
+        `local fsync; and through the RDS Data API every call is an HTTPS round trip (§7): the fixed cost per batch is ` +
+        `larger there, which favours larger batches still.`,
     ),
   );
+  const at = (latencyMs: number) => da.points.find((p) => p.latencyMs === latencyMs);
+  const mid = at(10) ?? da.points[Math.floor(da.points.length / 2)];
+  add(
+    HEADINGS[9],
+    `What ships, over the wire: the engine's migrate with its default settings (batchSize ${d.batchSize}, batchPauseMs ` +
+      `${d.batchPauseMs}${targetSetting(d)}) on fresh copies of the §1 table seeded with ${num(da.rows)} rows, through the ` +
+      `real \`DataApiSqlClient\` and \`@aws-sdk/client-rds-data\` against the Data API emulator ` +
+      `(\`bin/local/data-api-emulator\`), which waits the given latency before answering each call; beside it the single ` +
+      `UPDATE as one ExecuteStatement through the same emulator at the same latency. Calls are counted by the emulator; ` +
+      `calls per batch are those between two consecutive batches of one migrate call (median, and the range seen).`,
+    table(
+      ['Latency per call', 'Engine keyset', 'Batches', 'Migrate calls', 'Data API calls', 'Calls per batch', 'Batch p50', 'Rows/s', 'Single UPDATE', 'Its calls', 'Its rows/s', 'Keyset ÷ single'],
+      da.points.map((p) => [
+        `${p.latencyMs} ms`,
+        ms(p.keyset.durationMs),
+        num(p.keyset.batches),
+        num(p.keyset.migrateCalls),
+        num(p.keyset.dataApiCalls),
+        `${num(p.keyset.callsPerBatch)}` +
+          (p.keyset.callsPerBatchMin !== p.keyset.callsPerBatchMax ? ` (${num(p.keyset.callsPerBatchMin)}–${num(p.keyset.callsPerBatchMax)})` : ''),
+        ms(p.keyset.batchP50Ms),
+        num(p.keyset.rowsPerSecond),
+        ms(p.single.durationMs),
+        num(p.single.dataApiCalls),
+        num(p.single.rowsPerSecond),
+        times(p.ratio),
+      ]),
+    ),
+    notes(
+      `**The latencies are assumptions, not measurements.** From a Lambda function, each Data API call is an HTTPS ` +
+        `request to the regional endpoint (SigV4 signing, TLS on a kept-alive connection, the service's own connection ` +
+        `to the writer instance); AWS publishes no figure for its latency, and nothing here can measure it. The nearest ` +
+        `published number found (Vadym Kazulkin, dev.to, "Data API for Amazon Aurora Serverless v2 with AWS SDK for ` +
+        `Java – Part 5") is a warm p50 of about 105 ms for a whole API Gateway → Lambda → Data API request, which does ` +
+        `not isolate the call. 5, 10 and 20 ms span a fast call within a region to a slow one; the ratio at each ` +
+        `latency shows how much the conclusion rests on the assumption.`,
+      mid &&
+        `The per-batch cost is calls × latency plus what each call costs this machine (the SDK, HTTP on loopback, the ` +
+          `emulator's own work and its reset of the pooled connection): at ${mid.latencyMs} ms a batch took ` +
+          `${ms(mid.keyset.batchP50Ms)} (median) for ${num(mid.keyset.callsPerBatch)} call${mid.keyset.callsPerBatch === 1 ? '' : 's'}, ` +
+          `${ms(mid.keyset.callsPerBatch * mid.latencyMs)} of it injected latency.`,
+      mid &&
+        d.batchPauseMs > 0 &&
+        `The default pause of ${d.batchPauseMs} ms between batches is ${ms(mid.keyset.batches * d.batchPauseMs)} of the ` +
+          `keyset's ${ms(mid.keyset.durationMs)} at ${mid.latencyMs} ms: the throughput here is that of the defaults, pause included.`,
+      mid &&
+        `Besides its batches, each migrate call makes about ` +
+          `${num(Math.max(0, mid.keyset.dataApiCalls - mid.keyset.batches * mid.keyset.callsPerBatch) / Math.max(1, mid.keyset.migrateCalls))} ` +
+          `calls of its own (state reads, the step's start and its record, the pending check at the end of a pass).`,
+      `The single UPDATE is one call whatever the latency: it is the limit here as in §1, and keeps every row it ` +
+        `changes locked until it commits.`,
+    ),
+  );
+
+  if (!pb.available) {
+    add(HEADINGS[10], `Skipped: ${pb.reason}. Install Debian's \`postgresql-client\` (it ships pgbench) to run this section.`);
+  } else {
+    const idlePhase = pb.phases.find((p) => p.key === 'idle')!;
+    const migratePhase = pb.phases.find((p) => p.key === 'migrate');
+    const cores = (value: number | undefined) => (value === undefined ? 'n/a' : num(value, 2));
+    const other = (c: (typeof pb.phases)[number]['cpu']) =>
+      c.machineCores === undefined || c.postgresCores === undefined || c.workloadCores === undefined
+        ? undefined
+        : Math.max(0, c.machineCores - c.runnerCores - c.postgresCores - c.workloadCores);
+    add(
+      HEADINGS[10],
+      `pgbench's built-in TPC-B (a workload written outside this project: ${pb.workload.version}) on its own tables at ` +
+        `scale ${pb.workload.scale} (${num(pb.workload.accounts)} accounts), ${pb.workload.clients} clients on one ` +
+        `thread, prepared statements, \`--rate ${pb.workload.rateTps}\`: transactions are scheduled, and a latency counts ` +
+        `from the scheduled start, so queueing behind a slow transaction shows. pgbench runs throughout while the engine ` +
+        `applies a release to \`pgbench_accounts\`: expand (a bigint column \`abalance_cents\` and a trigger keeping it ` +
+        `in step with \`abalance\`, before the clock starts), migrate (a keyset backfill, engine defaults) and contract ` +
+        `(\`ADD CONSTRAINT … CHECK (abalance_cents IS NOT NULL) NOT VALID\`, \`VALIDATE\`, \`SET NOT NULL\`, \`DROP ` +
+        `CONSTRAINT\`: one step, one transaction). Figures from pgbench's per-transaction log; a transaction counts in ` +
+        `every phase its run overlapped. CPU is in cores (1.00 = one core busy for the whole phase) out of ${m.cores}, ` +
+        `from \`process.cpuUsage()\` for the benchmark's own process and \`/proc\` for the others.`,
+      table(
+        ['Phase', 'Wall', 'Transactions', 'Failed', 'p50', 'p99', 'Max', 'p99 vs idle', 'CPU: runner', 'CPU: PostgreSQL', 'CPU: pgbench', 'CPU: other processes', 'CPU: machine'],
+        pb.phases.map((p) => [
+          p.label,
+          ms(p.wallMs),
+          num(p.transactions),
+          num(p.failed),
+          ms(p.p50Ms),
+          ms(p.p99Ms),
+          ms(p.maxMs),
+          times(p.p99Ms / idlePhase.p99Ms),
+          cores(p.cpu.runnerCores),
+          cores(p.cpu.postgresCores),
+          cores(p.cpu.workloadCores),
+          cores(other(p.cpu)),
+          cores(p.cpu.machineCores),
+        ]),
+      ),
+      notes(
+        `The migrate changed ${num(pb.migrate.rows)} rows in ${num(pb.migrate.batches)} batches (median ` +
+          `${ms(pb.migrate.batchP50Ms)}, longest ${ms(pb.migrate.batchMaxMs)}); TPC-B's own updates of ` +
+          `\`abalance\` fill the new column through the trigger first.`,
+        `Failed transactions are those pgbench logged as failed (a serialization failure or a deadlock, which it does ` +
+          `not retry by default); ${pb.abortedClients === 0 ? 'no client aborted' : `**${pb.abortedClients} client(s) aborted** on another error`}.`,
+        migratePhase &&
+          `**The runner's own share**: during migrate the benchmark's Node.js process (the engine and its bookkeeping, ` +
+            `the samplers) used ${cores(migratePhase.cpu.runnerCores)} cores, PostgreSQL ${cores(migratePhase.cpu.postgresCores)} ` +
+            `(all backends: the engine's batches and pgbench's transactions), pgbench ${cores(migratePhase.cpu.workloadCores)}, ` +
+            `on a machine of ${m.cores} cores. On AWS the runner is a Lambda function and the database an Aurora writer: ` +
+            `the runner's CPU is this machine's cost, not the application's; what batching costs the application is the ` +
+            `database's share and the locks it holds.`,
+        pb.phases.some((p) => (other(p.cpu) ?? 0) > 0.25) &&
+          `Other processes on the machine used up to ${cores(Math.max(...pb.phases.map((p) => other(p.cpu) ?? 0)))} cores ` +
+            `during a phase: work outside this benchmark competed for the CPUs, and the latencies are noisier for it.`,
+        `Contract is one transaction: \`ADD CONSTRAINT\` takes an ACCESS EXCLUSIVE lock on \`pgbench_accounts\` and ` +
+          `holds it through \`VALIDATE\`'s scan until the commit, so TPC-B's updates of accounts wait for the whole ` +
+          `step; a step marked \`emc:no-transaction\` would hold it only for each statement.`,
+      ),
+    );
+  }
   return `${blocks.join('\n\n')}\n`;
 }

@@ -5,6 +5,17 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
 import { RETRY_POLICIES, type RetryPolicy } from '../lambdas/core/retry-policies.ts';
 import { CONTROL_STATE_NAMES as C, STATE_NAMES, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
+import {
+  CONTINUATION_PATH,
+  DRAIN_LOOP_START,
+  FAILED_IN_PATH,
+  failedInPath,
+  MIGRATE_LOOP_START,
+  resultField,
+  resultPath,
+  type TaskEvent,
+  type TaskName,
+} from '../lambdas/core/workflow/task-contract.ts';
 
 export interface UpgradeDefinitionProps {
   readonly functions: Readonly<Record<WorkflowTask | 'recordFailure', lambda.IFunction>>;
@@ -64,51 +75,46 @@ function groupRetries() {
  * budget), never with rows.
  */
 export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitionProps): sfn.IChainable {
-  const invoke = (task: WorkflowTask | 'recordFailure', stateName: string, payload: Record<string, unknown>, resultPath: string) =>
+  // Each task's payload names exactly its event's fields (the contract); the values are JSONPath references.
+  const invoke = <T extends TaskName>(task: T, stateName: string, payload: Record<keyof TaskEvent<T>, unknown>) =>
     new tasks.LambdaInvoke(scope, stateName, {
       stateName,
       lambdaFunction: props.functions[task],
       payload: sfn.TaskInput.fromObject(payload),
       payloadResponseOnly: true,
-      resultPath,
+      resultPath: resultPath(task),
       taskTimeout: sfn.Timeout.duration(props.timeouts[task]),
       retryOnServiceExceptions: true,
     }).addRetry({ ...LAMBDA_THROTTLED_RETRY, errors: [...LAMBDA_THROTTLED_RETRY.errors], jitterStrategy: sfn.JitterType.FULL });
 
-  const recordFailure = invoke(
-    'recordFailure',
-    C.recordFailure,
-    { executionId: sfn.JsonPath.stringAt('$$.Execution.Id'), failedIn: sfn.JsonPath.objectAt('$.failedIn') },
-    '$.failure',
-  );
+  const recordFailure = invoke('recordFailure', C.recordFailure, {
+    executionArn: sfn.JsonPath.stringAt('$$.Execution.Id'),
+    failedIn: sfn.JsonPath.objectAt(FAILED_IN_PATH),
+  });
   const failed = new sfn.Fail(scope, C.failed, {
     stateName: C.failed,
-    errorPath: '$.failure.error',
-    causePath: '$.failure.cause',
+    errorPath: resultField('recordFailure', 'error'),
+    causePath: resultField('recordFailure', 'cause'),
   });
   recordFailure.next(failed);
 
-  const step = (task: WorkflowTask, payload: Record<string, unknown>, resultPath: string) => {
-    const state = invoke(task, STATE_NAMES[task], payload, resultPath);
+  const step = <T extends WorkflowTask>(task: T, payload: Record<keyof TaskEvent<T>, unknown>) => {
+    const state = invoke(task, STATE_NAMES[task], payload);
     for (const retry of TRANSIENT_RETRIES) {
       state.addRetry({ ...retry, jitterStrategy: sfn.JitterType.FULL });
     }
-    state.addCatch(recordFailure, { errors: [sfn.Errors.ALL], resultPath: `$.failedIn.${task}` });
+    state.addCatch(recordFailure, { errors: [sfn.Errors.ALL], resultPath: failedInPath(task) });
     return state;
   };
-  const plan = sfn.JsonPath.objectAt('$.plan');
+  const plan = sfn.JsonPath.objectAt(resultPath('plan'));
 
-  const planUpgrade = step(
-    'plan',
-    { executionId: sfn.JsonPath.stringAt('$$.Execution.Id'), input: sfn.JsonPath.entirePayload },
-    '$.plan',
-  );
-  const expandSchema = step('expand', { plan }, '$.expand');
-  const migrateData = step('migrate', { plan, callsBefore: sfn.JsonPath.numberAt('$.migrate.calls') }, '$.migrate');
+  const planUpgrade = step('plan', { executionArn: sfn.JsonPath.stringAt('$$.Execution.Id'), input: sfn.JsonPath.entirePayload });
+  const expandSchema = step('expand', { plan });
+  const migrateData = step('migrate', { plan, callsBefore: sfn.JsonPath.numberAt(resultField('migrate', 'calls')) });
   const startMigrating = new sfn.Pass(scope, C.startMigrating, {
     stateName: C.startMigrating,
-    result: sfn.Result.fromObject({ calls: 0, finished: false }),
-    resultPath: '$.migrate',
+    result: sfn.Result.fromObject(MIGRATE_LOOP_START),
+    resultPath: resultPath('migrate'),
   });
   // Step Functions keeps at most 25,000 events in one execution's history (Step Functions quotas). A migration that
   // would need more calls goes on in a new execution of this state machine, with the same input and the lease
@@ -119,10 +125,11 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
       Resource: 'arn:aws:states:::states:startExecution',
       Parameters: {
         'StateMachineArn.$': '$$.StateMachine.Id',
-        'Input.$': 'States.JsonMerge($$.Execution.Input, $.continuation, false)',
+        'Input.$': `States.JsonMerge($$.Execution.Input, ${CONTINUATION_PATH}, false)`,
       },
+      // The contract's continuationSummarySchema; `$.ExecutionArn` is StartExecution's response field.
       ResultSelector: { outcome: 'continued in a new execution', 'continuedIn.$': '$.ExecutionArn' },
-      ResultPath: '$.summary',
+      ResultPath: resultPath('finish'),
       Retry: [
         {
           ErrorEquals: ['StepFunctions.ThrottlingException', 'StepFunctions.SdkClientException', 'States.Timeout'],
@@ -132,27 +139,24 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
           JitterStrategy: 'FULL',
         },
       ],
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failedIn.continuation', Next: C.recordFailure }],
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: failedInPath('continuation'), Next: C.recordFailure }],
     },
   });
   const prepareContinuation = new sfn.Pass(scope, 'Prepare continuation', {
     stateName: 'Prepare continuation',
-    parameters: { 'continueFrom.$': '$$.Execution.Id', 'oldTaskDefinitions.$': '$.plan.oldTaskDefinitions' },
-    resultPath: '$.continuation',
+    // The execution input fields the state machine itself sets (execution-input.ts): the lease and the old release.
+    parameters: { 'continueFrom.$': '$$.Execution.Id', 'oldTaskDefinitions.$': resultField('plan', 'oldTaskDefinitions') },
+    resultPath: CONTINUATION_PATH,
   });
-  const checkDrained = step('drain', { plan, previous: sfn.JsonPath.objectAt('$.drain') }, '$.drain');
-  const contractSchema = step(
-    'contract',
-    { plan, drainConfirmed: sfn.JsonPath.stringAt('$.drain.drained') },
-    '$.contract',
-  );
-  const finish = step('finish', { plan }, '$.summary');
-  const complete = new sfn.Succeed(scope, C.complete, { stateName: C.complete, outputPath: '$.summary' });
+  const checkDrained = step('drain', { plan, previous: sfn.JsonPath.objectAt(resultPath('drain')) });
+  const contractSchema = step('contract', { plan, drainConfirmed: sfn.JsonPath.stringAt(resultField('drain', 'drained')) });
+  const finish = step('finish', { plan });
+  const complete = new sfn.Succeed(scope, C.complete, { stateName: C.complete, outputPath: resultPath('finish') });
 
   const startDrainWait = new sfn.Pass(scope, C.startDrainWait, {
     stateName: C.startDrainWait,
-    result: sfn.Result.fromObject({ polls: 0 }),
-    resultPath: '$.drain',
+    result: sfn.Result.fromObject(DRAIN_LOOP_START),
+    resultPath: resultPath('drain'),
   });
   const waitForDrain = new sfn.Wait(scope, C.waitForDrain, {
     stateName: C.waitForDrain,
@@ -162,21 +166,21 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
   const stopAfter = (phase: 'expand' | 'migrate', otherwise: sfn.IChainable) => {
     const name = phase === 'expand' ? C.stopAfterExpand : C.stopAfterMigrate;
     return new sfn.Choice(scope, name, { stateName: name })
-      .when(sfn.Condition.stringEquals('$.plan.stopAfter', phase), finish)
+      .when(sfn.Condition.stringEquals(resultField('plan', 'stopAfter'), phase), finish)
       .otherwise(otherwise);
   };
 
   const drained = new sfn.Choice(scope, C.drained, { stateName: C.drained })
-    .when(sfn.Condition.booleanEquals('$.drain.drained', true), contractSchema.next(finish))
+    .when(sfn.Condition.booleanEquals(resultField('drain', 'drained'), true), contractSchema.next(finish))
     .otherwise(waitForDrain.next(checkDrained));
 
   const migrationFinished = new sfn.Choice(scope, C.migrationFinished, { stateName: C.migrationFinished })
     .when(
-      sfn.Condition.booleanEquals('$.migrate.finished', true),
+      sfn.Condition.booleanEquals(resultField('migrate', 'finished'), true),
       stopAfter('migrate', startDrainWait.next(checkDrained).next(drained)),
     )
     .when(
-      sfn.Condition.numberGreaterThanEquals('$.migrate.calls', props.maxMigrateCallsPerExecution),
+      sfn.Condition.numberGreaterThanEquals(resultField('migrate', 'calls'), props.maxMigrateCallsPerExecution),
       prepareContinuation.next(continueInNewExecution).next(complete),
     )
     .otherwise(migrateData);

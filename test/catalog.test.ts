@@ -3,7 +3,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '../lambdas/core/catalog/load-catalog.ts';
-import type { Catalog, Step } from '../lambdas/core/catalog/step.ts';
+import type { Catalog } from '../lambdas/core/catalog/step.ts';
+import type { Step } from '../lambdas/core/steps/step-kind.ts';
 import { CatalogError, type CatalogProblem } from '../lambdas/core/errors.ts';
 import { DEMO_MIGRATIONS, writeMigrations } from './support/catalog-fixtures.ts';
 
@@ -534,19 +535,19 @@ describe('loadCatalog on good catalogs', () => {
       const bytes = readFileSync(join(DEMO_MIGRATIONS, s.file));
       expect(s.checksum).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
       expect(s.file.startsWith('bexar/')).toBe(true);
-      expect(s.migration === undefined).toBe(s.phase !== 'migrate');
+      expect(['keyset', 'repeat-until-zero'].includes(s.kind)).toBe(s.phase === 'migrate');
     }
 
     const expand01 = step(catalog, 'bexar_expand01');
     expect(expand01.file).toBe('bexar/expand01_add_visibility.sql');
-    expect(expand01.transactional).toBe(true);
+    expect(expand01.kind).toBe('transactional');
     expect(expand01.lintOverride).toBeUndefined();
     expect(expand01.statements.map((s) => s.line)).toEqual([3, 5, 7, 24]);
     expect(expand01.statements[0]!.sql).toBe('ALTER TABLE images ADD COLUMN visibility text');
     expect(expand01.statements[2]!.sql).toMatch(/^CREATE FUNCTION images_sync_visibility\(\)[\s\S]*\nEND\n\$\$$/);
 
     const expand03 = step(catalog, 'bexar_expand03');
-    expect(expand03.transactional).toBe(false);
+    expect(expand03.kind).toBe('statement-by-statement');
     expect(expand03.statements).toEqual([
       {
         sql: 'CREATE INDEX CONCURRENTLY IF NOT EXISTS images_owner_id_idx ON images (owner_id)',
@@ -556,8 +557,10 @@ describe('loadCatalog on good catalogs', () => {
     ]);
 
     const migrate01 = step(catalog, 'bexar_migrate01');
-    expect(migrate01.migration).toEqual({
-      strategy: { kind: 'keyset', table: { schema: undefined, name: 'images' }, keys: ['id'] },
+    expect(migrate01).toMatchObject({
+      kind: 'keyset',
+      table: { schema: undefined, name: 'images' },
+      keys: ['id'],
       batchSize: undefined,
       pendingSql: 'SELECT count(*) FROM images WHERE visibility IS NULL',
     });
@@ -565,8 +568,9 @@ describe('loadCatalog on good catalogs', () => {
     expect(migrate01.statements[0]!.line).toBe(3);
 
     const migrate03 = step(catalog, 'bexar_migrate03');
-    expect(migrate03.migration).toEqual({
-      strategy: { kind: 'repeat-until-zero', tables: ['"images"'] },
+    expect(migrate03).toMatchObject({
+      kind: 'repeat-until-zero',
+      tables: ['"images"'],
       batchSize: 500,
       pendingSql: 'SELECT count(*) FROM images WHERE name <> btrim(name)',
     });
@@ -625,7 +629,7 @@ describe('loadCatalog on good catalogs', () => {
     );
     const [s] = catalog.steps;
     // The directive on line 1 counts (the mark is not part of it) and no statement starts with U+FEFF.
-    expect(s!.transactional).toBe(false);
+    expect(s!.kind).toBe('statement-by-statement');
     expect(s!.statements.map((x) => [x.line, x.sql])).toEqual([[2, 'CREATE INDEX CONCURRENTLY t_c_idx ON t (c)']]);
     expect(s!.checksum).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
   });
@@ -636,7 +640,7 @@ describe('loadCatalog on good catalogs', () => {
         'a/expand01_idx.sql': "COMMENT ON TABLE t IS 'see -- emc:no-transaction';\n\n-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n",
       }),
     );
-    expect(catalog.steps[0]!.transactional).toBe(false);
+    expect(catalog.steps[0]!.kind).toBe('statement-by-statement');
   });
 
   it('accepts a batch statement with a WITH clause before it, and a read-only WITH pending query', async () => {
@@ -647,7 +651,7 @@ describe('loadCatalog on good catalogs', () => {
           'WITH todo AS (SELECT id FROM t WHERE c IS NULL LIMIT :batch_size)\nUPDATE t SET c = 1 FROM todo WHERE t.id = todo.id;\n',
       }),
     );
-    expect(catalog.steps[0]!.migration!.pendingSql).toBe('WITH todo AS (SELECT 1 FROM t WHERE c IS NULL) SELECT count(*) FROM todo');
+    expect(catalog.steps[0]).toHaveProperty('pendingSql','WITH todo AS (SELECT 1 FROM t WHERE c IS NULL) SELECT count(*) FROM todo');
   });
 
   it('keeps the release order of releases.json, not the alphabetical one', async () => {
@@ -700,8 +704,10 @@ describe('loadCatalog on good catalogs', () => {
         'a/migrate01_m.sql': `-- emc:keyset table=Public.Images key=ID\n-- emc:batch-size 250\n${KEYSET_UPDATE}`,
       }),
     );
-    expect(catalog.steps[0]!.migration).toEqual({
-      strategy: { kind: 'keyset', table: { schema: 'public', name: 'images' }, keys: ['id'] },
+    expect(catalog.steps[0]).toMatchObject({
+      kind: 'keyset',
+      table: { schema: 'public', name: 'images' },
+      keys: ['id'],
       batchSize: 250,
       pendingSql: undefined,
     });
@@ -746,7 +752,7 @@ describe('loadCatalog on good catalogs', () => {
       }),
     );
     const migrate = step(catalog, 'a_migrate01');
-    expect(migrate.migration!.pendingSql).toBeUndefined();
+    expect(migrate).toHaveProperty('pendingSql', undefined);
     expect(migrate.lintOverride).toEqual({
       reason: 'the old release never writes t',
       findings: ['no "emc:pending" query: contract does not check that this step left no row to migrate'],
@@ -758,7 +764,7 @@ describe('loadCatalog on good catalogs', () => {
       writeMigrations({ 'a/expand01_idx.sql': '-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON app.t (c);\n' }),
     );
     const [s] = catalog.steps;
-    expect(s!.transactional).toBe(false);
-    expect(s!.statements[0]!.concurrentIndex).toEqual({ schema: 'app', name: 't_c_idx' });
+    expect(s!.kind).toBe('statement-by-statement');
+    expect(s!.statements[0]).toHaveProperty('concurrentIndex', { schema: 'app', name: 't_c_idx' });
   });
 });

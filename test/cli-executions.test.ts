@@ -10,14 +10,28 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExecutionHistoryReport } from '../bin/cli/history.ts';
 import type { WhyReport } from '../bin/cli/why.ts';
-import { EmcError, expand, loadCatalog, StepFailedError } from '../lambdas/core/index.ts';
+import { expand, loadCatalog, LockTimeoutError, StepFailedError } from '../lambdas/core/index.ts';
 import { reportFailure } from '../lambdas/core/workflow/failure-report.ts';
+import type { MigrateTaskResult } from '../lambdas/core/workflow/task-contract.ts';
 import { STATE_NAMES } from '../lambdas/core/workflow/state-names.ts';
 import { writeMigrations } from './support/catalog-fixtures.ts';
 import { runEmc } from './support/cli-harness.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { endRun, startRun } from './support/engine.ts';
-import { executionArn, HistoryBuilder, migrateResult, pageOf, planResult, serveExecution, STATE_MACHINE_ARN } from './support/sfn-history.ts';
+import {
+  drainResult,
+  executionArn,
+  failureReport,
+  HistoryBuilder,
+  lambdaErrorDocument,
+  migrateResult,
+  pageOf,
+  planResult,
+  runSummary,
+  schemaPhaseResult,
+  serveExecution,
+  STATE_MACHINE_ARN,
+} from './support/sfn-history.ts';
 
 const sfn = mockClient(SFNClient);
 const databases: TestDatabase[] = [];
@@ -31,16 +45,44 @@ afterEach(async () => {
 const NAME = 'emc-bexar-full-0a1b2c3d';
 const ARN = executionArn(NAME);
 const INPUT = { targetRelease: 'bexar' };
-const EXPANDED = { phase: 'expand', stepsRun: ['bexar_expand01', 'bexar_expand02', 'bexar_expand03'], versionBefore: '(none)', versionAfter: 'bexar_expand03', durationMs: 40 };
+const EXPANDED = schemaPhaseResult('expand', ['bexar_expand01', 'bexar_expand02', 'bexar_expand03'], 'bexar_expand03');
 
 /** An execution up to its n-th migrate call (1000 rows a call, 4000 in all). */
 function migratingHistory(calls: number): HistoryBuilder {
-  const h = new HistoryBuilder().started(INPUT).task(STATE_NAMES.plan, 'plan', planResult(ARN)).task(STATE_NAMES.expand, 'expand', EXPANDED).choice('Stop after expand?');
+  const h = new HistoryBuilder().started(INPUT).task('plan', planResult(ARN)).task('expand', EXPANDED).choice('Stop after expand?');
   for (let call = 1; call <= calls; call++) {
-    h.task(STATE_NAMES.migrate, 'migrate', migrateResult(call * 1000, 4000 - call * 1000, call === 4)).choice('Migration finished?');
+    h.task('migrate', migrateResult(call * 1000, 4000 - call * 1000, call === 4)).choice('Migration finished?');
   }
   return h;
 }
+
+describe('the task contract between the handlers and the CLI', () => {
+  it('refuses a task result whose field was renamed, naming the state and the field, rather than reading it as missing', async () => {
+    const { rowsDone, ...rest } = migrateResult(2000, 2000);
+    const renamed = { ...rest, rowsMigrated: rowsDone } as unknown as MigrateTaskResult;
+    const h = migratingHistory(1).task('migrate', renamed).enter(STATE_NAMES.migrate);
+    serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'RUNNING', events: h.events }] });
+
+    const run = await runEmc(['status', ARN, '--json']);
+
+    expect(run.exitCode).toBe(1);
+    expect(run.json()).toMatchObject({ error: 'ExecutionContractError' });
+    expect(run.stderr + run.stdout).toContain(`The output of "${STATE_NAMES.migrate}" in this execution does not match this CLI's task contract: "rowsDone"`);
+  });
+
+  it('reads what the migrate handler really returned', async () => {
+    // The same shape the handler builds (its return type is the contract's MigrateTaskResult): a field the handler
+    // drops or renames fails here as well as in the handler's own tests.
+    const result: MigrateTaskResult = migrateResult(3000, 1000, false, 3);
+    const h = migratingHistory(1).task('migrate', result).enter(STATE_NAMES.migrate);
+    serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'RUNNING', events: h.events }] });
+
+    const run = await runEmc(['status', ARN, '--json']);
+
+    expect(run.exitCode).toBe(0);
+    expect(run.json()).toMatchObject({ migrate: { rowsDone: 3000, rowsRemaining: 1000, rowsTotal: 4000, calls: 2 } });
+  });
+});
 
 describe('emc status', () => {
   it('shows the latest execution: status, current step, rows migrated of the estimated total, composite version', async () => {
@@ -80,8 +122,8 @@ describe('emc status', () => {
   });
 
   it('reads the version after from the summary of a succeeded execution, in text', async () => {
-    const summary = { versionBefore: '(none)', versionAfter: 'bexar_expand03, bexar_contract03', rowsMigrated: 4000 };
-    const h = migratingHistory(4).task(STATE_NAMES.finish, 'summary', summary).succeeded(summary);
+    const summary = runSummary(ARN);
+    const h = migratingHistory(4).task('finish', summary).succeeded(summary);
     serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'SUCCEEDED', events: h.events, output: JSON.stringify(summary) }] });
 
     const run = await runEmc(['status', ARN]);
@@ -134,10 +176,10 @@ describe('emc history', () => {
   it('reads every page of the history and prints one line per state entered, exited, retried or failed', async () => {
     const h = new HistoryBuilder()
       .started(INPUT)
-      .task(STATE_NAMES.plan, 'plan', planResult(ARN))
-      .retriedTask(STATE_NAMES.expand, 'expand', EXPANDED, 'LockTimeoutError', 'Step bexar_expand02 could not take its locks in time: canceling statement due to lock timeout')
+      .task('plan', planResult(ARN))
+      .retriedTask('expand', EXPANDED, new LockTimeoutError('bexar_expand02', 'canceling statement due to lock timeout'))
       .choice('Stop after expand?');
-    for (let call = 1; call <= 4; call++) h.task(STATE_NAMES.migrate, 'migrate', migrateResult(call * 1000, 4000 - call * 1000, call === 4)).choice('Migration finished?');
+    for (let call = 1; call <= 4; call++) h.task('migrate', migrateResult(call * 1000, 4000 - call * 1000, call === 4)).choice('Migration finished?');
     const events = h.events;
     const pages = [events.slice(0, 20), events.slice(20, 40), events.slice(40)];
     sfn
@@ -193,16 +235,15 @@ describe('emc why', () => {
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(StepFailedError);
-    const message = `${(error as EmcError).message}\nNext: ${(error as EmcError).nextAction}`;
-    const envelope = JSON.stringify({ errorType: 'StepFailedError', errorMessage: message, trace: [] });
-    const failure = await reportFailure(db.client, { runId: ARN, failedIn: { expand: { Error: 'StepFailedError', Cause: envelope } } });
+    const caught = lambdaErrorDocument('expand', error as StepFailedError);
+    const failure = await reportFailure(db.client, { runId: ARN, failedIn: { expand: { Error: caught.error, Cause: caught.cause } } });
     await endRun(ctx);
 
     const h = new HistoryBuilder()
       .started({ targetRelease: 'r1' })
-      .task(STATE_NAMES.plan, 'plan', planResult(ARN, { target: 'r1' }))
-      .failingTask(STATE_NAMES.expand, 'expand', 'StepFailedError', message)
-      .task('Record failure', 'failure', failure)
+      .task('plan', planResult(ARN, { target: 'r1' }))
+      .failingTask('expand', error as StepFailedError)
+      .task('recordFailure', failure)
       .failed(failure.error, failure.cause);
     serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'FAILED', events: h.events, error: failure.error, cause: failure.cause }] });
 
@@ -228,15 +269,16 @@ describe('emc why', () => {
   });
 
   it('prints the failed state, error, step, statement line, version and next action', async () => {
-    const cause = [
-      '"Migrate data (one batch run)" failed with StepFailedError: Step bexar_migrate02 failed (SQLSTATE 23505): duplicate key value violates unique constraint "images_owner_id_key" (bexar/migrate02_backfill_owner_id.sql, statement at line 3)',
-      "Next: Fix bexar_migrate02's SQL (it was rolled back; the version is unchanged) and run the upgrade again: it resumes at bexar_migrate02.",
-      'Database version now: bexar_expand03',
-    ].join('\n');
-    const h = migratingHistory(1)
-      .failingTask(STATE_NAMES.migrate, 'migrate', 'StepFailedError', 'Step bexar_migrate02 failed')
-      .task('Record failure', 'failure', { error: 'StepFailedError', cause, failedState: STATE_NAMES.migrate, version: 'bexar_expand03', leaseReleased: true })
-      .failed('StepFailedError', cause);
+    const thrown = new StepFailedError(
+      'bexar_migrate02',
+      'UPDATE images SET owner_id = ...',
+      '23505',
+      'duplicate key value violates unique constraint "images_owner_id_key" (bexar/migrate02_backfill_owner_id.sql, statement at line 3)',
+      { transactional: true, place: { file: 'bexar/migrate02_backfill_owner_id.sql', line: 3 } },
+    );
+    const failure = failureReport('migrate', thrown, { version: 'bexar_expand03' });
+    const cause = failure.cause;
+    const h = migratingHistory(1).failingTask('migrate', thrown).task('recordFailure', failure).failed('StepFailedError', cause);
     serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'FAILED', events: h.events, error: 'StepFailedError', cause }] });
 
     const run = await runEmc(['why', ARN]);
@@ -258,7 +300,7 @@ describe('emc why', () => {
   });
 
   it('counts retries and explains an execution that was aborted mid-run', async () => {
-    const h = migratingHistory(1).failingTask(STATE_NAMES.migrate, 'migrate', 'LockTimeoutError', 'Step bexar_migrate02 could not take its locks in time', 3);
+    const h = migratingHistory(1).failingTask('migrate', new LockTimeoutError('bexar_migrate02', 'canceling statement due to lock timeout'), 3);
     h.events.pop(); // still in the state when aborted
     h.events.push({ id: h.events.length + 1, timestamp: h.now, type: 'ExecutionAborted', executionAbortedEventDetails: { error: 'Aborted', cause: 'stopped by the operator' } });
     serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'ABORTED', events: h.events, error: 'Aborted', cause: 'stopped by the operator' }] });
@@ -283,6 +325,21 @@ describe('emc why', () => {
     expect(report.nextAction).toMatch(/^Wait for the lease to expire/);
   });
 
+  it('reports the class name alone for an error raised outside the handler (a Lambda timeout): no failure record', async () => {
+    // Step Functions' own error for a task that ran past its TimeoutSeconds; the handler never saw it.
+    const timeout = { error: 'States.Timeout', cause: '' };
+    const failure = await reportFailure(undefined, { runId: ARN, failedIn: { migrate: { Error: timeout.error, Cause: timeout.cause } } });
+    const h = migratingHistory(1).failingTask('migrate', { outsideHandler: timeout }).task('recordFailure', failure).failed(failure.error, failure.cause);
+    serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'FAILED', events: h.events, error: failure.error, cause: failure.cause }] });
+
+    const report = (await runEmc(['why', ARN, '--json'])).json<WhyReport>();
+
+    expect(failure.record).toBeNull();
+    expect(report).toMatchObject({ failed: true, failedState: STATE_NAMES.migrate, error: 'States.Timeout', stepId: null, file: null, sqlState: null, message: null });
+    // No database in this test: the failure path could not release the lease, and says so.
+    expect(report.nextAction).toMatch(/^Wait for the lease to expire/);
+  });
+
   it('says so for an execution that has not failed', async () => {
     serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'RUNNING', events: migratingHistory(1).events }] });
     const run = await runEmc(['why', ARN]);
@@ -295,8 +352,8 @@ describe('emc wait', () => {
   it('--until drain-wait returns 0 as soon as the execution waits for the old release to drain', async () => {
     const h = migratingHistory(2);
     const migrating = [...h.events];
-    h.task(STATE_NAMES.migrate, 'migrate', migrateResult(4000, 0, true)).choice('Migration finished?').choice('Stop after migrate?').pass('Start waiting for old release to drain', 'drain', { polls: 0 });
-    h.task(STATE_NAMES.drain, 'drain', { drained: false, summary: 'demo-app-old: 2 sessions', polls: 1 }).choice('Old release drained?').wait('Wait for old tasks to drain', false);
+    h.task('migrate', migrateResult(4000, 0, true)).choice('Migration finished?').choice('Stop after migrate?').pass('Start waiting for old release to drain', 'drain', { polls: 0 });
+    h.task('drain', drainResult(false, 'demo-app-old: 2 sessions')).choice('Old release drained?').wait('Wait for old tasks to drain', false);
     const draining = [...h.events];
     const served = serveExecution(sfn, {
       executionArn: ARN,
@@ -353,7 +410,7 @@ describe('emc wait', () => {
       stages: [{ status: 'SUCCEEDED', events: handedOver.events, output: JSON.stringify({ outcome: 'continued in a new execution', continuedIn: next }) }],
     });
     const cause = '"Migrate data (one batch run)" failed with StepFailedError: Step bexar_migrate02 failed\nNext: fix it\nDatabase version now: bexar_expand03';
-    const failing = new HistoryBuilder().started({ ...INPUT, continueFrom: ARN }).task(STATE_NAMES.plan, 'plan', planResult(next)).failed('StepFailedError', cause);
+    const failing = new HistoryBuilder().started({ ...INPUT, continueFrom: ARN }).task('plan', planResult(next)).failed('StepFailedError', cause);
     const served = serveExecution(sfn, {
       executionArn: next,
       name: nextName,
@@ -376,7 +433,8 @@ describe('emc wait', () => {
 
   it('exits 1 when the execution fails before the drain wait', async () => {
     const cause = '"Expand schema" failed with StepFailedError: Step bexar_expand02 failed\nNext: fix it\nDatabase version now: bexar_expand01';
-    const h = new HistoryBuilder().started(INPUT).task(STATE_NAMES.plan, 'plan', planResult(ARN)).failingTask(STATE_NAMES.expand, 'expand', 'StepFailedError', 'x').failed('StepFailedError', cause);
+    const thrown = new StepFailedError('bexar_expand02', 'ALTER TABLE x', undefined, 'x', { transactional: true });
+    const h = new HistoryBuilder().started(INPUT).task('plan', planResult(ARN)).failingTask('expand', thrown).failed('StepFailedError', cause);
     serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'FAILED', events: h.events, error: 'StepFailedError', cause }] });
 
     const run = await runEmc(['wait', ARN, '--until', 'drain-wait']);

@@ -9,10 +9,11 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { canonicalJson, executionName, MAX_EXECUTION_NAME, startExecution } from '../bin/cli/start.ts';
+import { LeaseHeldError } from '../lambdas/core/errors.ts';
 import { STATE_NAMES } from '../lambdas/core/workflow/state-names.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { runEmc } from './support/cli-harness.ts';
-import { executionArn, HistoryBuilder, migrateResult, planResult, serveExecution, STATE_MACHINE_ARN } from './support/sfn-history.ts';
+import { drainResult, executionArn, failureReport, HistoryBuilder, migrateResult, planResult, runSummary, schemaPhaseResult, serveExecution, STATE_MACHINE_ARN } from './support/sfn-history.ts';
 
 const sfn = mockClient(SFNClient);
 beforeEach(() => {
@@ -157,22 +158,22 @@ describe('emc start', () => {
     const input = { targetRelease: 'bexar' };
     const name = executionName(input);
     const arn = executionArn(name);
-    const h = new HistoryBuilder().started(input).task(STATE_NAMES.plan, 'plan', planResult(arn));
+    const h = new HistoryBuilder().started(input).task('plan', planResult(arn));
     const atPlan = [...h.events];
-    h.task(STATE_NAMES.expand, 'expand', { phase: 'expand', stepsRun: ['bexar_expand01'], versionBefore: '(none)', versionAfter: 'bexar_expand03', durationMs: 10 })
+    h.task('expand', schemaPhaseResult('expand', ['bexar_expand01'], 'bexar_expand03'))
       .choice('Stop after expand?')
-      .task(STATE_NAMES.migrate, 'migrate', migrateResult(1000, 3000))
+      .task('migrate', migrateResult(1000, 3000))
       .choice('Migration finished?');
     const migrating = [...h.events];
-    h.task(STATE_NAMES.migrate, 'migrate', migrateResult(4000, 0, true))
+    h.task('migrate', migrateResult(4000, 0, true))
       .choice('Migration finished?')
       .choice('Stop after migrate?')
       .pass('Start waiting for old release to drain', 'drain', { polls: 0 })
-      .task(STATE_NAMES.drain, 'drain', { drained: true, summary: 'no old-release sessions', polls: 1 })
+      .task('drain', drainResult(true, 'no old-release sessions'))
       .choice('Old release drained?')
-      .task(STATE_NAMES.contract, 'contract', { phase: 'contract', stepsRun: [], versionBefore: 'bexar_expand03', versionAfter: 'bexar_expand03, bexar_contract03', durationMs: 5 });
-    const summary = { runId: arn, target: 'bexar', outcome: 'completed', versionBefore: '(none)', versionAfter: 'bexar_expand03, bexar_contract03', steps: [], rowsMigrated: 4000, durationMs: 60000 };
-    h.task(STATE_NAMES.finish, 'summary', summary).succeeded(summary);
+      .task('contract', schemaPhaseResult('contract', [], 'bexar_expand03, bexar_contract03', 'bexar_expand03'));
+    const summary = runSummary(arn);
+    h.task('finish', summary).succeeded(summary);
     serveExecution(sfn, {
       executionArn: arn,
       name,
@@ -200,12 +201,10 @@ describe('emc start', () => {
     const input = { targetRelease: 'bexar' };
     const name = executionName(input);
     const arn = executionArn(name);
-    const cause = `"${STATE_NAMES.plan}" failed with LeaseHeldError: The upgrade lease is held by arn:other until 2025-06-01T11:00:00.000Z; only one upgrade may run at a time.\nNext: Wait for the other upgrade to finish (or for its lease to expire if it died), then start again.\nDatabase version now: bexar_expand01`;
-    const h = new HistoryBuilder()
-      .started(input)
-      .failingTask(STATE_NAMES.plan, 'plan', 'LeaseHeldError', 'The upgrade lease is held by arn:other')
-      .task('Record failure', 'failure', { error: 'LeaseHeldError', cause, failedState: STATE_NAMES.plan, version: 'bexar_expand01', leaseReleased: false })
-      .failed('LeaseHeldError', cause);
+    const held = new LeaseHeldError('arn:other', new Date('2025-06-01T11:00:00.000Z'));
+    const failure = failureReport('plan', held, { version: 'bexar_expand01', leaseReleased: false });
+    const cause = failure.cause;
+    const h = new HistoryBuilder().started(input).failingTask('plan', held).task('recordFailure', failure).failed('LeaseHeldError', cause);
     serveExecution(sfn, {
       executionArn: arn,
       name,

@@ -8,6 +8,7 @@ import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../lambdas/core/index.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
+import type { TaskFailedError } from '../lambdas/handlers/commons/task.ts';
 import { createWorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -80,7 +81,7 @@ describe('Plan upgrade and the drain gate', () => {
   it('records the old release before expand; a circuit-breaker rollback to it then fails the drain', async () => {
     serviceRuns([deployment('PRIMARY', td(41))], [td(41), td(41)]);
     const h = handlers(ECS_SOURCE);
-    const plan = (await h.plan({ executionId: EXECUTION, input: {} })) as UpgradePlan;
+    const plan = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
     expect(plan.oldTaskDefinitions).toEqual({ 'prod/orders-api': [td(41)] });
 
     // The new release orders-api:42 was deployed and failed; ECS rolled back to orders-api:41 (API_DeploymentCircuitBreaker:
@@ -88,14 +89,16 @@ describe('Plan upgrade and the drain gate', () => {
     serviceRuns([deployment('PRIMARY', td(41)), deployment('INACTIVE', td(42), 'FAILED')], [td(41), td(41)]);
     const error = await rejectionOf(h.drain({ plan, previous: { polls: 0 } }));
     expect(error.name).toBe('DrainFailedError');
-    expect(error.message).toContain('prod/orders-api (rolled-back): the service runs orders-api:41 again');
-    expect(error.message).toContain('Next: The new release is not deployed');
+    // The handler throws the failure record (commons/task.ts): message and next action as typed fields.
+    const { record } = error as TaskFailedError;
+    expect(record.message).toContain('prod/orders-api (rolled-back): the service runs orders-api:41 again');
+    expect(record.nextAction).toMatch(/^The new release is not deployed/);
   });
 
   it('passes once the new release runs everywhere', async () => {
     serviceRuns([deployment('PRIMARY', td(41))], [td(41)]);
     const h = handlers(ECS_SOURCE);
-    const plan = (await h.plan({ executionId: EXECUTION, input: {} })) as UpgradePlan;
+    const plan = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
     serviceRuns([deployment('PRIMARY', td(42))], [td(42), td(42)]);
     expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({ drained: true, newTaskDefinitions: { 'prod/orders-api': td(42) } });
   });
@@ -103,22 +106,22 @@ describe('Plan upgrade and the drain gate', () => {
   it('an execution after expand must name the new release: it cannot tell it from the old one', async () => {
     serviceRuns([deployment('PRIMARY', td(42))], [td(42)]);
     const h = handlers(ECS_SOURCE);
-    const first = (await h.plan({ executionId: `${EXECUTION}-1`, input: { stopAfter: 'expand' } })) as UpgradePlan;
+    const first = (await h.plan({ executionArn: `${EXECUTION}-1`, input: { stopAfter: 'expand' } })) as UpgradePlan;
     expect(first.oldTaskDefinitions).toEqual({});
     await h.expand({ plan: first });
     await h.finish({ plan: first });
 
-    const error = await rejectionOf(h.plan({ executionId: `${EXECUTION}-2`, input: {} }));
+    const error = await rejectionOf(h.plan({ executionArn: `${EXECUTION}-2`, input: {} }));
     expect(error.name).toBe('InputError');
-    expect(error.message).toContain('"newTaskDefinitions": expand already ran in an earlier execution');
-    expect(error.message).toContain('"orders-api"');
-    const named = (await h.plan({ executionId: `${EXECUTION}-3`, input: { newTaskDefinitions: { 'orders-api': 'orders-api:42' } } })) as UpgradePlan;
+    expect((error as TaskFailedError).record.message).toContain('"newTaskDefinitions": expand already ran in an earlier execution');
+    expect((error as TaskFailedError).record.message).toContain('"orders-api"');
+    const named = (await h.plan({ executionArn: `${EXECUTION}-3`, input: { newTaskDefinitions: { 'orders-api': 'orders-api:42' } } })) as UpgradePlan;
     expect(named.newTaskDefinitions).toEqual({ 'orders-api': 'orders-api:42' });
   });
 
   it('the input overrides the session pattern for its release', async () => {
     const h = handlers(SESSIONS);
-    const plan = (await h.plan({ executionId: EXECUTION, input: { drain: { sessions: 'orders-v41%' } } })) as UpgradePlan;
+    const plan = (await h.plan({ executionArn: EXECUTION, input: { drain: { sessions: 'orders-v41%' } } })) as UpgradePlan;
     expect(plan.sessionPattern).toBe('orders-v41%');
     const v41 = new pg.Client({ connectionString: db.url, application_name: 'orders-v41.3' });
     await v41.connect();
@@ -138,9 +141,9 @@ describe('Plan upgrade and the drain gate', () => {
     [{ drain: { session: 'x%' } }, SESSIONS, /unknown field "drain\.session"/],
     [{ drain: { sessions: 'orders-v41%' } }, ECS_SOURCE, /"drain\.sessions": this state machine's drain source is ECS services/],
   ])('refuses %j before writing anything', async (input, source, message) => {
-    const error = await rejectionOf(handlers(source).plan({ executionId: EXECUTION, input }));
+    const error = await rejectionOf(handlers(source).plan({ executionArn: EXECUTION, input }));
     expect(error.name).toBe('InputError');
-    expect(error.message).toMatch(message);
+    expect((error as TaskFailedError).record.message).toMatch(message);
     expect((await db.pool.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'emc'`)).rowCount).toBe(0);
   });
 });

@@ -91,7 +91,7 @@ function withPending(source: Catalog, stepId: string, pendingSql: string): Catal
   return {
     ...source,
     steps: source.steps.map((s): Step =>
-      s.id === stepId ? { ...s, migration: { ...s.migration!, pendingSql } } : s,
+      s.id === stepId && s.phase === 'migrate' ? { ...s, pendingSql } : s,
     ),
   };
 }

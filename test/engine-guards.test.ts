@@ -18,7 +18,7 @@ import {
   type Catalog,
   type RunContext,
 } from '../lambdas/core/index.ts';
-import { applySchemaStep } from '../lambdas/core/phases/apply-schema-step.ts';
+import { applySteps } from '../lambdas/core/steps/run-steps.ts';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';
 import { DEMO_MIGRATIONS, writeMigrations } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -80,7 +80,7 @@ describe('phase gates', () => {
     await refuseContract(drained, /expand steps are not applied yet: bexar_expand01, bexar_expand02, bexar_expand03/);
 
     // Expand not at the target's head: contract and migrate are both refused.
-    await applySchemaStep(ctx, demo.steps.find((s) => s.id === 'bexar_expand01')!);
+    await applySteps(ctx, demo.steps.filter((s) => s.id === 'bexar_expand01'));
     await refuseContract(drained, /expand steps are not applied yet: bexar_expand02, bexar_expand03/);
     const migrateRefused = await expectRefused(db, ['images'], PhaseGateError, () => migrate(ctx, demo));
     expect(migrateRefused.phase).toBe('migrate');

@@ -17,6 +17,7 @@ import {
   type Catalog,
 } from '../lambdas/core/index.ts';
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
+import { TaskFailedError } from '../lambdas/handlers/commons/task.ts';
 import { createWorkflowHandlers, type WorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
 import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
@@ -89,6 +90,7 @@ function planFor(runId: string): UpgradePlan {
     target: 'bexar',
     stopAfter: null,
     settings: resolveSettings({ batchPauseMs: 0 }),
+    restartSteps: [],
     versionBefore: '(none)',
     pending: { expand: [], migrate: [], contract: [] },
     lintOverrides: [],
@@ -108,7 +110,7 @@ const SESSION_DRAIN: DrainSourceConfig = { kind: 'database-sessions', applicatio
 /** Refused before any ECS call: the handlers' ECS client throws. */
 const ECS_DRAIN: DrainSourceConfig = { kind: 'ecs', services: [{ cluster: 'arn:aws:ecs:us-east-1:123456789012:cluster/prod', service: 'orders-api' }] };
 
-const plan = (input: unknown) => (ctx: Context) => ctx.handlers().plan({ executionId: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
+const plan = (input: unknown) => (ctx: Context) => ctx.handlers().plan({ executionArn: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
 
 /** A catalog case: the demo migrations changed by `edit`, refused by "Plan upgrade" while loading. */
 function badCatalog(name: string, state: DatabaseState, edit: (files: Record<string, string | Uint8Array>) => void, message: RegExp): BadInput {
@@ -116,7 +118,7 @@ function badCatalog(name: string, state: DatabaseState, edit: (files: Record<str
     name: `catalog: ${name}`,
     category: 'catalog',
     state,
-    act: (ctx) => ctx.handlers(demoWith(edit)).plan({ executionId: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith(edit)).plan({ executionArn: 'x', input: {} }),
     error: 'CatalogError',
     message,
   };
@@ -128,7 +130,7 @@ const CASES: BadInput[] = [
     name: 'catalog: an expand step drops a column',
     category: 'catalog',
     state: 'seeded',
-    act: (ctx) => ctx.handlers(demoWith((f) => (f['bexar/expand04_drop_owner.sql'] = 'ALTER TABLE images DROP COLUMN owner;\n'))).plan({ executionId: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith((f) => (f['bexar/expand04_drop_owner.sql'] = 'ALTER TABLE images DROP COLUMN owner;\n'))).plan({ executionArn: 'x', input: {} }),
     error: 'CatalogError',
     message: /bexar\/expand04_drop_owner\.sql:1: expand must not drop column "owner"/,
   },
@@ -136,7 +138,7 @@ const CASES: BadInput[] = [
     name: 'catalog: a release folder missing from releases.json',
     category: 'catalog',
     state: 'expanded',
-    act: (ctx) => ctx.handlers(demoWith((f) => (f['cactus/expand01_add_title.sql'] = 'ALTER TABLE images ADD COLUMN title text;\n'))).plan({ executionId: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith((f) => (f['cactus/expand01_add_title.sql'] = 'ALTER TABLE images ADD COLUMN title text;\n'))).plan({ executionArn: 'x', input: {} }),
     error: 'CatalogError',
     message: /cactus\/: release folder "cactus" is not listed in releases\.json/,
   },
@@ -313,12 +315,12 @@ const CASES: BadInput[] = [
   { name: 'input: restartSteps naming a step with nothing to restart', category: 'execution input', state: 'expanded', act: plan({ restartSteps: ['bexar_migrate01'] }), error: 'InputError', message: /"restartSteps": bexar_migrate01 has no committed batch: nothing to restart/ },
   { name: 'input: an empty task definition', category: 'execution input', state: 'seeded', act: plan({ newTaskDefinitions: { api: '' } }), error: 'InputError', message: /"newTaskDefinitions\.api": / },
   { name: 'input: a drain session pattern matching every session', category: 'execution input', state: 'seeded', act: plan({ drain: { sessions: '%' } }), error: 'InputError', message: /"drain\.sessions": must be a LIKE pattern/ },
-  { name: 'input: a drain session pattern for an ECS drain source', category: 'execution input', state: 'seeded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionId: 'x', input: { drain: { sessions: 'orders-v41%' } } }), error: 'InputError', message: /"drain\.sessions": this state machine's drain source is ECS services/ },
-  { name: 'input: ECS, expand done earlier, new release not named', category: 'execution input', state: 'expanded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionId: 'x', input: {} }), error: 'InputError', message: /"newTaskDefinitions": expand already ran in an earlier execution.*"orders-api"/ },
+  { name: 'input: a drain session pattern for an ECS drain source', category: 'execution input', state: 'seeded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionArn: 'x', input: { drain: { sessions: 'orders-v41%' } } }), error: 'InputError', message: /"drain\.sessions": this state machine's drain source is ECS services/ },
+  { name: 'input: ECS, expand done earlier, new release not named', category: 'execution input', state: 'expanded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionArn: 'x', input: {} }), error: 'InputError', message: /"newTaskDefinitions": expand already ran in an earlier execution.*"orders-api"/ },
 
   // The events the state machine passes between tasks.
-  { name: 'event: plan without the execution id', category: 'task event', state: 'seeded', act: (ctx) => ctx.handlers().plan({ input: {} }), error: 'InputError', message: /Malformed task event: "executionId"/ },
-  { name: 'event: migrate without the plan', category: 'task event', state: 'expanded', act: (ctx) => ctx.handlers().migrate({ executionId: 'x' }), error: 'InputError', message: /Malformed task event: "plan"/ },
+  { name: 'event: plan without the execution ARN', category: 'task event', state: 'seeded', act: (ctx) => ctx.handlers().plan({ input: {} }), error: 'InputError', message: /Malformed task event: "executionArn"/ },
+  { name: 'event: migrate without the plan', category: 'task event', state: 'expanded', act: (ctx) => ctx.handlers().migrate({ executionArn: 'x' }), error: 'InputError', message: /Malformed task event: "plan"/ },
   {
     name: 'event: contract with drainConfirmed as a string',
     category: 'task event',
@@ -333,7 +335,7 @@ const CASES: BadInput[] = [
     name: 'database: an applied step changed since (drift)',
     category: 'database state',
     state: 'expanded',
-    act: (ctx) => ctx.handlers(demoWith((f) => (f['bexar/expand02_add_owner_id.sql'] += '-- edited after it was applied\n'))).plan({ executionId: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith((f) => (f['bexar/expand02_add_owner_id.sql'] += '-- edited after it was applied\n'))).plan({ executionArn: 'x', input: {} }),
     error: 'DriftError',
     message: /bexar_expand02: applied with checksum sha256:[0-9a-f]{64}, file now has sha256:[0-9a-f]{64}/,
   },
@@ -341,7 +343,7 @@ const CASES: BadInput[] = [
     name: 'database: newer than the code (a step the code does not ship)',
     category: 'database state',
     state: 'completed',
-    act: (ctx) => ctx.handlers(demoWith((f) => delete f['bexar/contract03_require_visibility.sql'])).plan({ executionId: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith((f) => delete f['bexar/contract03_require_visibility.sql'])).plan({ executionArn: 'x', input: {} }),
     error: 'DatabaseAheadError',
     message: /applied steps this code does not ship: bexar_contract03 \(database version bexar_expand03, bexar_contract03\)/,
   },
@@ -350,7 +352,7 @@ const CASES: BadInput[] = [
     category: 'database state',
     state: 'expanded',
     act: (ctx) =>
-      ctx.handlers(demoWith((f) => (f['aardvark/expand01_add_notes.sql'] = 'ALTER TABLE images ADD COLUMN notes text;\n'), ['aardvark', 'bexar'])).plan({ executionId: 'x', input: {} }),
+      ctx.handlers(demoWith((f) => (f['aardvark/expand01_add_notes.sql'] = 'ALTER TABLE images ADD COLUMN notes text;\n'), ['aardvark', 'bexar'])).plan({ executionArn: 'x', input: {} }),
     error: 'CatalogOrderError',
     message: /Step aardvark_expand01 \(aardvark\/expand01_add_notes\.sql\) is not applied, but the later step bexar_expand03 is/,
   },
@@ -555,7 +557,8 @@ describe('bad input is refused, named, and changes nothing', () => {
 
       if (typeof badInput.error === 'string') expect(error.name).toBe(badInput.error);
       else expect(error.name).toMatch(badInput.error);
-      expect(error.message).toMatch(badInput.message);
+      // A handler throws the failure record (commons/task.ts); the engine's own functions throw the typed error.
+      expect(error instanceof TaskFailedError ? error.record.message : error.message).toMatch(badInput.message);
       expect(await dumpDatabase(db.pool, ['images'])).toEqual(before);
       failedCases.delete(badInput.name);
     } finally {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalog } from '../lambdas/core/catalog/load-catalog.ts';
 import type { Catalog } from '../lambdas/core/catalog/step.ts';
-import { applySchemaStep } from '../lambdas/core/phases/apply-schema-step.ts';
+import { applySteps } from '../lambdas/core/steps/run-steps.ts';
 import { inspect } from '../lambdas/core/phases/inspect.ts';
 import type { RunContext } from '../lambdas/core/phases/run-context.ts';
 import { formatVersion } from '../lambdas/core/state/composite-version.ts';
@@ -49,7 +49,7 @@ describe('composite version through the bexar upgrade', () => {
 
     expect(await version()).toBe('(none)');
     for (const step of (await inspect(db.client, catalog)).pending.expand) {
-      await applySchemaStep(ctx, step);
+      await applySteps(ctx, [step]);
       observed.push(['E', await version(), step.number === 1 ? 'upgrade begins' : '']);
     }
     // Migrate one step at a time, observing the version after each finishes.
@@ -60,7 +60,7 @@ describe('composite version through the bexar upgrade', () => {
     }
     const contractSteps = (await inspect(db.client, catalog)).pending.contract;
     for (const step of contractSteps) {
-      await applySchemaStep(ctx, step);
+      await applySteps(ctx, [step]);
       observed.push(['C', await version(), step.number === contractSteps.length ? 'upgrade completed' : '']);
     }
 

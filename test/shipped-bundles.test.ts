@@ -7,12 +7,13 @@ import { localRuntimeEnvironment } from '../bin/local/run-local-execution.ts';
 import { synthesizeStateMachine, type SynthesizedStateMachine } from '../bin/local/synthesized-state-machine.ts';
 import { acquireLease, ensureStateSchema, releaseLease } from '../lambdas/core/index.ts';
 import { RETRY_POLICIES } from '../lambdas/core/retry-policies.ts';
-import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
+import { TASKS, type TaskName } from '../lambdas/core/workflow/task-contract.ts';
 import { CATALOG_FILE_NAME } from '../lib/catalog-at-synth.ts';
 import { BUNDLE_FILE } from '../lib/lambda-bundles.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { planResult } from './support/sfn-history.ts';
 
 // The functions exactly as `cdk deploy` uploads them (the staged assets of a real synth), each loaded by plain node in
 // a fresh process under the stand-in Lambda runtime, talking to the Data API emulator through the real AWS SDK.
@@ -44,13 +45,13 @@ afterAll(async () => {
   rmSync(outdir, { recursive: true, force: true });
 });
 
-function deployed(task: WorkflowTask | 'recordFailure'): DeployedFunction {
+function deployed(task: TaskName): DeployedFunction {
   const fn = synthesized.functions.get(task);
   if (!fn) throw new Error(`no function for ${task}`);
   return fn;
 }
 
-function freshProcess(task: WorkflowTask | 'recordFailure'): LocalLambda {
+function freshProcess(task: TaskName): LocalLambda {
   const local = new LocalLambda(deployed(task), {
     runtimeEnvironment: localRuntimeEnvironment(dataApi, 'SILENT'),
   });
@@ -67,13 +68,7 @@ async function errorTypeOf(invocation: Promise<unknown>): Promise<string> {
   return error.document.errorType;
 }
 
-const TASKS = ['plan', 'expand', 'migrate', 'drain', 'contract', 'finish', 'recordFailure'] as const;
-const planOf = (runId: string) => ({
-  runId,
-  target: 'bexar',
-  startedAt: new Date().toISOString(),
-  settings: { leaseTtlSeconds: 900 },
-});
+const planOf = (runId: string) => planResult(runId, { startedAt: new Date().toISOString() });
 
 describe('the shipped Lambda bundles', () => {
   it('are minified bundles whose code asset holds only the bundle and the compiled catalog', () => {
@@ -99,7 +94,7 @@ describe('the shipped Lambda bundles', () => {
     const mine = 'arn:aws:states:us-east-1:123456789012:execution:mine:run';
     await ensureStateSchema(db.client);
     await acquireLease(db.client, other, 900);
-    expect(await errorTypeOf(freshProcess('plan').invoke({ executionId: mine, input: {} }))).toBe('LeaseHeldError');
+    expect(await errorTypeOf(freshProcess('plan').invoke({ executionArn: mine, input: {} }))).toBe('LeaseHeldError');
     await releaseLease(db.client, other);
     // With the lease but before expand ran, migrate's gate refuses.
     await acquireLease(db.client, mine, 900);

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { migrate, PgSqlClient, type Catalog, type SettingsOverrides } from '../../lambdas/core/index.ts';
+import { migrate, PgSqlClient, type Catalog, type SettingsOverrides, type SqlClient } from '../../lambdas/core/index.ts';
 import { ENGINE_APPLICATION_NAME, engineContext, naiveBatchSql, SINGLE_UPDATE_SQL } from './postgres.ts';
 
 /** One way of running the backfill to the end, timed. */
@@ -20,25 +20,41 @@ export interface MigrateRun {
  */
 export async function engineKeyset(url: string, catalog: Catalog, overrides: SettingsOverrides): Promise<MigrateRun> {
   const client = new PgSqlClient(url, { applicationName: ENGINE_APPLICATION_NAME });
-  const durations: number[] = [];
   try {
-    const ctx = await engineContext(client, overrides, (event) => {
-      if (event.type === 'batch') durations.push(event.durationMs);
-    });
-    let rows = 0;
-    let calls = 0;
-    const started = performance.now();
-    for (;;) {
-      calls++;
-      const result = await migrate(ctx, catalog);
-      rows += result.rowsThisCall;
-      if (result.finished) break;
-      if (calls >= 10_000) throw new Error('migrate did not finish in 10000 calls');
-    }
-    return { rows, batches: durations.length, durationMs: performance.now() - started, batchDurationsMs: durations, calls };
+    return await engineToEnd(client, catalog, overrides);
   } finally {
     await client.close();
   }
+}
+
+/**
+ * The same loop over any `SqlClient` (node-postgres or the Data API client). `onBatch` is told at each batch's
+ * `batch` event (after its commit, before the pause that follows it), `onMigrateCall` before each migrate() call.
+ */
+export async function engineToEnd(
+  client: SqlClient,
+  catalog: Catalog,
+  overrides: SettingsOverrides,
+  hooks: { readonly onBatch?: () => void; readonly onMigrateCall?: () => void } = {},
+): Promise<MigrateRun> {
+  const durations: number[] = [];
+  const ctx = await engineContext(client, overrides, (event) => {
+    if (event.type !== 'batch') return;
+    durations.push(event.durationMs);
+    hooks.onBatch?.();
+  });
+  let rows = 0;
+  let calls = 0;
+  const started = performance.now();
+  for (;;) {
+    calls++;
+    hooks.onMigrateCall?.();
+    const result = await migrate(ctx, catalog);
+    rows += result.rowsThisCall;
+    if (result.finished) break;
+    if (calls >= 10_000) throw new Error('migrate did not finish in 10000 calls');
+  }
+  return { rows, batches: durations.length, durationMs: performance.now() - started, batchDurationsMs: durations, calls };
 }
 
 /**

@@ -1,7 +1,7 @@
-import type { Catalog } from '../../lambdas/core/index.ts';
+import { resolveSettings, type Catalog } from '../../lambdas/core/index.ts';
 import { engineKeyset, singleUpdate, type MigrateRun } from '../lib/contenders.ts';
-import type { BenchServer } from '../lib/postgres.ts';
-import { ms, ratio } from '../lib/stats.ts';
+import { targetBatchMs, type BenchServer } from '../lib/postgres.ts';
+import { max, median, ms, ratio } from '../lib/stats.ts';
 import { pooled, withWriter, type WriterFigures } from '../lib/writer.ts';
 
 export type ImpactKey = 'idle' | 'keyset-default' | 'keyset-nopause' | 'single';
@@ -14,7 +14,14 @@ export interface ImpactRun {
    * `rows` is what the backfill changed (fewer than the table: the writer's updates fill the new column through the
    * trigger first); rows/s is of the table's rows, the work the backfill covered.
    */
-  readonly migrate?: { readonly rows: number; readonly durationMs: number; readonly rowsPerSecond: number };
+  readonly migrate?: {
+    readonly rows: number;
+    readonly durationMs: number;
+    readonly rowsPerSecond: number;
+    /** Wall time of the batches (the whole batch transaction, which holds its rows' locks): median and longest. */
+    readonly batchP50Ms: number;
+    readonly batchMaxMs: number;
+  };
   readonly writer: WriterFigures;
   readonly p50Ratio: number;
   readonly p99Ratio: number;
@@ -30,6 +37,8 @@ export interface ImpactFigures {
   readonly runs: readonly ImpactRun[];
   /** Writer p99 during migrate with the engine defaults ÷ idle p99 (target ≤ 2). */
   readonly p99Ratio: number;
+  /** The engine's target batch duration with the settings of the default run, if the engine has that setting. */
+  readonly targetBatchMs: number | undefined;
 }
 
 export const WRITER_PAUSE_MS = 5;
@@ -77,7 +86,15 @@ export async function measureImpact(
       { maxId: rows, pauseMs: WRITER_PAUSE_MS, sampleIntervalMs: SAMPLE_INTERVAL_MS },
       async () => (work ? work(url) : new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), idleMs / 2))),
     );
-    const migrate = result ? { rows: result.rows, durationMs: result.durationMs, rowsPerSecond: (rows / result.durationMs) * 1000 } : undefined;
+    const migrate = result
+      ? {
+          rows: result.rows,
+          durationMs: result.durationMs,
+          rowsPerSecond: (rows / result.durationMs) * 1000,
+          batchP50Ms: median(result.batchDurationsMs),
+          batchMaxMs: max(result.batchDurationsMs),
+        }
+      : undefined;
     measured.set(key, { key: key === 'idle-after' ? 'idle' : key, label, windowMs, migrate, writer });
     log(
       `  ${label}: ${writer.statements} writes, p50 ${writer.p50Ms.toFixed(2)} ms, p99 ${writer.p99Ms.toFixed(2)} ms, ` +
@@ -105,5 +122,6 @@ export async function measureImpact(
     sampleIntervalMs: SAMPLE_INTERVAL_MS,
     runs,
     p99Ratio: runs.find((r) => r.key === 'keyset-default')!.p99Ratio,
+    targetBatchMs: targetBatchMs(resolveSettings({ batchSize: defaults.batchSize, batchPauseMs: defaults.batchPauseMs })),
   };
 }

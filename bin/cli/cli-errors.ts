@@ -52,6 +52,22 @@ export class NotFoundError extends CliError {
   }
 }
 
+/**
+ * An execution's history holds a task result this CLI cannot read with its task contract
+ * (lambdas/core/workflow/task-contract.ts): the state machine was deployed by another release of emc-upgrade.
+ */
+export class ExecutionContractError extends CliError {
+  override readonly name = 'ExecutionContractError';
+  readonly exitCode = EXIT.failed;
+  readonly nextAction = 'Use the emc release that deployed the state machine (the construct and the CLI ship together).';
+  constructor(
+    readonly state: string,
+    readonly problems: string,
+  ) {
+    super(`The output of "${state}" in this execution does not match this CLI's task contract: ${problems}.`);
+  }
+}
+
 /** AWS refused to authenticate or authorise the call. */
 export class AwsCredentialsError extends CliError {
   override readonly name = 'AwsCredentialsError';

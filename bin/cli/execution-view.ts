@@ -1,6 +1,16 @@
 import type { DescribeExecutionOutput, HistoryEvent } from '@aws-sdk/client-sfn';
 import { CONTROL_STATE_NAMES as C, STATE_NAMES, type WorkflowTask } from '../../lambdas/core/workflow/state-names.ts';
-import { parseFailureCause } from './failure-cause.ts';
+import {
+  executionOutputSchema,
+  parseTaskResult,
+  parseWith,
+  type ExecutionOutput,
+  type FailureReport,
+  type TaskName,
+  type TaskResult,
+  type UpgradePlan,
+} from '../../lambdas/core/workflow/task-contract.ts';
+import { ExecutionContractError } from './cli-errors.ts';
 
 /**
  * The states in which the state machine waits for the old release to drain (lib/upgrade-state-machine.ts). Once
@@ -44,14 +54,18 @@ export interface ExecutionView {
   readonly reachedDrainWait: boolean;
   readonly rowsMigrated: number | null;
   readonly error: string | null;
+  /** The Fail state's Cause: the sentence "Record failure" wrote for a person. */
   readonly cause: string | null;
+  /** "Record failure"'s report with the failed task's structured record; null when the failure path did not run. */
+  readonly failure: FailureReport | null;
   /** The execution a long migration went on in ("Continue in a new execution"): this one is not the end of it. */
   readonly continuedIn: string | null;
 }
 
-const TASK_BY_STATE = new Map<string, WorkflowTask>(
-  (Object.entries(STATE_NAMES) as [WorkflowTask, string][]).map(([task, name]) => [name, task]),
-);
+const TASK_BY_STATE = new Map<string, TaskName>([
+  ...(Object.entries(STATE_NAMES) as [WorkflowTask, string][]).map(([task, name]): [string, TaskName] => [name, task]),
+  [C.recordFailure, 'recordFailure'],
+]);
 /** Choice, Pass and Wait states, by the phase they belong to. */
 const OTHER_STATES: Readonly<Record<string, WorkflowTask | 'failed' | 'complete'>> = {
   [C.stopAfterExpand]: 'expand',
@@ -67,7 +81,8 @@ const OTHER_STATES: Readonly<Record<string, WorkflowTask | 'failed' | 'complete'
 
 export function phaseOfState(state: string | null): ExecutionView['phase'] {
   if (state === null) return null;
-  return TASK_BY_STATE.get(state) ?? OTHER_STATES[state] ?? null;
+  const task = TASK_BY_STATE.get(state);
+  return task !== undefined && task !== 'recordFailure' ? task : (OTHER_STATES[state] ?? null);
 }
 
 export function isTerminal(status: ExecutionStatus): boolean {
@@ -77,11 +92,11 @@ export function isTerminal(status: ExecutionStatus): boolean {
 export function viewExecution(description: DescribeExecutionOutput, events: readonly HistoryEvent[]): ExecutionView {
   let currentState: string | null = null;
   let reachedDrainWait = false;
-  let plan: Record<string, unknown> | undefined;
+  let plan: UpgradePlan | undefined;
   let phaseVersion: string | null = null;
   let drain: ExecutionView['drain'] = null;
-  let summary: Record<string, unknown> | undefined;
-  let failureVersion: string | null = null;
+  let summary: ExecutionOutput | undefined;
+  let failure: FailureReport | null = null;
   let error: string | null = description.error ?? null;
   let cause: string | null = description.cause ?? null;
   const stepProgress = new Map<string, { rowsDone: number; remaining: number | null; finished: boolean }>();
@@ -94,35 +109,29 @@ export function viewExecution(description: DescribeExecutionOutput, events: read
       currentState = entered;
       if (DRAIN_WAIT_STATES.includes(entered)) reachedDrainWait = true;
     }
-    const exited = event.stateExitedEventDetails;
-    if (exited && event.type?.endsWith('StateExited')) {
-      const output = parseJsonObject(exited.output);
-      const task = TASK_BY_STATE.get(exited.name ?? '');
-      if (output && task === 'plan' && isObject(output['plan'])) plan = output['plan'];
-      if (output && (task === 'expand' || task === 'contract') && isObject(output[task])) {
-        phaseVersion = stringOr(output[task]['versionAfter'], phaseVersion);
-      }
-      if (output && task === 'migrate' && isObject(output['migrate'])) {
+    const result = taskResultOf(event, currentState);
+    switch (result?.task) {
+      case 'plan':
+        plan = result.value;
+        break;
+      case 'expand':
+      case 'contract':
+        phaseVersion = result.value.versionAfter;
+        break;
+      case 'migrate':
         migrateCalls++;
-        const result = output['migrate'];
-        migrateFinished = result['finished'] === true;
-        for (const step of Array.isArray(result['steps']) ? result['steps'] : []) {
-          if (!isObject(step) || typeof step['stepId'] !== 'string') continue;
-          stepProgress.set(step['stepId'], {
-            rowsDone: numberOr(step['rowsDone'], 0),
-            remaining: typeof step['remaining'] === 'number' ? step['remaining'] : null,
-            finished: step['finished'] === true,
-          });
-        }
-      }
-      if (output && task === 'drain' && isObject(output['drain'])) {
-        const d = output['drain'];
-        drain = { drained: d['drained'] === true, summary: stringOr(d['summary'], ''), polls: numberOr(d['polls'], 0) };
-      }
-      if (output && task === 'finish' && isObject(output['summary'])) summary = output['summary'];
-      if (output && exited.name === C.recordFailure && isObject(output['failure'])) {
-        failureVersion = stringOr(output['failure']['version'], failureVersion);
-      }
+        migrateFinished = result.value.finished;
+        for (const step of result.value.steps) stepProgress.set(step.stepId, step);
+        break;
+      case 'drain':
+        drain = { drained: result.value.drained, summary: result.value.summary, polls: result.value.polls };
+        break;
+      case 'finish':
+        summary = result.value;
+        break;
+      case 'recordFailure':
+        failure = result.value;
+        break;
     }
     const failed = event.executionFailedEventDetails ?? event.executionTimedOutEventDetails ?? event.executionAbortedEventDetails;
     if (failed) {
@@ -130,20 +139,19 @@ export function viewExecution(description: DescribeExecutionOutput, events: read
       cause = failed.cause ?? cause;
     }
     if (event.executionSucceededEventDetails && summary === undefined) {
-      summary = parseJsonObject(event.executionSucceededEventDetails.output);
+      summary = executionOutputOf(event.executionSucceededEventDetails.output);
     }
   }
-  if (summary === undefined && description.status === 'SUCCEEDED') summary = parseJsonObject(description.output);
-  if (cause !== null && failureVersion === null) failureVersion = parseFailureCause(cause).version;
+  if (summary === undefined && description.status === 'SUCCEEDED') summary = executionOutputOf(description.output);
 
   const steps = [...stepProgress.values()];
   const rowsDone = steps.reduce((n, s) => n + s.rowsDone, 0);
   const rowsRemaining = steps.some((s) => !s.finished && s.remaining === null)
     ? null
     : steps.reduce((n, s) => n + (s.finished ? 0 : (s.remaining ?? 0)), 0);
-  const versionBefore = plan ? stringOr(plan['versionBefore'], null) : null;
-  const versionAfter = summary ? stringOr(summary['versionAfter'], null) : null;
-  const pending = plan && isObject(plan['pending']) ? plan['pending'] : undefined;
+  const run = summary && 'versionAfter' in summary ? summary : undefined;
+  const versionBefore = plan?.versionBefore ?? null;
+  const versionAfter = run?.versionAfter ?? null;
   return {
     executionArn: description.executionArn ?? '',
     name: description.name ?? '',
@@ -152,14 +160,12 @@ export function viewExecution(description: DescribeExecutionOutput, events: read
     stopDate: description.stopDate?.toISOString(),
     currentState,
     phase: phaseOfState(currentState),
-    target: plan ? stringOr(plan['target'], null) : null,
-    stopAfter: plan && (plan['stopAfter'] === 'expand' || plan['stopAfter'] === 'migrate') ? plan['stopAfter'] : null,
+    target: plan?.target ?? null,
+    stopAfter: plan?.stopAfter ?? null,
     versionBefore,
     versionAfter,
-    version: versionAfter ?? failureVersion ?? phaseVersion ?? versionBefore,
-    pending: pending
-      ? { expand: stringList(pending['expand']), migrate: stringList(pending['migrate']), contract: stringList(pending['contract']) }
-      : null,
+    version: versionAfter ?? failure?.version ?? phaseVersion ?? versionBefore,
+    pending: plan?.pending ?? null,
     migrate:
       migrateCalls === 0
         ? null
@@ -172,35 +178,42 @@ export function viewExecution(description: DescribeExecutionOutput, events: read
           },
     drain,
     reachedDrainWait,
-    rowsMigrated: summary ? numberOr(summary['rowsMigrated'], 0) : null,
+    rowsMigrated: run?.rowsMigrated ?? null,
     error,
     cause,
-    continuedIn: summary ? stringOr(summary['continuedIn'], null) : null,
+    failure,
+    continuedIn: summary && 'continuedIn' in summary ? summary.continuedIn : null,
   };
 }
 
-export function parseJsonObject(text: string | undefined): Record<string, unknown> | undefined {
-  if (text === undefined) return undefined;
+/** A task result read from the history with the task contract, tagged with its task. */
+export type TaskResultEvent = { [T in TaskName]: { readonly task: T; readonly value: TaskResult<T> } }[TaskName];
+
+/**
+ * The result of the contract task running in `state`, when `event` is its Lambda's success (the tasks invoke
+ * function ARNs with `payloadResponseOnly`, so LambdaFunctionSucceeded's output is the handler's return value).
+ * A result that does not match the contract is an ExecutionContractError, never a silently missing field.
+ */
+export function taskResultOf(event: HistoryEvent, state: string | null): TaskResultEvent | undefined {
+  const output = event.lambdaFunctionSucceededEventDetails?.output ?? event.taskSucceededEventDetails?.output;
+  const task = state === null ? undefined : TASK_BY_STATE.get(state);
+  if (output === undefined || task === undefined || state === null) return undefined;
+  const parsed = parseTaskResult(task, parseJson(output));
+  if (!parsed.ok) throw new ExecutionContractError(state, parsed.problems);
+  return { task, value: parsed.value } as TaskResultEvent;
+}
+
+function executionOutputOf(output: string | undefined): ExecutionOutput | undefined {
+  if (output === undefined) return undefined;
+  const parsed = parseWith(executionOutputSchema, parseJson(output));
+  if (!parsed.ok) throw new ExecutionContractError(C.complete, parsed.problems);
+  return parsed.value;
+}
+
+function parseJson(text: string): unknown {
   try {
-    const value: unknown = JSON.parse(text);
-    return isObject(value) ? value : undefined;
+    return JSON.parse(text);
   } catch {
     return undefined;
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function stringOr<T>(value: unknown, fallback: T): string | T {
-  return typeof value === 'string' ? value : fallback;
-}
-
-function numberOr(value: unknown, fallback: number): number {
-  return typeof value === 'number' ? value : fallback;
-}
-
-function stringList(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }

@@ -1,9 +1,8 @@
 import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import type { Command } from 'commander';
-import { STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
+import { errorMessageOf, taskFailureOf } from '../../lambdas/core/workflow/task-contract.ts';
 import { describeExecution, readExecutionHistory } from './aws.ts';
-import type { ExecutionStatus } from './execution-view.ts';
-import { parseJsonObject } from './execution-view.ts';
+import { taskResultOf, type ExecutionStatus, type TaskResultEvent } from './execution-view.ts';
 import { EXIT } from './exit-codes.ts';
 import { addAwsOptions, addJsonOption, type AwsFlags, type CommandHost } from './host.ts';
 import { formatCount, formatDuration, formatTime, printJson, println, table } from './output.ts';
@@ -88,7 +87,10 @@ export function historyEntries(events: readonly HistoryEvent[]): ExecutionHistor
   const entries: ExecutionHistoryEntry[] = [];
   const enteredAt = new Map<string, number>();
   let state: string | null = null;
+  let lastResult: { state: string; result: TaskResultEvent } | undefined;
   events.forEach((event, index) => {
+    const result = taskResultOf(event, state);
+    if (result && state !== null) lastResult = { state, result };
     const time = event.timestamp ?? new Date(0);
     const entry = (kind: HistoryEntryKind, detail: string | null = null, durationMs: number | null = null) =>
       entries.push({ eventId: event.id ?? index + 1, time: time.toISOString(), kind, state, durationMs, detail });
@@ -103,7 +105,9 @@ export function historyEntries(events: readonly HistoryEvent[]): ExecutionHistor
     } else if (type.endsWith('StateExited') && event.stateExitedEventDetails?.name) {
       state = event.stateExitedEventDetails.name;
       const since = enteredAt.get(state);
-      entry('exited', exitDetail(state, event.stateExitedEventDetails.output), since === undefined ? null : time.getTime() - since);
+      const detail = lastResult?.state === state ? resultDetail(lastResult.result) : null;
+      lastResult = undefined;
+      entry('exited', detail, since === undefined ? null : time.getTime() - since);
     } else if (failureOf(event)) {
       const failure = failureOf(event)!;
       entry(retriedAfter(events, index) ? 'retried' : 'failed', `${failure.error}: ${firstLine(causeMessage(failure.cause))}`);
@@ -130,48 +134,35 @@ function retriedAfter(events: readonly HistoryEvent[], index: number): boolean {
   return false;
 }
 
-function exitDetail(state: string, outputText: string | undefined): string | null {
-  const output = parseJsonObject(outputText);
-  if (!output) return null;
-  const field = (key: string) => (typeof output[key] === 'object' && output[key] !== null ? (output[key] as Record<string, unknown>) : undefined);
-  switch (state) {
-    case STATE_NAMES.plan: {
-      const plan = field('plan');
-      const pending = plan?.['pending'] as Record<string, unknown[]> | undefined;
-      return plan
-        ? `target ${String(plan['target'])}, version ${String(plan['versionBefore'])}` +
-            (pending ? `, pending expand ${pending['expand']?.length ?? 0} / migrate ${pending['migrate']?.length ?? 0} / contract ${pending['contract']?.length ?? 0}` : '')
-        : null;
+/** What a task's result says, in one line. */
+function resultDetail(result: TaskResultEvent): string | null {
+  switch (result.task) {
+    case 'plan': {
+      const { target, versionBefore, pending } = result.value;
+      return `target ${target}, version ${versionBefore}, pending expand ${pending.expand.length} / migrate ${pending.migrate.length} / contract ${pending.contract.length}`;
     }
-    case STATE_NAMES.expand:
-    case STATE_NAMES.contract: {
-      const result = field(state === STATE_NAMES.expand ? 'expand' : 'contract');
-      const steps = Array.isArray(result?.['stepsRun']) ? (result['stepsRun'] as unknown[]) : [];
-      return result ? `${steps.length} step${steps.length === 1 ? '' : 's'} run${steps.length ? ` (${steps.join(', ')})` : ''}, version ${String(result['versionAfter'])}` : null;
+    case 'expand':
+    case 'contract': {
+      const { stepsRun, versionAfter } = result.value;
+      return `${stepsRun.length} step${stepsRun.length === 1 ? '' : 's'} run${stepsRun.length ? ` (${stepsRun.join(', ')})` : ''}, version ${versionAfter}`;
     }
-    case STATE_NAMES.migrate: {
-      const m = field('migrate');
-      if (!m) return null;
-      const remaining = typeof m['rowsRemaining'] === 'number' ? `, ~${formatCount(m['rowsRemaining'])} remaining` : '';
-      return `${formatCount(Number(m['rowsThisCall'] ?? 0))} rows this call, ${formatCount(Number(m['rowsDone'] ?? 0))} done${remaining}${m['finished'] === true ? ', finished' : ''}`;
+    case 'migrate': {
+      const m = result.value;
+      const remaining = m.rowsRemaining !== null ? `, ~${formatCount(m.rowsRemaining)} remaining` : '';
+      return `${formatCount(m.rowsThisCall)} rows this call, ${formatCount(m.rowsDone)} done${remaining}${m.finished ? ', finished' : ''}`;
     }
-    case STATE_NAMES.drain: {
-      const d = field('drain');
-      return d ? (d['drained'] === true ? 'drained' : `not drained: ${firstLine(String(d['summary'] ?? ''))}`) : null;
-    }
-    case STATE_NAMES.finish: {
-      const s = field('summary');
-      return s ? `version ${String(s['versionAfter'])}, ${formatCount(Number(s['rowsMigrated'] ?? 0))} rows migrated` : null;
-    }
-    default:
-      return null;
+    case 'drain':
+      return result.value.drained ? 'drained' : `not drained: ${firstLine(result.value.summary)}`;
+    case 'finish':
+      return `version ${result.value.versionAfter}, ${formatCount(result.value.rowsMigrated)} rows migrated`;
+    case 'recordFailure':
+      return `version ${result.value.version}, lease ${result.value.leaseReleased ? 'released' : 'not released'}`;
   }
 }
 
-/** Lambda's error envelope `{"errorType","errorMessage"}` as the message alone. */
+/** A failed attempt's message: the failure record's (a TaskFailedError), else what Lambda or Step Functions said. */
 export function causeMessage(cause: string): string {
-  const envelope = parseJsonObject(cause);
-  return typeof envelope?.['errorMessage'] === 'string' ? envelope['errorMessage'] : cause;
+  return taskFailureOf(cause)?.message ?? errorMessageOf(cause) ?? cause;
 }
 
 function firstLine(text: string): string {
@@ -179,8 +170,11 @@ function firstLine(text: string): string {
 }
 
 function compactJson(text: string): string {
-  const parsed = parseJsonObject(text);
-  return parsed ? JSON.stringify(parsed) : text;
+  try {
+    return JSON.stringify(JSON.parse(text));
+  } catch {
+    return text;
+  }
 }
 
 export function formatHistory(report: ExecutionHistoryReport): string {

@@ -34,20 +34,6 @@ export interface WaitResult {
   readonly continuedFrom: readonly string[];
 }
 
-/**
- * The output of an execution that handed a long migration to a new one ("Continue in a new execution"): the upgrade
- * is not done, it goes on in `continuedIn`.
- */
-export function continuationOf(output: string | undefined): string | undefined {
-  if (!output) return undefined;
-  try {
-    const parsed = JSON.parse(output) as { outcome?: unknown; continuedIn?: unknown };
-    return parsed.outcome === 'continued in a new execution' && typeof parsed.continuedIn === 'string' ? parsed.continuedIn : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export interface WaitDependencies {
   readonly sfn: SFNClient;
   readonly sleep: (ms: number) => Promise<void>;
@@ -75,7 +61,8 @@ export async function waitForExecution(deps: WaitDependencies, options: WaitOpti
     if (options.until === 'drain-wait' && view.reachedDrainWait && !isTerminal(view.status)) {
       return { outcome: 'drain-wait', execution: view, continuedFrom };
     }
-    const next = view.status === 'SUCCEEDED' ? continuationOf(description.output) : undefined;
+    // An execution that handed a long migration to a new one: the upgrade goes on there.
+    const next = view.status === 'SUCCEEDED' ? (view.continuedIn ?? undefined) : undefined;
     if (next !== undefined) {
       // Not done: the migration goes on in a new execution (before this one's history limit). Follow it.
       continuedFrom.push(executionArn);

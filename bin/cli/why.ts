@@ -6,7 +6,7 @@ import type { Catalog } from '../../lambdas/core/catalog/step.ts';
 import { describeExecution, readExecutionHistory } from './aws.ts';
 import { viewExecution, type ExecutionStatus } from './execution-view.ts';
 import { EXIT } from './exit-codes.ts';
-import { parseFailureCause } from './failure-cause.ts';
+import type { TaskFailure } from '../../lambdas/core/workflow/task-contract.ts';
 import { failureOf } from './history.ts';
 import { addAwsOptions, addJsonOption, type AwsFlags, type CommandHost } from './host.ts';
 import { keyValues, printJson, println } from './output.ts';
@@ -41,8 +41,8 @@ export interface WhyReport {
 }
 
 /**
- * Reads a failed execution's history: the Fail state's Error and Cause (written by "Record failure"), the failed
- * state, step, statement line and SQLSTATE parsed from it, the version then, and the next safe action.
+ * Reads a failed execution's history: "Record failure"'s report (the failed state, the failed task's structured
+ * record: step, file, statement line, SQLSTATE, next action; the version then), never the Cause's sentence.
  */
 export async function explainExecution(
   deps: { readonly sfn: SFNClient },
@@ -77,40 +77,45 @@ export async function explainExecution(
   }
   // "Record failure" releases the lease. An execution that ended without it (aborted, timed out, or failed with an
   // error States.ALL cannot catch: States.DataLimitExceeded, States.Runtime) holds the lease until it expires.
-  const leaseReleased = events.some((e) => e.type === 'TaskStateExited' && e.stateExitedEventDetails?.name === C.recordFailure);
-  const parsed = parseFailureCause(view.cause ?? '');
-  const lastTaskFailure = lastFailure(events);
-  const failedState = parsed.failedState ?? lastTaskFailure?.state ?? view.currentState;
-  const error = parsed.error ?? view.error;
-  const step = parsed.stepId ? options.catalog?.steps.find((s) => s.id === parsed.stepId) : undefined;
-  const statement = step && parsed.line !== null ? (step.statements.find((s) => s.line === parsed.line)?.sql ?? null) : null;
+  // "Record failure" releases the lease and reports the failed task's structured record. An execution that ended
+  // without it (aborted, timed out, or failed with an error States.ALL cannot catch: States.DataLimitExceeded,
+  // States.Runtime) holds the lease until it expires. An error raised outside the handler (a Lambda timeout,
+  // throttling) has no record: its class name is all there is.
+  const failure = view.failure;
+  const record = failure?.record ?? null;
+  const leaseReleased = failure?.leaseReleased ?? false;
+  const failedState = failure?.failedState ?? lastFailure(events)?.state ?? view.currentState;
+  const error = failure?.error ?? view.error;
+  const step = record?.stepId ? options.catalog?.steps.find((s) => s.id === record.stepId) : undefined;
+  const statement = step && record?.line != null ? (step.statements.find((s) => s.line === record.line)?.sql ?? null) : null;
   return {
     ...base,
     failed: true,
     failedState,
     error,
-    message: parsed.message || null,
-    stepId: parsed.stepId,
-    file: parsed.file,
-    line: parsed.line,
-    sqlState: parsed.sqlState,
+    message: record?.message ?? null,
+    stepId: record?.stepId ?? null,
+    file: record?.file ?? null,
+    line: record?.line ?? null,
+    sqlState: record?.sqlState ?? null,
     statement,
     retries: failedState === null ? 0 : retriesOf(events, failedState),
-    version: parsed.version ?? view.version,
-    nextAction: parsed.nextAction ?? defaultNextAction(leaseReleased),
-    rerun: rerunEffect(leaseReleased, error, parsed.stepId, parsed.nextAction),
+    version: failure?.version ?? view.version,
+    nextAction: record?.nextAction ?? defaultNextAction(leaseReleased),
+    rerun: rerunEffect(leaseReleased, error, record),
     cause: view.cause,
   };
 }
 
 /** What a new execution with the same input will do, by the error's name. */
-export function rerunEffect(leaseReleased: boolean, error: string | null, stepId: string | null, nextAction: string | null): string {
+export function rerunEffect(leaseReleased: boolean, error: string | null, record: TaskFailure | null): string {
+  const stepId = record?.stepId ?? null;
   if (!leaseReleased) {
     return 'The lease of this execution was not released (the failure path did not run): a new execution fails with LeaseHeldError until the lease expires (leaseTtlSeconds, 15 minutes by default; "emc plan" shows it). After that it resumes where this one stopped.';
   }
   switch (error) {
     case 'StepFailedError':
-      return nextAction?.includes('outside a transaction')
+      return record?.transactional === false
         ? `A re-run skips the steps already applied and runs ${stepId ?? 'the failed step'} again from its first statement (it runs outside a transaction, so its statements must be safe to repeat).`
         : `A re-run skips the steps already applied and runs ${stepId ?? 'the failed step'} again in a new transaction (it was rolled back).`;
     case 'LockTimeoutError':

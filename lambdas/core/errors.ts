@@ -16,6 +16,28 @@ export abstract class EmcError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
+
+  /** The step this failure is about and where in its file, as far as known: the failure record carries it. */
+  get location(): FailureLocation {
+    return {};
+  }
+}
+
+/** Where a failure happened; every part optional (a lease error is about no step). */
+export interface FailureLocation {
+  readonly stepId?: string;
+  readonly file?: string;
+  /** Line in `file` where the failed statement starts. */
+  readonly line?: number;
+  readonly sqlState?: string;
+  /** Whether the failed step runs in one transaction (rolled back) or statement by statement. */
+  readonly transactional?: boolean;
+}
+
+/** A statement of a step's file: where a SQL error happened. */
+export interface StatementPlace {
+  readonly file: string;
+  readonly line?: number;
 }
 
 /** One problem found while loading the migrations directory, always naming the file (or the directory). */
@@ -200,12 +222,21 @@ export class StepFailedError extends EmcError {
     readonly statement: string,
     readonly sqlState: string | undefined,
     message: string,
-    options: { cause?: unknown; transactional: boolean },
+    readonly options: { cause?: unknown; transactional: boolean; place?: StatementPlace },
   ) {
     super(`Step ${stepId} failed${sqlState ? ` (SQLSTATE ${sqlState})` : ''}: ${message}`, options);
     this.nextAction = options.transactional
       ? `Fix ${stepId}'s SQL (it was rolled back; the version is unchanged) and run the upgrade again: it resumes at ${stepId}.`
       : `Fix ${stepId}'s SQL and run the upgrade again: ${stepId} runs outside a transaction, so it is re-run from its first statement (each statement must be safe to repeat).`;
+  }
+
+  override get location(): FailureLocation {
+    return {
+      stepId: this.stepId,
+      ...this.options.place,
+      ...(this.sqlState ? { sqlState: this.sqlState } : {}),
+      transactional: this.options.transactional,
+    };
   }
 }
 
@@ -225,6 +256,10 @@ export class KeysetKeyError extends EmcError {
     super(`Step ${stepId} cannot walk its keyset (${file}): ${problems.join('; ')}.`);
     this.nextAction = `Fix the "emc:keyset" directive of ${stepId} (or the key column, in an expand step) and run the upgrade again; the database was not touched.`;
   }
+
+  override get location(): FailureLocation {
+    return { stepId: this.stepId, file: this.file };
+  }
 }
 
 /**
@@ -241,6 +276,10 @@ export class MigrateRunawayError extends EmcError {
   ) {
     super(`Step ${stepId} stopped: ${message}.`);
     this.nextAction = `Make ${stepId}'s statement leave out the rows it already migrated, then start an execution with "restartSteps": ["${stepId}"] (its batches so far committed, so the changed file must be restarted explicitly).`;
+  }
+
+  override get location(): FailureLocation {
+    return { stepId: this.stepId };
   }
 }
 
@@ -264,6 +303,10 @@ export class PendingRowsRemainError extends EmcError {
       `Step ${stepId} (${file}): its pending query still counts ${pending} rows after ${passes} passes, each ending with no row left for the batch statement, with a pause between passes. The rows may be locked by the application or written again by the old release, or the batch statement may not change the rows the pending query counts.`,
     );
     this.nextAction = `Look for long application transactions holding row locks (pg_locks, pg_stat_activity) and run the upgrade again; if the rows stay, check that ${stepId}'s statement changes exactly the rows its pending query counts.`;
+  }
+
+  override get location(): FailureLocation {
+    return { stepId: this.stepId, file: this.file };
   }
 }
 
@@ -299,9 +342,13 @@ export class LockTimeoutError extends EmcError {
   constructor(
     readonly stepId: string,
     message: string,
-    options?: { cause?: unknown },
+    readonly options?: { cause?: unknown; place?: StatementPlace },
   ) {
     super(`Step ${stepId} could not take its locks in time: ${message}`, options);
+  }
+
+  override get location(): FailureLocation {
+    return { stepId: this.stepId, ...this.options?.place };
   }
 }
 
@@ -320,6 +367,10 @@ export class IndexBuildInProgressError extends EmcError {
     readonly index: string,
   ) {
     super(`Step ${stepId}: index ${index} is still being built concurrently.`);
+  }
+
+  override get location(): FailureLocation {
+    return { stepId: this.stepId };
   }
 }
 
@@ -355,9 +406,13 @@ export class TransactionConflictError extends EmcError {
   constructor(
     readonly sqlState: string,
     message: string,
-    options?: { cause?: unknown },
+    readonly options?: { cause?: unknown; stepId?: string; place?: StatementPlace },
   ) {
     super(`The transaction was rolled back by the database (SQLSTATE ${sqlState}): ${message}`, options);
+  }
+
+  override get location(): FailureLocation {
+    return { ...(this.options?.stepId ? { stepId: this.options.stepId } : {}), ...this.options?.place, sqlState: this.sqlState };
   }
 }
 

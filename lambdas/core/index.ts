@@ -5,7 +5,7 @@
  * that task runs; the CLI imports directly too, beside them.
  */
 export { loadCatalog, RELEASES_FILE } from './catalog/load-catalog.ts';
-export { PHASES, stepId, stepsUpTo, type Catalog, type Phase, type Step } from './catalog/step.ts';
+export { PHASES, stepId, stepsUpTo, type Catalog, type Phase } from './catalog/step.ts';
 export * from './errors.ts';
 export { contract, type ContractOptions } from './phases/contract.ts';
 export { expand, type SchemaPhaseResult } from './phases/expand.ts';
@@ -21,3 +21,4 @@ export { readState } from './state/database-state.ts';
 export { readHistory, type HistoryEntry } from './state/history.ts';
 export { acquireLease, currentLease, releaseLease } from './state/lease.ts';
 export { ensureStateSchema, STATE_SCHEMA } from './state/schema.ts';
+export type { Migration, SchemaStep, Step } from './steps/step-kind.ts';

@@ -11,6 +11,21 @@ import {
   type ServiceOutputTypes,
 } from '@aws-sdk/client-sfn';
 import type { AwsStub } from 'aws-sdk-client-mock';
+import { failureRecord, TaskFailedError } from '../../lambdas/handlers/commons/task.ts';
+import { resolveSettings } from '../../lambdas/core/settings.ts';
+import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
+import {
+  RESULT_KEYS,
+  type DrainTaskResult,
+  type FailureReport,
+  type MigrateTaskResult,
+  type PhaseTask,
+  type RunSummary,
+  type SchemaPhaseTaskResult,
+  type TaskName,
+  type TaskResult,
+  type UpgradePlan,
+} from '../../lambdas/core/workflow/task-contract.ts';
 
 /** What `mockClient(SFNClient)` returns. */
 export type SfnMock = AwsStub<ServiceInputTypes, ServiceOutputTypes, SFNClientResolvedConfig>;
@@ -50,8 +65,10 @@ export class HistoryBuilder {
     });
   }
 
-  /** A Task state whose Lambda returns `result`, stored at `$.<resultKey>`. */
-  task(name: string, resultKey: string, result: unknown, durationMs = 2000): this {
+  /** A contract task's state whose Lambda returns `result`, stored at its result path. */
+  task<T extends TaskName>(task: T, result: TaskResult<T>, durationMs = 2000): this {
+    const name = stateOf(task);
+    const resultKey = RESULT_KEYS[task];
     this.entered('TaskStateEntered', name);
     this.add('LambdaFunctionScheduled', { lambdaFunctionScheduledEventDetails: { resource: FUNCTION, input: '{}' } }, 10);
     this.add('LambdaFunctionStarted', {}, 10);
@@ -61,12 +78,15 @@ export class HistoryBuilder {
   }
 
   /**
-   * A Task state whose Lambda fails `attempts` times (the Retry tries again after all but the last) and whose
-   * Catch stores the error at `$.failedIn.<task>`.
+   * A task's state whose Lambda fails `attempts` times (the Retry tries again after all but the last) and whose
+   * Catch stores the error at `$.failedIn.<task>`. `thrown` is what the task's work threw: the handler wrapper turns
+   * it into the Lambda error document carrying the failure record. `outsideHandler` gives the Error and Cause of a
+   * failure the handler never saw (a Lambda timeout, throttling): no record.
    */
-  failingTask(name: string, task: string, error: string, message: string, attempts = 1): this {
+  failingTask(task: PhaseTask, thrown: Error | { outsideHandler: { error: string; cause: string } }, attempts = 1): this {
+    const name = stateOf(task);
     this.entered('TaskStateEntered', name);
-    const cause = JSON.stringify({ errorType: error, errorMessage: message, trace: [`${error}: ${message}`] });
+    const { error, cause } = 'outsideHandler' in thrown ? thrown.outsideHandler : lambdaErrorDocument(task, thrown);
     for (let attempt = 1; attempt <= attempts; attempt++) {
       this.add('LambdaFunctionScheduled', { lambdaFunctionScheduledEventDetails: { resource: FUNCTION, input: '{}' } }, attempt === 1 ? 10 : 5000);
       this.add('LambdaFunctionStarted', {}, 10);
@@ -76,10 +96,12 @@ export class HistoryBuilder {
     return this.exited('TaskStateExited', name);
   }
 
-  /** A Task state whose first attempt fails with `error` and whose Retry succeeds. */
-  retriedTask(name: string, resultKey: string, result: unknown, error: string, message: string): this {
+  /** A task's state whose first attempt throws `thrown` and whose Retry succeeds. */
+  retriedTask<T extends PhaseTask>(task: T, result: TaskResult<T>, thrown: Error): this {
+    const name = stateOf(task);
+    const resultKey = RESULT_KEYS[task];
     this.entered('TaskStateEntered', name);
-    const cause = JSON.stringify({ errorType: error, errorMessage: message, trace: [] });
+    const { error, cause } = lambdaErrorDocument(task, thrown);
     this.add('LambdaFunctionScheduled', { lambdaFunctionScheduledEventDetails: { resource: FUNCTION, input: '{}' } }, 10);
     this.add('LambdaFunctionStarted', {}, 10);
     this.add('LambdaFunctionFailed', { lambdaFunctionFailedEventDetails: { error, cause } }, 2000);
@@ -135,13 +157,27 @@ export class HistoryBuilder {
   }
 }
 
+function stateOf(task: TaskName): string {
+  return task === 'recordFailure' ? CONTROL_STATE_NAMES.recordFailure : STATE_NAMES[task];
+}
+
+/**
+ * The Error and Cause Step Functions records for a handler that threw `thrown`: Lambda's error document
+ * `{"errorType", "errorMessage", "trace"}` ("Lambda function errors in Node.js", AWS Lambda developer guide) of the
+ * TaskFailedError the handler wrapper throws.
+ */
+export function lambdaErrorDocument(task: PhaseTask, thrown: Error): { error: string; cause: string } {
+  const failed = new TaskFailedError(failureRecord(task, thrown), { cause: thrown });
+  return { error: failed.name, cause: JSON.stringify({ errorType: failed.name, errorMessage: failed.message, trace: [] }) };
+}
+
 /** The plan task's result (`$.plan`), as lambdas/core/workflow/upgrade-plan.ts returns it. */
-export function planResult(runId: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function planResult(runId: string, overrides: Partial<UpgradePlan> = {}): UpgradePlan {
   return {
     runId,
     target: 'bexar',
     stopAfter: null,
-    settings: { batchSize: 1000, batchPauseMs: 20, lockTimeoutMs: 2000, batchStatementTimeoutMs: 30000, migrateBudgetMs: 60000, leaseTtlSeconds: 900 },
+    settings: resolveSettings({ batchPauseMs: 20 }),
     versionBefore: '(none)',
     pending: {
       expand: ['bexar_expand01', 'bexar_expand02', 'bexar_expand03'],
@@ -150,15 +186,24 @@ export function planResult(runId: string, overrides: Record<string, unknown> = {
     },
     lintOverrides: [],
     newTaskDefinitions: {},
+    oldTaskDefinitions: {},
+    restartSteps: [],
     startedAt: '2025-06-01T10:00:01.000Z',
+    continuedFrom: null,
     ...overrides,
   };
 }
 
+/** Expand's or contract's result. */
+export function schemaPhaseResult(phase: 'expand' | 'contract', stepsRun: string[], versionAfter: string, versionBefore = '(none)'): SchemaPhaseTaskResult {
+  return { phase, stepsRun, durationMs: 40, versionBefore, versionAfter };
+}
+
 /** One migrate call's result (`$.migrate`), as the migrate handler returns it. */
-export function migrateResult(done: number, remaining: number | null, finished = false): Record<string, unknown> {
+export function migrateResult(done: number, remaining: number | null, finished = false, calls = 1): MigrateTaskResult {
   return {
     finished,
+    calls,
     rowsThisCall: 1000,
     batchesThisCall: 1,
     durationMs: 60000,
@@ -166,6 +211,47 @@ export function migrateResult(done: number, remaining: number | null, finished =
     steps: [{ stepId: 'bexar_migrate01', rowsDone: done, remaining, batches: done / 1000, finished }],
     rowsDone: done,
     rowsRemaining: remaining,
+  };
+}
+
+/** One drain poll's result (`$.drain`), from a database-sessions source. */
+export function drainResult(drained: boolean, summary: string, polls = 1): DrainTaskResult {
+  return {
+    drained,
+    startedAt: '2025-06-01T10:05:00.000Z',
+    polls,
+    summary,
+    newTaskDefinitions: {},
+    report: { drained, source: 'database-sessions', checkedAt: '2025-06-01T10:05:00.000Z', blockers: [], startTimesHidden: false, summary },
+  };
+}
+
+/** "Release lease and summarise"'s result (`$.summary`). */
+export function runSummary(runId: string, overrides: Partial<RunSummary> = {}): RunSummary {
+  return {
+    runId,
+    target: 'bexar',
+    outcome: 'completed',
+    versionBefore: '(none)',
+    versionAfter: 'bexar_expand03, bexar_contract03',
+    steps: [],
+    rowsMigrated: 4000,
+    durationMs: 60000,
+    ...overrides,
+  };
+}
+
+/** "Record failure"'s result for a task that threw `thrown`, as reportFailure builds it. */
+export function failureReport(task: PhaseTask, thrown: Error, options: { version: string; leaseReleased?: boolean; cause?: string }): FailureReport {
+  const record = failureRecord(task, thrown);
+  const state = stateOf(task);
+  return {
+    error: record.errorClass,
+    cause: options.cause ?? `"${state}" failed with ${record.errorClass}: ${record.message}\nNext: ${record.nextAction}\nDatabase version now: ${options.version}`,
+    failedState: state,
+    version: options.version,
+    leaseReleased: options.leaseReleased ?? true,
+    record,
   };
 }
 

@@ -11,7 +11,7 @@ export interface CompiledCatalog {
   readonly steps: Catalog['steps'];
 }
 
-export const COMPILED_CATALOG_FORMAT = 'emc-catalog/1';
+export const COMPILED_CATALOG_FORMAT = 'emc-catalog/2';
 
 export function compileCatalog(catalog: Catalog): CompiledCatalog {
   return { format: COMPILED_CATALOG_FORMAT, releases: catalog.releases, steps: catalog.steps };

@@ -7,19 +7,21 @@ import { placeholderNames } from '../sql/named-parameters.ts';
 import { ensureParserLoaded } from '../sql/parser.ts';
 import { readDirectives, type Directive } from './directives.ts';
 import { decodeUtf8, type DecodedText } from './file-text.ts';
-import { DATA_MODIFYING, writesOfSelect } from './parse-tree.ts';
-import { forbiddenInAnyStep, lintPhase, needsNoTransaction } from './phase-lint.ts';
-import { psqlMetaCommands, splitStatements, type ParsedStatement } from './sql-statements.ts';
+import { forbiddenInAnyStep, lintPhase } from './phase-lint.ts';
+import { psqlMetaCommands, splitStatements } from './sql-statements.ts';
 import { oversizedStatements } from './sql-text-limit.ts';
-import { tablesNamedBy } from './statement-tables.ts';
-import { PHASES, stepId, type BatchStrategy, type Catalog, type Migration, type Phase, type Statement, type Step } from './step.ts';
+import { keysetMigration } from '../steps/keyset-migration.ts';
+import { repeatUntilZeroMigration } from '../steps/repeat-until-zero-migration.ts';
+import { statementByStatementStep } from '../steps/statement-by-statement-step.ts';
+import type { Step, StepFile } from '../steps/step-kind.ts';
+import { transactionalSchemaStep } from '../steps/transactional-schema-step.ts';
+import { PHASES, stepId, type Catalog, type Phase } from './step.ts';
 
 /** The file in the migrations directory that declares the order of releases. */
 export const RELEASES_FILE = 'releases.json';
 
 const STEP_FILE = /^(expand|migrate|contract)(\d{2,})_([a-z0-9]+(?:_[a-z0-9]+)*)\.sql$/;
 const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 /** Files a release folder may hold besides steps. */
 const IGNORED_FILE = /^(\.|README|.*\.md$)/;
 
@@ -28,12 +30,6 @@ const releasesSchema = z.strictObject({
     .array(z.string().regex(RELEASE_NAME, 'a release name is letters, digits, "." and "-", starting with a letter or digit'))
     .min(1, 'list at least one release'),
 });
-
-/** Placeholders each batch strategy binds; a migrate statement may use these and no others. */
-const STRATEGY_PARAMETERS: Record<BatchStrategy['kind'], readonly string[]> = {
-  keyset: ['from_key', 'to_key'],
-  'repeat-until-zero': ['batch_size'],
-};
 
 /**
  * Loads and validates a migrations directory: `releases.json` declaring the order of releases, and one folder a
@@ -217,21 +213,11 @@ function loadStep(
   for (const p of directiveProblems) problem(p.message, p.line);
   const directive = (n: Directive['name']) => directives.find((d) => d.name === n);
 
-  const transactional = !directive('no-transaction');
   const findings: { line: number; message: string }[] = [];
   for (const statement of split.statements) {
     const forbidden = forbiddenInAnyStep(statement);
     if (forbidden) problem(forbidden, statement.line);
     for (const message of lintPhase(phase, statement)) findings.push({ line: statement.line, message });
-    if (transactional && needsNoTransaction(statement)) {
-      problem(
-        `${statement.type} cannot run inside a transaction; put it in its own step marked "-- emc:no-transaction"`,
-        statement.line,
-      );
-    }
-    if (!transactional && statement.type === 'IndexStmt' && statement.node.concurrent === true && !statement.node.idxname) {
-      problem('CREATE INDEX CONCURRENTLY must name its index, so that a re-run after a crash can find it', statement.line);
-    }
   }
   const override = directive('allow-destructive');
   if (findings.length > 0 && !override) {
@@ -242,11 +228,7 @@ function loadStep(
   if (override && findings.length === 0) {
     problem('"emc:allow-destructive" overrides nothing: the file has no statement the phase lint refuses', override.line);
   }
-
-  let migration: Migration | undefined;
-  if (phase === 'migrate') {
-    migration = readMigration(split.statements, directive, releaseHasContract, problem);
-  } else {
+  if (phase !== 'migrate') {
     for (const statement of split.statements) {
       const names = placeholderNames(statement.sql);
       if (names.length > 0) {
@@ -254,28 +236,59 @@ function loadStep(
       }
     }
   }
-  const sent = split.statements.map((s) => ({ sql: s.sql, line: s.line, what: 'the statement' }));
-  if (migration?.pendingSql) sent.push({ sql: migration.pendingSql, line: directive('pending')!.line, what: 'the "emc:pending" query' });
-  for (const p of oversizedStatements(sent)) problem(p.message, p.line);
-  if (problems.length > before) return undefined;
 
   const noPending = directive('no-pending');
-  return {
-    id: stepId(release, phase, number),
-    release,
-    phase,
-    number,
-    file,
-    checksum: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
-    statements: split.statements.map(toStatement),
-    transactional,
-    lintOverride: override
-      ? { reason: override.argument, findings: findings.map((f) => `line ${f.line}: ${f.message}`) }
-      : noPending
-        ? { reason: noPending.argument, findings: [NO_PENDING_FINDING] }
-        : undefined,
-    migration,
-  };
+  const step = parseStep({
+    common: {
+      id: stepId(release, phase, number),
+      release,
+      phase,
+      number,
+      file,
+      checksum: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+      lintOverride: override
+        ? { reason: override.argument, findings: findings.map((f) => `line ${f.line}: ${f.message}`) }
+        : noPending
+          ? { reason: noPending.argument, findings: [NO_PENDING_FINDING] }
+          : undefined,
+    },
+    statements: split.statements,
+    directive,
+    releaseHasContract,
+    problem,
+    parser: { splitStatements, placeholderNames },
+  });
+  const sent = split.statements.map((s) => ({ sql: s.sql, line: s.line, what: 'the statement' }));
+  const pending = directive('pending');
+  if (step?.phase === 'migrate' && step.pendingSql && pending) {
+    sent.push({ sql: step.pendingSql, line: pending.line, what: 'the "emc:pending" query' });
+  }
+  for (const p of oversizedStatements(sent)) problem(p.message, p.line);
+  if (problems.length > before) return undefined;
+  return step;
+}
+
+/**
+ * The step's kind, chosen by its phase and directives, and that kind's part of the validation: expand and contract
+ * steps are transactional unless marked `emc:no-transaction`; a migrate step names its batch strategy.
+ */
+function parseStep(file: StepFile<Phase>): Step | undefined {
+  const { phase } = file.common;
+  if (phase !== 'migrate') {
+    const schemaFile = { ...file, common: { ...file.common, phase } };
+    return file.directive('no-transaction') ? statementByStatementStep.parse(schemaFile) : transactionalSchemaStep.parse(schemaFile);
+  }
+  const migrateFile = { ...file, common: { ...file.common, phase } };
+  const keyset = file.directive('keyset');
+  const repeat = file.directive('repeat-until-zero');
+  if (keyset && !repeat) return keysetMigration.parse(migrateFile);
+  if (repeat && !keyset) return repeatUntilZeroMigration.parse(migrateFile);
+  file.problem(
+    keyset
+      ? 'choose one batch strategy: "emc:keyset" or "emc:repeat-until-zero", not both'
+      : 'a migrate step must declare its batch strategy: "-- emc:keyset table=<table> key=<column>" or "-- emc:repeat-until-zero"',
+  );
+  return undefined;
 }
 
 /** What emc does instead of a psql meta-command: it sends plain SQL statements, one step per file. */
@@ -292,137 +305,3 @@ function metaCommandMessage(command: string): string {
 
 /** What `emc:no-pending` allows, as plan reports it. */
 const NO_PENDING_FINDING = 'no "emc:pending" query: contract does not check that this step left no row to migrate';
-
-function readMigration(
-  statements: readonly ParsedStatement[],
-  directive: (n: Directive['name']) => Directive | undefined,
-  releaseHasContract: boolean,
-  problem: (message: string, line?: number) => void,
-): Migration | undefined {
-  const keyset = directive('keyset');
-  const repeat = directive('repeat-until-zero');
-  if (!keyset === !repeat) {
-    problem(
-      keyset
-        ? 'choose one batch strategy: "emc:keyset" or "emc:repeat-until-zero", not both'
-        : 'a migrate step must declare its batch strategy: "-- emc:keyset table=<table> key=<column>" or "-- emc:repeat-until-zero"',
-    );
-    return undefined;
-  }
-  if (statements.length !== 1) {
-    problem(`a migrate step holds exactly one statement (the batch), found ${statements.length}`);
-    return undefined;
-  }
-  let strategy: BatchStrategy | undefined;
-  if (keyset) {
-    strategy = readKeyset(keyset, problem);
-  } else {
-    strategy = { kind: 'repeat-until-zero', tables: tablesNamedBy(statements[0]!.node) };
-  }
-  if (!strategy) return undefined;
-
-  const statement = statements[0]!;
-  if (!DATA_MODIFYING.has(statement.type)) {
-    const found = statement.type === 'SelectStmt' ? 'a SELECT' : statement.type;
-    problem(
-      `the batch statement must be an INSERT, UPDATE, DELETE or MERGE (a WITH clause before it is fine), found ${found}: ` +
-        'emc repeats it batch by batch and counts the rows it changes, and a SELECT returns rows instead ' +
-        '(SELECT count(*) returns one every time, so the step would never end); put the data-modifying statement at the top',
-      statement.line,
-    );
-  }
-  const allowed = STRATEGY_PARAMETERS[strategy.kind];
-  const used = placeholderNames(statement.sql);
-  const unknown = used.filter((n) => !allowed.includes(n));
-  const missing = allowed.filter((n) => !used.includes(n));
-  if (unknown.length > 0 || missing.length > 0) {
-    problem(
-      `a ${strategy.kind} statement must use ${allowed.map((n) => `:${n}`).join(' and ')}` +
-        (missing.length ? `; missing ${missing.map((n) => `:${n}`).join(', ')}` : '') +
-        (unknown.length ? `; unknown ${unknown.map((n) => `:${n}`).join(', ')}` : ''),
-      statement.line,
-    );
-  }
-
-  let batchSize: number | undefined;
-  const size = directive('batch-size');
-  if (size) {
-    batchSize = Number(size.argument);
-    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
-      problem(`"emc:batch-size" must be a whole number from 1 to 100000, found "${size.argument}"`, size.line);
-    }
-  }
-
-  let pendingSql: string | undefined;
-  const pending = directive('pending');
-  const noPending = directive('no-pending');
-  if (pending && noPending) {
-    problem('choose "emc:pending" or "emc:no-pending", not both', noPending.line);
-  } else if (noPending && !releaseHasContract) {
-    problem('"emc:no-pending" overrides nothing: the release has no contract step that would rely on a pending query', noPending.line);
-  } else if (!pending && !noPending && releaseHasContract) {
-    // Contract drops what the old release used; the pending query is its only evidence that no row was left behind.
-    problem(
-      'a migrate step of a release with contract steps needs "-- emc:pending <SELECT>": contract checks it to know that ' +
-        'no row is left to migrate before it drops anything; if no row can be left behind, say why with "-- emc:no-pending <reason>"',
-    );
-  }
-  if (pending) {
-    const split = splitStatements(pending.argument);
-    const writes = split.ok && split.statements.length === 1 ? writesOfSelect(split.statements[0]!.node) : [];
-    if (!split.ok) {
-      problem(`"emc:pending" query does not parse: ${split.message}`, pending.line);
-    } else if (split.statements.length !== 1 || split.statements[0]!.type !== 'SelectStmt') {
-      problem('"emc:pending" must be one SELECT returning the number of rows still to migrate', pending.line);
-    } else if (placeholderNames(pending.argument).length > 0) {
-      problem('"emc:pending" query takes no parameters', pending.line);
-    } else if (writes.length > 0) {
-      problem(
-        `"emc:pending" must only read, and this query writes: ${writes.join('; ')}; it runs at every plan, migrate call and contract gate`,
-        pending.line,
-      );
-    } else {
-      pendingSql = split.statements[0]!.sql;
-    }
-  }
-  return { strategy, batchSize, pendingSql };
-}
-
-function readKeyset(keyset: Directive, problem: (message: string, line?: number) => void): BatchStrategy | undefined {
-  const usage = 'table=<[schema.]table> key=<column>[,<column>...]';
-  const fields = new Map<string, string>();
-  for (const part of keyset.argument.split(/\s+/)) {
-    const [name, value, extra] = part.split('=');
-    if (!name || value === undefined || extra !== undefined || !['table', 'key'].includes(name) || fields.has(name)) {
-      problem(`"emc:keyset" takes "${usage}", found "${keyset.argument}"`, keyset.line);
-      return undefined;
-    }
-    fields.set(name, value);
-  }
-  const table = fields.get('table')?.split('.');
-  const keys = fields.get('key')?.split(',');
-  if (!table || !keys || table.length > 2 || ![...table, ...keys].every((n) => IDENTIFIER.test(n))) {
-    problem(`"emc:keyset" needs table=<[schema.]table> and key=<column>[,<column>...], each a plain SQL identifier, found "${keyset.argument}"`, keyset.line);
-    return undefined;
-  }
-  // Unquoted identifiers fold to lower case in PostgreSQL; the runner quotes them, so fold here.
-  const folded = keys.map((k) => k.toLowerCase());
-  if (new Set(folded).size !== folded.length) {
-    problem(`"emc:keyset" names a key column twice, found "${keyset.argument}"`, keyset.line);
-    return undefined;
-  }
-  const [schema, name] = table.length === 2 ? table : [undefined, table[0]!];
-  return { kind: 'keyset', table: { schema: schema?.toLowerCase(), name: name!.toLowerCase() }, keys: folded };
-}
-
-function toStatement(statement: ParsedStatement): Statement {
-  if (statement.type === 'IndexStmt' && statement.node.concurrent === true && statement.node.idxname) {
-    const relation = statement.node.relation as { schemaname?: string } | undefined;
-    return {
-      sql: statement.sql,
-      line: statement.line,
-      concurrentIndex: { schema: relation?.schemaname, name: String(statement.node.idxname) },
-    };
-  }
-  return { sql: statement.sql, line: statement.line };
-}

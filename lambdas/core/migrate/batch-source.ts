@@ -1,4 +1,6 @@
-import type { Step } from '../catalog/step.ts';
+import { unreachable, type Migration } from '../steps/step-kind.ts';
+import type { KeysetMigration } from '../steps/keyset-migration.ts';
+import type { RepeatUntilZeroMigration } from '../steps/repeat-until-zero-migration.ts';
 import { KeysetKeyError } from '../errors.ts';
 import { replacePlaceholders } from '../sql/sql-text.ts';
 import type { SqlParams, SqlSession } from '../sql/sql-client.ts';
@@ -72,11 +74,9 @@ interface KeyColumn {
  * exist, be NOT NULL (a NULL key is in no range: its row would never be migrated), be of a type in `KEY_TYPES`, and
  * lead a valid btree index with the column's own collation (the range query sorts in that collation).
  */
-export async function keysetSource(client: SqlSession, step: Step): Promise<BatchSource> {
-  const strategy = step.migration!.strategy;
-  if (strategy.kind !== 'keyset') throw new Error(`Internal error: ${step.id} is not a keyset migration`);
-  const table = strategy.table.schema ? `${quote(strategy.table.schema)}.${quote(strategy.table.name)}` : quote(strategy.table.name);
-  const columns = await describeKey(client, step, table, strategy.keys);
+export async function keysetSource(client: SqlSession, step: KeysetMigration): Promise<BatchSource> {
+  const table = step.table.schema ? `${quote(step.table.schema)}.${quote(step.table.name)}` : quote(step.table.name);
+  const columns = await describeKey(client, step, table, step.keys);
   const keyList = columns.map((c) => quote(c.name)).join(', ');
   const aliases = columns.map((_, i) => `k${i}`);
   const cast = (placeholder: string, c: KeyColumn) => `CAST(:${placeholder} AS ${c.type})`;
@@ -110,7 +110,7 @@ export async function keysetSource(client: SqlSession, step: Step): Promise<Batc
   const fromStart = rangeSql(false);
 
   return {
-    statement: replacePlaceholders(step.statements[0]!.sql, { from_key: rowOf('from_key'), to_key: rowOf('to_key') }),
+    statement: replacePlaceholders(step.statements[0].sql, { from_key: rowOf('from_key'), to_key: rowOf('to_key') }),
     async next(tx, cursor, batchSize) {
       const range = await tx.query<Record<string, string | number>>(
         cursor === undefined ? fromStart : withCursor,
@@ -146,7 +146,7 @@ export async function keysetSource(client: SqlSession, step: Step): Promise<Batc
 /** The key's columns from the catalog, or `KeysetKeyError` listing every reason the keyset cannot walk them. */
 async function describeKey(
   client: SqlSession,
-  step: Step,
+  step: KeysetMigration,
   table: string,
   keys: readonly string[],
 ): Promise<KeyColumn[]> {
@@ -216,9 +216,8 @@ async function describeKey(
  * beyond it the pass is rewriting rows, and it fails. The sizes are the planner's statistics (`reltuples`), counted
  * only for a table never analysed; read once a call, so the check itself costs nothing per batch.
  */
-export async function repeatUntilZeroSource(client: SqlSession, step: Step): Promise<BatchSource> {
-  const strategy = step.migration!.strategy;
-  const tables = strategy.kind === 'repeat-until-zero' ? strategy.tables : [];
+export async function repeatUntilZeroSource(client: SqlSession, step: RepeatUntilZeroMigration): Promise<BatchSource> {
+  const tables = step.tables;
   let rows = 0;
   for (const table of tables) {
     const stats = await client.query<{ rows: number | null }>(
@@ -231,7 +230,7 @@ export async function repeatUntilZeroSource(client: SqlSession, step: Step): Pro
     rows += estimate >= 0 ? estimate : Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
   }
   return {
-    statement: step.statements[0]!.sql,
+    statement: step.statements[0].sql,
     async next(_tx, _cursor, batchSize) {
       return { params: { batch_size: batchSize }, cursorAfter: undefined, keys: 0, lastOfPass: false };
     },
@@ -247,11 +246,17 @@ export async function repeatUntilZeroSource(client: SqlSession, step: Step): Pro
 }
 
 /** The step's batch strategy as its directive says it, stored with its progress: `keyset table=images key=id`. */
-export function describeStrategy(step: Step): string {
-  const strategy = step.migration!.strategy;
-  if (strategy.kind === 'repeat-until-zero') return 'repeat-until-zero';
-  const table = strategy.table.schema ? `${strategy.table.schema}.${strategy.table.name}` : strategy.table.name;
-  return `keyset table=${table} key=${strategy.keys.join(',')}`;
+export function describeStrategy(step: Migration): string {
+  switch (step.kind) {
+    case 'repeat-until-zero':
+      return 'repeat-until-zero';
+    case 'keyset': {
+      const table = step.table.schema ? `${step.table.schema}.${step.table.name}` : step.table.name;
+      return `keyset table=${table} key=${step.keys.join(',')}`;
+    }
+    default:
+      return unreachable(step);
+  }
 }
 
 function quote(identifier: string): string {

@@ -1,7 +1,7 @@
-import type { Step } from '../catalog/step.ts';
+import type { Migration } from '../steps/step-kind.ts';
 import { StepFailedError } from '../errors.ts';
 import type { RunContext } from '../phases/run-context.ts';
-import type { MigrateProgress } from '../state/database-state.ts';
+import type { ProgressRow } from '../state/migrate-progress.ts';
 import { renewLease } from '../state/lease.ts';
 import { STATE_SCHEMA } from '../state/schema.ts';
 import type { BatchSource } from './batch-source.ts';
@@ -12,11 +12,11 @@ import type { BatchSource } from './batch-source.ts';
  */
 export async function runBatch(
   ctx: RunContext,
-  step: Step,
+  step: Migration,
   source: BatchSource,
-  progress: MigrateProgress,
+  progress: ProgressRow,
   batchSize: number,
-): Promise<{ ran: boolean; rows: number; passEnded: boolean; progress: MigrateProgress }> {
+): Promise<{ ran: boolean; rows: number; passEnded: boolean; progress: ProgressRow }> {
   return ctx.client.transaction(async (tx) => {
     await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, {
       lockTimeoutMs: ctx.settings.lockTimeoutMs,

@@ -2,7 +2,7 @@ import type { Catalog } from '../catalog/step.ts';
 import { PhaseGateError } from '../errors.ts';
 import { engineBounds } from '../state/engine-transaction.ts';
 import { ensureStateSchema } from '../state/schema.ts';
-import { applySchemaStep, type StepRun } from './apply-schema-step.ts';
+import { applySteps } from '../steps/run-steps.ts';
 import type { SchemaPhaseResult } from './expand.ts';
 import { contractGates } from './gates.ts';
 import { inspect } from './inspect.ts';
@@ -32,8 +32,7 @@ export async function contract(
     return { inspection, closed: await contractGates(tx, catalog, inspection, options.drainConfirmed) };
   });
   if (closed.length > 0 && inspection.pending.contract.length > 0) throw new PhaseGateError('contract', closed);
-  const stepsRun: StepRun[] = [];
-  for (const step of inspection.pending.contract) stepsRun.push(await applySchemaStep(ctx, step));
+  const stepsRun = await applySteps(ctx, inspection.pending.contract);
   return {
     phase: 'contract',
     stepsRun,

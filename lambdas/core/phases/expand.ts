@@ -1,7 +1,7 @@
 import type { Catalog } from '../catalog/step.ts';
 import { engineBounds } from '../state/engine-transaction.ts';
 import { ensureStateSchema } from '../state/schema.ts';
-import { applySchemaStep, type StepRun } from './apply-schema-step.ts';
+import { applySteps, type StepRun } from '../steps/run-steps.ts';
 import { inspect } from './inspect.ts';
 import { reading, type RunContext } from './run-context.ts';
 
@@ -16,8 +16,7 @@ export interface SchemaPhaseResult {
 export async function expand(ctx: RunContext, catalog: Catalog, target?: string): Promise<SchemaPhaseResult> {
   await ensureStateSchema(ctx.client, engineBounds(ctx.settings));
   const inspection = await reading(ctx, 'reading the upgrade state before expand', (tx) => inspect(tx, catalog, target));
-  const stepsRun: StepRun[] = [];
-  for (const step of inspection.pending.expand) stepsRun.push(await applySchemaStep(ctx, step));
+  const stepsRun = await applySteps(ctx, inspection.pending.expand);
   return {
     phase: 'expand',
     stepsRun,

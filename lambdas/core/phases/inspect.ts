@@ -1,4 +1,4 @@
-import { stepsUpTo, type Catalog, type Phase, type Step } from '../catalog/step.ts';
+import { stepsUpTo, type Catalog, type Phase, type StepOfPhase } from '../catalog/step.ts';
 import { CatalogOrderError, DatabaseAheadError, DriftError, InputError, MigrateStepChangedError } from '../errors.ts';
 import type { SqlSession } from '../sql/sql-client.ts';
 import { formatVersion } from '../state/composite-version.ts';
@@ -10,7 +10,7 @@ export interface Inspection {
   readonly state: DatabaseState;
   readonly versionText: string;
   /** Steps still to run up to the target, per phase, in order. */
-  readonly pending: Readonly<Record<Phase, readonly Step[]>>;
+  readonly pending: { readonly [P in Phase]: readonly StepOfPhase<P>[] };
 }
 
 /**
@@ -47,7 +47,7 @@ export async function inspect(session: SqlSession, catalog: Catalog, target?: st
     }
   }
 
-  const pendingOf = (phase: Phase) => stepsUpTo(catalog, phase, release).filter((s) => !appliedIds.has(s.id));
+  const pendingOf = <P extends Phase>(phase: P) => stepsUpTo(catalog, phase, release).filter((s) => !appliedIds.has(s.id));
   return {
     target: release,
     state,

@@ -1,4 +1,4 @@
-import type { Step } from '../catalog/step.ts';
+import type { Migration } from '../steps/step-kind.ts';
 import { StepFailedError } from '../errors.ts';
 import { SqlError } from '../sql/sql-client.ts';
 import type { ReadOnlySession } from '../state/engine-transaction.ts';
@@ -12,8 +12,8 @@ const READ_ONLY_SQL_TRANSACTION = '25006';
  * itself or through a function it calls, fails instead of changing data, so plan's preview, the contract gate and
  * progress reports never write through it. A query slower than the timeout fails as `EngineTimeoutError` naming it.
  */
-export async function pendingRows(tx: ReadOnlySession, step: Step): Promise<number | undefined> {
-  const sql = step.migration?.pendingSql;
+export async function pendingRows(tx: ReadOnlySession, step: Migration): Promise<number | undefined> {
+  const sql = step.pendingSql;
   if (!sql) return undefined;
   let value: unknown;
   try {
@@ -28,12 +28,14 @@ export async function pendingRows(tx: ReadOnlySession, step: Step): Promise<numb
     throw new StepFailedError(step.id, sql, error.sqlState, `${problem} (${step.file}, "emc:pending")`, {
       cause: error,
       transactional: true,
+      place: { file: step.file },
     });
   }
   const count = Number(value ?? 0);
   if (!Number.isFinite(count)) {
     throw new StepFailedError(step.id, sql, undefined, `its pending query returned "${String(value)}", not a number`, {
       transactional: true,
+      place: { file: step.file },
     });
   }
   return count;

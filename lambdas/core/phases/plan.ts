@@ -1,8 +1,10 @@
-import type { Catalog, Phase, Step } from '../catalog/step.ts';
+import type { Catalog, Phase } from '../catalog/step.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
 import { DEFAULT_BOUNDS, readTransaction, type EngineBounds } from '../state/engine-transaction.ts';
 import { currentLease } from '../state/lease.ts';
 import { stateSchemaExists } from '../state/schema.ts';
+import { kindOf } from '../steps/run-steps.ts';
+import type { Migration, Step } from '../steps/step-kind.ts';
 import { contractGates } from './gates.ts';
 import { checkRestartSteps, inspect, refuseChangedMigrateSteps } from './inspect.ts';
 
@@ -13,7 +15,7 @@ export interface PlannedStep {
 }
 
 export interface PlannedMigration extends PlannedStep {
-  readonly strategy: string;
+  readonly strategy: Migration['kind'];
   readonly rowsDone: number;
   readonly cursor: string | null;
 }
@@ -59,7 +61,7 @@ export async function plan(
     const blockedBy = (await contractGates(tx, catalog, inspection, true)).filter(
       (r) => !r.startsWith('expand steps') && !r.startsWith('migrations are not'),
     );
-    const summary = (s: Step): PlannedStep => ({ stepId: s.id, file: s.file, transactional: s.transactional });
+    const summary = (s: Step): PlannedStep => ({ stepId: s.id, file: s.file, transactional: kindOf(s).transactional });
     return {
       target: inspection.target,
       version: inspection.versionText,
@@ -69,7 +71,7 @@ export async function plan(
           const progress = inspection.state.progress.get(s.id);
           return {
             ...summary(s),
-            strategy: s.migration!.strategy.kind,
+            strategy: s.kind,
             rowsDone: progress?.rowsDone ?? 0,
             cursor: progress?.cursor ?? null,
           };

@@ -1,4 +1,5 @@
-import type { Statement, Step } from '../catalog/step.ts';
+import type { Statement } from '../catalog/step.ts';
+import type { Step } from '../steps/step-kind.ts';
 import { EmcError, LeaseBusyError, LeaseLostError, LockTimeoutError, StepFailedError, TransactionConflictError } from '../errors.ts';
 import { LOCK_NOT_AVAILABLE, SqlError } from '../sql/sql-client.ts';
 import { finishHistory, recordHistory } from '../state/history.ts';
@@ -14,17 +15,19 @@ const TRANSACTION_CONFLICTS = new Set(['40001', '40P01']);
  * Turns what a step threw into the engine's typed error and records the failure in history (after the rollback,
  * so only the history row remains). Errors of the engine itself (lease lost, ...) pass through unchanged; so does
  * a dropped connection, after which nothing can be recorded. `runningHistoryId` is the `running` row a step
- * outside a transaction started with: it is finished as failed instead of a new row being written.
+ * outside a transaction started with: it is finished as failed instead of a new row being written. `transactional`
+ * is the step kind's: whether the failure left none of the step's writes behind (the error's next action says so).
  */
 export async function failStep(
   ctx: RunContext,
   step: Step,
+  transactional: boolean,
   startedAt: Date,
   statement: Statement | undefined,
   error: unknown,
   runningHistoryId?: number,
 ): Promise<Error> {
-  const typed = toStepError(step, statement, error);
+  const typed = toStepError(step, transactional, statement, error);
   ctx.onEvent?.({ type: 'step-failed', stepId: step.id, error: typed.message });
   // A run without the lease must not write, and the step did not run: no history row. Likewise when the lease row
   // was locked: the lease could not be checked, so it cannot be checked for this row either.
@@ -42,19 +45,21 @@ export async function failStep(
   return typed;
 }
 
-export function toStepError(step: Step, statement: Statement | undefined, error: unknown): Error {
+export function toStepError(step: Step, transactional: boolean, statement: Statement | undefined, error: unknown): Error {
   if (error instanceof EmcError) return error;
   if (error instanceof SqlError) {
     const where = statement ? ` (${step.file}, statement at line ${statement.line})` : '';
+    const place = statement ? { file: step.file, line: statement.line } : { file: step.file };
     if (error.sqlState === LOCK_NOT_AVAILABLE) {
-      return new LockTimeoutError(step.id, `${error.message}${where}`, { cause: error });
+      return new LockTimeoutError(step.id, `${error.message}${where}`, { cause: error, place });
     }
     if (error.sqlState !== undefined && TRANSACTION_CONFLICTS.has(error.sqlState)) {
-      return new TransactionConflictError(error.sqlState, `Step ${step.id}: ${error.message}${where}`, { cause: error });
+      return new TransactionConflictError(error.sqlState, `Step ${step.id}: ${error.message}${where}`, { cause: error, stepId: step.id, place });
     }
     return new StepFailedError(step.id, statement?.sql ?? '', error.sqlState, `${error.message}${where}`, {
       cause: error,
-      transactional: step.transactional,
+      transactional,
+      place,
     });
   }
   return error instanceof Error ? error : new Error(String(error));

@@ -1,6 +1,8 @@
-import type { Phase, Step } from '../catalog/step.ts';
+import type { Phase } from '../catalog/step.ts';
+import type { Step } from '../steps/step-kind.ts';
 import type { SqlSession } from '../sql/sql-client.ts';
 import { formatVersion, type CompositeVersion } from './composite-version.ts';
+import { readAllProgress, type ProgressRow } from './migrate-progress.ts';
 import { STATE_SCHEMA, stateSchemaExists } from './schema.ts';
 
 export interface AppliedStep {
@@ -10,30 +12,12 @@ export interface AppliedStep {
   readonly runId: string;
 }
 
-export interface MigrateProgress {
-  readonly stepId: string;
-  /** Last key done (keyset), as text; undefined before the first batch of a pass. */
-  readonly cursor: string | undefined;
-  /** A keyset step restarts with a new pass when its pending query still finds rows after it reached the end. */
-  readonly pass: number;
-  readonly rowsDone: number;
-  readonly keysScanned: number;
-  readonly batches: number;
-  readonly finished: boolean;
-  /** The step file's checksum its batches ran with; undefined for a row written by an earlier release of the tool. */
-  readonly checksum: string | undefined;
-  /** The batch strategy its batches ran with, as the directive says it (`keyset table=images key=id`). */
-  readonly strategy: string | undefined;
-  /** Rows changed since the current pass began. */
-  readonly passRows: number;
-}
-
 /** Everything the engine knows about a database, read in one go. */
 export interface DatabaseState {
   readonly version: CompositeVersion;
   /** Applied steps in the order they were applied. */
   readonly applied: readonly AppliedStep[];
-  readonly progress: ReadonlyMap<string, MigrateProgress>;
+  readonly progress: ReadonlyMap<string, ProgressRow>;
 }
 
 export const EMPTY_STATE: DatabaseState = {
@@ -41,25 +25,6 @@ export const EMPTY_STATE: DatabaseState = {
   applied: [],
   progress: new Map(),
 };
-
-/**
- * A migrate_progress row as read, through `row_to_json` so that a schema of an earlier version (read-only callers do
- * not upgrade it) reads too: columns it lacks are absent.
- */
-type ProgressRow = {
-  step_id: string;
-  cursor: string | null;
-  pass: number;
-  rows_done: number;
-  keys_scanned: number;
-  batches: number;
-  finished: boolean;
-  checksum?: string | null;
-  strategy?: string | null;
-  pass_rows?: number;
-};
-
-const PROGRESS_ROWS = `SELECT row_to_json(p)::text AS row FROM ${STATE_SCHEMA}.migrate_progress p`;
 
 /** Reads the state; a database the tool never touched reads as empty (and is not changed). */
 export async function readState(session: SqlSession): Promise<DatabaseState> {
@@ -70,33 +35,11 @@ export async function readState(session: SqlSession): Promise<DatabaseState> {
   const applied = await session.query<{ step_id: string; phase: Phase; checksum: string; run_id: string }>(
     `SELECT step_id, phase, checksum, run_id FROM ${STATE_SCHEMA}.applied_step ORDER BY applied_at, step_id`,
   );
-  const progress = await session.query<{ row: string }>(PROGRESS_ROWS);
   const row = version.rows[0];
   return {
     version: { expand: row?.expand_step ?? undefined, contract: row?.contract_step ?? undefined },
     applied: applied.rows.map((r) => ({ stepId: r.step_id, phase: r.phase, checksum: r.checksum, runId: r.run_id })),
-    progress: new Map(progress.rows.map((r) => toProgress(r.row)).map((p) => [p.stepId, p])),
-  };
-}
-
-export async function readProgress(session: SqlSession, stepId: string): Promise<MigrateProgress | undefined> {
-  const result = await session.query<{ row: string }>(`${PROGRESS_ROWS} WHERE step_id = :step`, { step: stepId });
-  return result.rows[0] && toProgress(result.rows[0].row);
-}
-
-function toProgress(json: string): MigrateProgress {
-  const r = JSON.parse(json) as ProgressRow;
-  return {
-    stepId: r.step_id,
-    cursor: r.cursor ?? undefined,
-    pass: Number(r.pass),
-    rowsDone: Number(r.rows_done),
-    keysScanned: Number(r.keys_scanned),
-    batches: Number(r.batches),
-    finished: r.finished,
-    checksum: r.checksum ?? undefined,
-    strategy: r.strategy ?? undefined,
-    passRows: Number(r.pass_rows ?? 0),
+    progress: await readAllProgress(session),
   };
 }
 

@@ -1,4 +1,4 @@
-import type { Step } from '../catalog/step.ts';
+import type { Step } from '../steps/step-kind.ts';
 import type { SqlSession } from '../sql/sql-client.ts';
 import { STATE_SCHEMA } from './schema.ts';
 

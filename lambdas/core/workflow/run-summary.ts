@@ -5,19 +5,9 @@ import { readHistory } from '../state/history.ts';
 import { engineBounds, readTransaction } from '../state/engine-transaction.ts';
 import { releaseLease } from '../state/lease.ts';
 import { resolveSettings } from '../settings.ts';
-import type { UpgradePlan } from './upgrade-plan.ts';
+import type { RunSummary, UpgradePlan } from './task-contract.ts';
 
-export interface RunSummary {
-  readonly runId: string;
-  readonly target: string;
-  readonly outcome: 'completed' | 'stopped after expand' | 'stopped after migrate';
-  readonly versionBefore: string;
-  readonly versionAfter: string;
-  /** One entry per step this run worked on; a migrate step's rows and time are summed over its batch runs. */
-  readonly steps: readonly { stepId: string; phase: string; durationMs: number; rowsAffected: number | null }[];
-  readonly rowsMigrated: number;
-  readonly durationMs: number;
-}
+export type { RunSummary } from './task-contract.ts';
 
 /** The last state: releases the lease and summarises the run from the history table (the source of truth). */
 export async function finishUpgrade(client: SqlClient, plan: UpgradePlan): Promise<RunSummary> {

@@ -5,42 +5,15 @@ import { serviceLabel, type EcsServiceRef } from '../drain/ecs-names.ts';
 import { readOldTaskDefinitions } from '../drain/ecs-release.ts';
 import { plan } from '../phases/plan.ts';
 import { InputError } from '../errors.ts';
-import { resolveSettings, settingsProblems, type SettingsOverrides, type UpgradeSettings } from '../settings.ts';
+import { resolveSettings, settingsProblems, type SettingsOverrides } from '../settings.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
 import { engineBounds } from '../state/engine-transaction.ts';
 import { acquireLease } from '../state/lease.ts';
 import { ensureStateSchema } from '../state/schema.ts';
 import { parseExecutionInput, type ExecutionInput } from './execution-input.ts';
+import type { UpgradePlan } from './task-contract.ts';
 
-/**
- * What the first state decides and every later state reads (`$.plan` in the execution's data): small, and free of
- * row data, because it is written to the execution history.
- */
-export interface UpgradePlan {
-  /** The execution ARN (or local run id): owner of the lease and the run id in the history table. */
-  readonly runId: string;
-  readonly target: string;
-  readonly stopAfter: 'expand' | 'migrate' | null;
-  readonly settings: UpgradeSettings;
-  readonly versionBefore: string;
-  readonly pending: { readonly expand: string[]; readonly migrate: string[]; readonly contract: string[] };
-  /** Phase-lint overrides in the steps to run, with their reasons, so they show in the execution history. */
-  readonly lintOverrides: readonly { stepId: string; reason: string }[];
-  readonly newTaskDefinitions: Readonly<Record<string, string>>;
-  /** The input's session pattern for this release (`drain.sessions`), replacing the drain source's. */
-  readonly sessionPattern?: string;
-  /**
-   * ECS drain source: per service (`cluster/service`), the task definitions the old release ran when this upgrade
-   * was planned (before expand); empty when nothing was recorded. The drain gate fails when a service runs one of
-   * them again (a rollback). Always present: the continuation of a long migration passes it on.
-   */
-  readonly oldTaskDefinitions: Readonly<Record<string, readonly string[]>>;
-  /** The execution input's `restartSteps`, checked: partly-run migrate steps whose file changed, to run again. */
-  readonly restartSteps?: readonly string[];
-  readonly startedAt: string;
-  /** The execution this one continues (it took the lease over from it), or null. */
-  readonly continuedFrom: string | null;
-}
+export type { UpgradePlan } from './task-contract.ts';
 
 /** What the plan needs to know of the drain gate: its source, and an ECS client for an ECS source. */
 export interface PlanDrainDependencies {

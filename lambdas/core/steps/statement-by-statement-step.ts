@@ -1,75 +1,72 @@
-import type { Statement, Step } from '../catalog/step.ts';
+import type { Statement } from '../catalog/step.ts';
 import { IndexBuildInProgressError } from '../errors.ts';
+import { leased, type RunContext } from '../phases/run-context.ts';
+import { failStep } from '../phases/step-errors.ts';
 import { StatementStillRunningError, type SqlSession } from '../sql/sql-client.ts';
 import { formatVersion } from '../state/composite-version.ts';
 import { recordApplied } from '../state/database-state.ts';
-import { finishHistory, recordHistory, startHistory } from '../state/history.ts';
-import { renewLease } from '../state/lease.ts';
-import { leased, type RunContext } from './run-context.ts';
-import { failStep } from './step-errors.ts';
+import { finishHistory, startHistory } from '../state/history.ts';
+import type { StepCommon, StepKind } from './step-kind.ts';
 
-export interface StepRun {
-  readonly stepId: string;
-  readonly phase: string;
-  readonly durationMs: number;
-  readonly rowsAffected?: number;
-  /** The composite version once the step committed. */
-  readonly version: string;
+/** A statement of a `no-transaction` step. */
+export interface StandaloneStatement extends Statement {
+  /** Set for `CREATE INDEX CONCURRENTLY`: a re-run after a crash checks for an invalid index of this name. */
+  readonly concurrentIndex?: { readonly schema: string | undefined; readonly name: string };
+}
+
+/** An expand or contract step marked `-- emc:no-transaction` (CREATE INDEX CONCURRENTLY): run statement by statement. */
+export interface StatementByStatementStep extends StepCommon {
+  readonly kind: 'statement-by-statement';
+  readonly phase: 'expand' | 'contract';
+  readonly statements: readonly StandaloneStatement[];
 }
 
 /**
- * Applies one expand or contract step. A transactional step runs all its statements, the version update and its
- * history row in ONE transaction under `lock_timeout`: it either fully happens or leaves no trace but a failed
- * history row. A `no-transaction` step runs statement by statement and is made safe to repeat after a crash.
- */
-export async function applySchemaStep(ctx: RunContext, step: Step): Promise<StepRun> {
-  ctx.onEvent?.({ type: 'step-started', stepId: step.id, phase: step.phase });
-  const startedAt = new Date();
-  const run = step.transactional ? applyInTransaction : applyStatementByStatement;
-  const version = await run(ctx, step, startedAt);
-  const durationMs = Date.now() - startedAt.getTime();
-  ctx.onEvent?.({ type: 'step-succeeded', stepId: step.id, durationMs, version });
-  return { stepId: step.id, phase: step.phase, durationMs, version };
-}
-
-async function applyInTransaction(ctx: RunContext, step: Step, startedAt: Date): Promise<string> {
-  let current: Statement | undefined;
-  try {
-    return await ctx.client.transaction(async (tx) => {
-      // DDL waits at most lock_timeout for its lock, so a long application transaction cannot make every
-      // application query queue behind this step's pending ACCESS EXCLUSIVE lock. The step's own statements keep the
-      // database's statement_timeout (a DDL step may rightly run long); the bookkeeping after them only writes the
-      // engine's rows, whose waits lock_timeout bounds.
-      await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, {
-        lockTimeoutMs: ctx.settings.lockTimeoutMs,
-        statementTimeoutMs: undefined,
-        idleInTransactionTimeoutMs: ctx.settings.idleInTransactionTimeoutMs,
-      });
-      for (const statement of step.statements) {
-        current = statement;
-        await tx.query(statement.sql);
-      }
-      current = undefined;
-      const version = await recordApplied(tx, step, ctx.runId);
-      await recordHistory(tx, { runId: ctx.runId, step, startedAt, outcome: 'succeeded' });
-      return formatVersion(version);
-    });
-  } catch (error) {
-    throw await failStep(ctx, step, startedAt, current, error);
-  }
-}
-
-/**
- * For statements PostgreSQL refuses inside a transaction (CREATE INDEX CONCURRENTLY). A crash can leave an
+ * For statements PostgreSQL refuses inside a transaction, made safe to repeat after a crash. A crash can leave an
  * INVALID index behind: it is dropped and rebuilt; a valid index of the same name means the statement already
  * succeeded and is skipped. Other statements in such a step must be idempotent themselves (IF [NOT] EXISTS).
+ * Refused at load: a CREATE INDEX CONCURRENTLY without a name (a re-run could not find it).
  *
  * Such a statement cannot re-check the lease in its own transaction: the check (and renewal) runs in a call of its
  * own just before it, together with the index lookup. What remains open is a run that stalls for longer than the
  * lease's ttl between that check and the statement's start, and a statement that itself outlives the ttl: another
  * run may then take the lease over (it would find this index being built, `IndexBuildInProgressError`).
  */
-async function applyStatementByStatement(ctx: RunContext, step: Step, startedAt: Date): Promise<string> {
+export const statementByStatementStep: StepKind<StatementByStatementStep> = {
+  kind: 'statement-by-statement',
+  transactional: false,
+
+  parse(file) {
+    const statements: StandaloneStatement[] = [];
+    for (const statement of file.statements) {
+      const concurrent = statement.type === 'IndexStmt' && statement.node.concurrent === true;
+      if (concurrent && !statement.node.idxname) {
+        file.problem('CREATE INDEX CONCURRENTLY must name its index, so that a re-run after a crash can find it', statement.line);
+      }
+      if (concurrent && statement.node.idxname) {
+        const relation = statement.node.relation as { schemaname?: string } | undefined;
+        statements.push({
+          sql: statement.sql,
+          line: statement.line,
+          concurrentIndex: { schema: relation?.schemaname, name: String(statement.node.idxname) },
+        });
+      } else {
+        statements.push({ sql: statement.sql, line: statement.line });
+      }
+    }
+    return { ...file.common, kind: 'statement-by-statement', statements };
+  },
+
+  async prepare(ctx, step) {
+    return {
+      run: async () => ({ finished: true, rows: 0, batches: 0, version: await applyStatementByStatement(ctx, step) }),
+      remaining: async () => 0,
+    };
+  },
+};
+
+async function applyStatementByStatement(ctx: RunContext, step: StatementByStatementStep): Promise<string> {
+  const startedAt = new Date();
   let current: Statement | undefined;
   let historyId: number | undefined;
   try {
@@ -84,9 +81,7 @@ async function applyStatementByStatement(ctx: RunContext, step: Step, startedAt:
       try {
         await ctx.client.query(statement.sql, {}, { longRunning: true });
       } catch (error) {
-        if (error instanceof StatementStillRunningError && statement.concurrentIndex) {
-          throw new IndexBuildInProgressError(step.id, statement.concurrentIndex.name);
-        }
+        if (error instanceof StatementStillRunningError && index) throw new IndexBuildInProgressError(step.id, index.name);
         throw error;
       }
     }
@@ -98,7 +93,7 @@ async function applyStatementByStatement(ctx: RunContext, step: Step, startedAt:
       return formatVersion(version);
     });
   } catch (error) {
-    throw await failStep(ctx, step, startedAt, current, error, historyId);
+    throw await failStep(ctx, step, statementByStatementStep.transactional, startedAt, current, error, historyId);
   }
 }
 
@@ -123,7 +118,11 @@ async function findIndex(tx: SqlSession, index: { schema: string | undefined; na
 }
 
 /** Drops an invalid leftover of a crashed CREATE INDEX CONCURRENTLY; says whether a valid index already exists. */
-async function prepareConcurrentIndex(ctx: RunContext, step: Step, existing: ExistingIndex | undefined): Promise<'built' | 'absent'> {
+async function prepareConcurrentIndex(
+  ctx: RunContext,
+  step: StatementByStatementStep,
+  existing: ExistingIndex | undefined,
+): Promise<'built' | 'absent'> {
   if (!existing) return 'absent';
   if (existing.valid) {
     ctx.onEvent?.({ type: 'index-already-built', stepId: step.id, index: existing.qualified });

@@ -1,0 +1,355 @@
+import type pg from 'pg';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCatalog } from '../lambdas/core/catalog/load-catalog.ts';
+import { contract } from '../lambdas/core/phases/contract.ts';
+import { expand } from '../lambdas/core/phases/expand.ts';
+import { readState } from '../lambdas/core/state/database-state.ts';
+import { formatVersion } from '../lambdas/core/state/composite-version.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { endRun, migrateToEnd, startRun } from './support/engine.ts';
+
+/**
+ * Every recipe of docs/cookbook.md, end to end on the real PostgreSQL: the old release writes from before expand
+ * until the drain, the new release from the end of expand until after contract, each through its own columns. Each
+ * writer owns its rows (the seeded rows by id parity, and the rows it inserts), so the last value it wrote to a row
+ * is the value the row must end with, read through the final schema. Not one write may fail.
+ */
+
+const COOKBOOK = join(dirname(fileURLToPath(import.meta.url)), '../docs/cookbook');
+const SEEDED = 3_000;
+/** Small batches: migrate takes many batches, so the writers run beside it. */
+const SETTINGS = { batchSize: 250 } as const;
+
+type Ledger = Map<string, string>;
+
+/** One release's writes, in that release's schema. `write` inserts or updates one row it owns and records its final value. */
+interface ReleaseWrites {
+  write(pool: pg.Pool, own: string[], ledger: Ledger, n: number): Promise<void>;
+}
+
+interface Recipe {
+  readonly name: string;
+  /** Seeds `SEEDED` rows in the old schema; returns their ids with the value each must end with. */
+  seed(pool: pg.Pool): Promise<Ledger>;
+  readonly oldRelease: ReleaseWrites;
+  readonly newRelease: ReleaseWrites;
+  /** Every row's final value, read through the final schema, by id. */
+  read(pool: pg.Pool): Promise<Map<string, string>>;
+  /** What the final schema must enforce, checked after contract. */
+  checkSchema(pool: pg.Pool): Promise<void>;
+}
+
+/** Updates an owned row (or inserts a new one), one in three writes inserting. */
+function writes(insert: (pool: pg.Pool, n: number) => Promise<[string, string]>, update: (pool: pg.Pool, id: string, n: number) => Promise<string>): ReleaseWrites {
+  return {
+    async write(pool, own, ledger, n) {
+      if (n % 3 === 0 || own.length === 0) {
+        const [id, value] = await insert(pool, n);
+        own.push(id);
+        ledger.set(id, value);
+      } else {
+        const id = own[(n * 7919) % own.length]!;
+        ledger.set(id, await update(pool, id, n));
+      }
+    },
+  };
+}
+
+const one = async (pool: pg.Pool, sql: string, params: unknown[]): Promise<string> =>
+  String((await pool.query<{ id: string }>(sql, params)).rows[0]!.id);
+
+async function seedRows(pool: pg.Pool, sql: string, value: (id: string) => string): Promise<Ledger> {
+  const { rows } = await pool.query<{ id: string }>(sql, [SEEDED]);
+  return new Map(rows.map((r) => [String(r.id), value(String(r.id))]));
+}
+
+async function readRows(pool: pg.Pool, sql: string): Promise<Map<string, string>> {
+  const { rows } = await pool.query<{ id: string; value: string }>(sql);
+  return new Map(rows.map((r) => [String(r.id), r.value]));
+}
+
+async function notNull(pool: pg.Pool, table: string, column: string): Promise<void> {
+  const { rows } = await pool.query<{ attnotnull: boolean }>(
+    `SELECT attnotnull FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2`,
+    [table, column],
+  );
+  expect(rows, `${table}.${column}`).toEqual([{ attnotnull: true }]);
+}
+
+async function columns(pool: pg.Pool, table: string): Promise<string[]> {
+  const { rows } = await pool.query<{ column_name: string }>(
+    `SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`,
+    [table],
+  );
+  return rows.map((r) => r.column_name);
+}
+
+const cents = (n: number) => String(100 + ((n * 37) % 100_000));
+const priceText = (c: string) => `${Math.floor(Number(c) / 100)}.${String(Number(c) % 100).padStart(2, '0')}`;
+
+const RECIPES: readonly Recipe[] = [
+  {
+    name: 'add-not-null-column',
+    seed: (pool) =>
+      seedRows(pool, `INSERT INTO accounts (email) SELECT 'User' || g || '@Example.COM' FROM generate_series(1, $1) g RETURNING id`, (id) =>
+        `User${id}@Example.COM`,
+      ),
+    oldRelease: writes(
+      async (pool, n) => {
+        const email = `Old${n}@Example.com`;
+        return [await one(pool, `INSERT INTO accounts (email) VALUES ($1) RETURNING id`, [email]), email];
+      },
+      async (pool, id, n) => {
+        const email = `Old${n}.Update@Example.com`;
+        await pool.query(`UPDATE accounts SET email = $2 WHERE id = $1`, [id, email]);
+        return email;
+      },
+    ),
+    newRelease: writes(
+      async (pool, n) => {
+        const email = `New${n}@Example.com`;
+        return [await one(pool, `INSERT INTO accounts (email, email_normalized) VALUES ($1, lower($1)) RETURNING id`, [email]), email];
+      },
+      async (pool, id, n) => {
+        const email = `New${n}.Update@Example.com`;
+        await pool.query(`UPDATE accounts SET email = $2, email_normalized = lower($2) WHERE id = $1`, [id, email]);
+        return email;
+      },
+    ),
+    async read(pool) {
+      const wrong = await pool.query(`SELECT id FROM accounts WHERE email_normalized IS DISTINCT FROM lower(email)`);
+      expect(wrong.rows, 'rows whose email_normalized is not lower(email)').toEqual([]);
+      return readRows(pool, `SELECT id, email AS value FROM accounts`);
+    },
+    checkSchema: (pool) => notNull(pool, 'accounts', 'email_normalized'),
+  },
+  {
+    name: 'rename-column',
+    seed: (pool) => seedRows(pool, `INSERT INTO customers (fullname) SELECT 'Customer ' || g FROM generate_series(1, $1) g RETURNING id`, (id) => `Customer ${id}`),
+    oldRelease: writes(
+      async (pool, n) => [await one(pool, `INSERT INTO customers (fullname) VALUES ($1) RETURNING id`, [`Old ${n}`]), `Old ${n}`],
+      async (pool, id, n) => {
+        await pool.query(`UPDATE customers SET fullname = $2 WHERE id = $1`, [id, `Old renamed ${n}`]);
+        return `Old renamed ${n}`;
+      },
+    ),
+    newRelease: writes(
+      async (pool, n) => [await one(pool, `INSERT INTO customers (display_name) VALUES ($1) RETURNING id`, [`New ${n}`]), `New ${n}`],
+      async (pool, id, n) => {
+        await pool.query(`UPDATE customers SET display_name = $2 WHERE id = $1`, [id, `New renamed ${n}`]);
+        return `New renamed ${n}`;
+      },
+    ),
+    read: (pool) => readRows(pool, `SELECT id, display_name AS value FROM customers`),
+    async checkSchema(pool) {
+      await notNull(pool, 'customers', 'display_name');
+      expect(await columns(pool, 'customers')).toEqual(['id', 'display_name']);
+    },
+  },
+  {
+    name: 'change-column-type',
+    seed: (pool) =>
+      seedRows(pool, `INSERT INTO products (price) SELECT (g * 3) || '.25' FROM generate_series(1, $1) g RETURNING id`, (id) => {
+        // Seeded ids run 1..SEEDED in insert order, so the price follows from the id.
+        return String(Number(id) * 300 + 25);
+      }),
+    oldRelease: writes(
+      async (pool, n) => [await one(pool, `INSERT INTO products (price) VALUES ($1) RETURNING id`, [priceText(cents(n))]), cents(n)],
+      async (pool, id, n) => {
+        await pool.query(`UPDATE products SET price = $2 WHERE id = $1`, [id, priceText(cents(n))]);
+        return cents(n);
+      },
+    ),
+    newRelease: writes(
+      async (pool, n) => [await one(pool, `INSERT INTO products (price_cents) VALUES ($1) RETURNING id`, [cents(n)]), cents(n)],
+      async (pool, id, n) => {
+        await pool.query(`UPDATE products SET price_cents = $2 WHERE id = $1`, [id, cents(n)]);
+        return cents(n);
+      },
+    ),
+    read: (pool) => readRows(pool, `SELECT id, price_cents::text AS value FROM products`),
+    async checkSchema(pool) {
+      await notNull(pool, 'products', 'price_cents');
+      expect(await columns(pool, 'products')).toEqual(['id', 'price_cents']);
+    },
+  },
+  {
+    name: 'add-constraints-online',
+    async seed(pool) {
+      await pool.query(`INSERT INTO customers (name) SELECT 'Customer ' || g FROM generate_series(1, 100) g`);
+      return seedRows(
+        pool,
+        `INSERT INTO orders (customer_id, reference) SELECT 1 + g % 100, 'seed-' || g FROM generate_series(1, $1) g RETURNING id`,
+        (id) => `${1 + (Number(id) % 100)}:seed-${id}`,
+      );
+    },
+    oldRelease: writes(
+      async (pool, n) => {
+        const customer = 1 + (n % 100);
+        return [await one(pool, `INSERT INTO orders (customer_id, reference) VALUES ($1, $2) RETURNING id`, [customer, `old-${n}`]), `${customer}:old-${n}`];
+      },
+      async (pool, id, n) => {
+        const customer = 1 + ((n * 3) % 100);
+        const reference = `old-update-${n}`;
+        await pool.query(`UPDATE orders SET customer_id = $2, reference = $3 WHERE id = $1`, [id, customer, reference]);
+        return `${customer}:${reference}`;
+      },
+    ),
+    newRelease: writes(
+      async (pool, n) => {
+        const customer = 1 + ((n * 11) % 100);
+        return [await one(pool, `INSERT INTO orders (customer_id, reference) VALUES ($1, $2) RETURNING id`, [customer, `new-${n}`]), `${customer}:new-${n}`];
+      },
+      async (pool, id, n) => {
+        const customer = 1 + ((n * 13) % 100);
+        const reference = `new-update-${n}`;
+        await pool.query(`UPDATE orders SET customer_id = $2, reference = $3 WHERE id = $1`, [id, customer, reference]);
+        return `${customer}:${reference}`;
+      },
+    ),
+    read: (pool) => readRows(pool, `SELECT id, customer_id || ':' || reference AS value FROM orders`),
+    async checkSchema(pool) {
+      const { rows } = await pool.query(
+        `SELECT conname, contype, convalidated FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype IN ('f', 'u') ORDER BY conname`,
+      );
+      expect(rows).toEqual([
+        { conname: 'orders_customer_fk', contype: 'f', convalidated: true },
+        { conname: 'orders_reference_key', contype: 'u', convalidated: true },
+      ]);
+      await expect(pool.query(`INSERT INTO orders (customer_id, reference) VALUES (100000, 'orphan')`)).rejects.toMatchObject({ code: '23503' });
+      await expect(pool.query(`INSERT INTO orders (customer_id, reference) VALUES (1, 'seed-1')`)).rejects.toMatchObject({ code: '23505' });
+    },
+  },
+  {
+    name: 'split-table',
+    seed: (pool) =>
+      seedRows(pool, `INSERT INTO users (name, street, city) SELECT 'User ' || g, g || ' Main St', 'Springfield' FROM generate_series(1, $1) g RETURNING id`, (id) =>
+        `${id} Main St|Springfield`,
+      ),
+    oldRelease: writes(
+      async (pool, n) => [
+        await one(pool, `INSERT INTO users (name, street, city) VALUES ($1, $2, $3) RETURNING id`, [`Old ${n}`, `${n} Old Rd`, 'Oldtown']),
+        `${n} Old Rd|Oldtown`,
+      ],
+      async (pool, id, n) => {
+        await pool.query(`UPDATE users SET street = $2, city = $3 WHERE id = $1`, [id, `${n} Moved Ave`, 'Oldcity']);
+        return `${n} Moved Ave|Oldcity`;
+      },
+    ),
+    newRelease: writes(
+      async (pool, n) => {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          const id = String((await client.query<{ id: string }>(`INSERT INTO users (name) VALUES ($1) RETURNING id`, [`New ${n}`])).rows[0]!.id);
+          await client.query(
+            `INSERT INTO addresses (user_id, street, city) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id) DO UPDATE SET street = excluded.street, city = excluded.city`,
+            [id, `${n} New Blvd`, 'Newtown'],
+          );
+          await client.query('COMMIT');
+          return [id, `${n} New Blvd|Newtown`];
+        } catch (error) {
+          await client.query('ROLLBACK');
+          throw error;
+        } finally {
+          client.release();
+        }
+      },
+      async (pool, id, n) => {
+        await pool.query(
+          `INSERT INTO addresses (user_id, street, city) VALUES ($1, $2, $3)
+           ON CONFLICT (user_id) DO UPDATE SET street = excluded.street, city = excluded.city`,
+          [id, `${n} Newer Way`, 'Newcity'],
+        );
+        return `${n} Newer Way|Newcity`;
+      },
+    ),
+    read: (pool) => readRows(pool, `SELECT u.id, a.street || '|' || a.city AS value FROM users u LEFT JOIN addresses a ON a.user_id = u.id`),
+    async checkSchema(pool) {
+      expect(await columns(pool, 'users')).toEqual(['id', 'name']);
+    },
+  },
+];
+
+/** Writes in a loop until `stop()`; a failed write fails the test (collected, not thrown mid-upgrade). */
+function writer(pool: pg.Pool, release: ReleaseWrites, own: string[], ledger: Ledger, failures: string[]) {
+  let running = true;
+  let writes = 0;
+  const waiting: { count: number; resolve: () => void }[] = [];
+  const done = (async () => {
+    while (running) {
+      try {
+        await release.write(pool, own, ledger, writes);
+      } catch (error) {
+        failures.push((error as Error).message);
+      }
+      writes++;
+      for (const w of waiting.filter((w) => writes >= w.count)) w.resolve();
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  })();
+  return {
+    /** Resolves once `more` further writes are done: the writer wrote while what ran before this call ran. */
+    wrote(more: number): Promise<void> {
+      return new Promise((resolve) => waiting.push({ count: writes + more, resolve }));
+    },
+    async stop(): Promise<void> {
+      running = false;
+      await done;
+    },
+  };
+}
+
+describe.each(RECIPES)('cookbook recipe $name', (recipe) => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('upgrades with both releases writing, losing and failing no write', async () => {
+    const dir = join(COOKBOOK, recipe.name);
+    await db.pool.query(readFileSync(join(dir, 'schema.sql'), 'utf8'));
+    const catalog = await loadCatalog(join(dir, 'migrations'));
+    const seeded = await recipe.seed(db.pool);
+    const ids = [...seeded.keys()];
+    const oldLedger: Ledger = new Map();
+    const newLedger: Ledger = new Map();
+    const failures: string[] = [];
+    const ctx = await startRun(db.client, `cookbook-${recipe.name}`, SETTINGS);
+
+    // Each phase runs between writes of the releases that run then: the writers' rows meet every phase's triggers.
+    const oldWriter = writer(db.pool, recipe.oldRelease, ids.filter((_, i) => i % 2 === 0), oldLedger, failures);
+    await oldWriter.wrote(20);
+    await expand(ctx, catalog);
+    const newWriter = writer(db.pool, recipe.newRelease, ids.filter((_, i) => i % 2 === 1), newLedger, failures);
+    await Promise.all([oldWriter.wrote(20), newWriter.wrote(20)]);
+    const calls = await migrateToEnd(ctx, catalog);
+    await Promise.all([oldWriter.wrote(20), newWriter.wrote(20)]);
+    // The drain: the last task of the old release is gone before contract.
+    await oldWriter.stop();
+    await contract(ctx, catalog, undefined, { drainConfirmed: true });
+    await newWriter.wrote(20);
+    await newWriter.stop();
+    await endRun(ctx);
+
+    expect(failures).toEqual([]);
+    const migrateSteps = catalog.steps.filter((s) => s.phase === 'migrate').length;
+    expect(calls.reduce((n, c) => n + c.batchesThisCall, 0), 'migrate ran in batches').toBeGreaterThan(migrateSteps > 0 ? 1 : -1);
+
+    const expected = new Map([...seeded, ...oldLedger, ...newLedger]);
+    const actual = await recipe.read(db.pool);
+    const wrong = [...expected].filter(([id, value]) => actual.get(id) !== value).slice(0, 5);
+    expect(wrong.map(([id, value]) => ({ id, expected: value, actual: actual.get(id) }))).toEqual([]);
+    expect(actual.size).toBe(expected.size);
+    await recipe.checkSchema(db.pool);
+    expect(formatVersion((await readState(db.client)).version)).toContain(recipe.name);
+  });
+});
