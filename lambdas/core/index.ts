@@ -11,6 +11,7 @@ export { contract, type ContractOptions } from './phases/contract.ts';
 export { expand, type SchemaPhaseResult } from './phases/expand.ts';
 export { inspect, resolveTarget } from './phases/inspect.ts';
 export { migrate, type MigrateResult, type MigrateStepProgress } from './phases/migrate.ts';
+export { migrateToEnd, type MigrateToEndOptions } from './phases/migrate-to-end.ts';
 export { plan, type Plan } from './phases/plan.ts';
 export type { EngineEvent, RunContext } from './phases/run-context.ts';
 export { DEFAULT_SETTINGS, resolveSettings, settingsOverridesSchema, type SettingsOverrides, type UpgradeSettings } from './settings.ts';

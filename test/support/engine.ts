@@ -1,7 +1,7 @@
 import type { Catalog } from '../../lambdas/core/catalog/step.ts';
 import { contract } from '../../lambdas/core/phases/contract.ts';
 import { expand } from '../../lambdas/core/phases/expand.ts';
-import { migrate, type MigrateOptions, type MigrateResult } from '../../lambdas/core/phases/migrate.ts';
+import { migrateToEnd } from '../../lambdas/core/phases/migrate-to-end.ts';
 import type { RunContext } from '../../lambdas/core/phases/run-context.ts';
 import { resolveSettings, type SettingsOverrides } from '../../lambdas/core/settings.ts';
 import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
@@ -14,7 +14,7 @@ import { startUpgrade } from '../../lambdas/core/workflow/upgrade-plan.ts';
 /*
  * The engine-level upgrade sequence of the tests: the deployed state machine (lib/upgrade-state-machine.ts) runs these
  * tasks in this order; tests about the workflow itself run that state machine (bin/local/run-local-execution.ts), tests
- * of the engine run the phases here, one helper for the sequence and one for the migrate loop.
+ * of the engine run the phases here, one helper for the sequence; the migrate loop is the engine's migrateToEnd.
  */
 
 /** A run context holding the lease, as the state machine's plan step leaves it. */
@@ -33,28 +33,7 @@ export async function endRun(ctx: RunContext): Promise<void> {
   await releaseLease(ctx.client, ctx.runId);
 }
 
-export interface MigrateLoopOptions extends MigrateOptions {
-  readonly target?: string;
-  /** Stop once a call's result satisfies it; default: the call that reports `finished`, as the state machine does. */
-  readonly until?: (result: MigrateResult) => boolean;
-  /** Called after every call, before the next one starts. */
-  readonly afterCall?: (result: MigrateResult) => Promise<void> | void;
-  /** @default 10_000 */
-  readonly maxCalls?: number;
-}
-
-/** Calls migrate until finished (or `until`); returns every call's result, in order. */
-export async function migrateToEnd(ctx: RunContext, catalog: Catalog, options: MigrateLoopOptions = {}): Promise<MigrateResult[]> {
-  const { target, until = (r) => r.finished, afterCall, maxCalls = 10_000, ...migrateOptions } = options;
-  const results: MigrateResult[] = [];
-  while (results.length < maxCalls) {
-    const result = await migrate(ctx, catalog, target, migrateOptions);
-    results.push(result);
-    await afterCall?.(result);
-    if (until(result) || result.finished) return results;
-  }
-  throw new Error(`migrate did not finish in ${maxCalls} calls`);
-}
+export { migrateToEnd, type MigrateToEndOptions } from '../../lambdas/core/phases/migrate-to-end.ts';
 
 export type UpgradePhase = 'plan' | 'expand' | 'migrate' | 'contract' | 'finish';
 
