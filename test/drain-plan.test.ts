@@ -15,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { rejectionOf } from './support/engine-faults.ts';
 
 /**
- * The drain gate's part of "Plan upgrade": the ECS source records the old release's task definitions before
+ * The drain gate's part of "Start upgrade": the ECS source records the old release's task definitions before
  * expand (so a rollback fails the drain), and an execution's input may name its release's session pattern.
  */
 const REGION = 'us-east-1';
@@ -54,7 +54,7 @@ const deployment = (status: 'PRIMARY' | 'ACTIVE' | 'INACTIVE', taskDefinition: s
   createdAt: new Date('2026-11-25T03:00:00Z'),
 });
 
-describe('Plan upgrade and the drain gate', () => {
+describe('Start upgrade and the drain gate', () => {
   let db: TestDatabase;
   let client: import('../lambdas/core/index.ts').PgSqlClient;
   const handlers = (source: DrainSourceConfig) =>

@@ -58,7 +58,7 @@ export async function upgrade(
 }
 
 /**
- * One execution's tasks on the engine directly, without Step Functions: "Plan upgrade" (validates the input, takes
+ * One execution's tasks on the engine directly, without Step Functions: "Start upgrade" (validates the input, takes
  * the lease), the phases (`upgrade`), "Release lease and summarise". For tests that run the sequence many times (the
  * kill-point experiment); what the state machine itself decides (retries, catches, the drain gate) is tested by
  * running it.

@@ -22,8 +22,9 @@ export interface PlanDrainDependencies {
 }
 
 /**
- * The plan state: validates the execution input and the catalog against the database (read-only so far), then
- * takes the lease. Bad input, drift or a newer database fail here, before anything is written.
+ * The first state ("Start upgrade"): validates the execution input, previews the upgrade (`plan`, read-only), then
+ * takes the lease and answers the upgrade plan every later state reads. Bad input, drift or a newer database fail
+ * here, before anything is written.
  */
 export async function startUpgrade(
   client: SqlClient,
