@@ -8,8 +8,8 @@ import {
   EmcError,
   InputError,
   MigrateStepChangedError,
-} from '../../lambdas/core/errors.ts';
-import { SqlError } from '../../lambdas/core/sql/sql-client.ts';
+  SqlError,
+} from '../../lambdas/core/index.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 
 /**

@@ -1,8 +1,8 @@
 /**
- * The engine's API for code that drives it from outside this package's own tasks: the package's `emc-upgrade/engine`
- * export (package.json, pinned by test/package.test.ts), the tests and the benchmark. Knows nothing of Lambda. Inside
- * the package, the Lambda handlers import the modules they use directly, so that each task's bundle holds only what
- * that task runs; the CLI imports directly too, beside them.
+ * The engine's API for code that drives it from outside the Lambda tasks: the package's `emc-upgrade/engine` export
+ * (package.json, pinned by test/package.test.ts), the CLI, the tests and the benchmark. Knows nothing of Lambda or
+ * Step Functions: the workflow's contract (lambdas/core/workflow) is imported from there. The Lambda handlers import
+ * the modules they use directly, so that each task's bundle holds only what that task runs.
  */
 export { loadCatalog, RELEASES_FILE } from './catalog/load-catalog.ts';
 export { PHASES, stepId, stepsUpTo, type Catalog, type Phase } from './catalog/step.ts';
@@ -16,7 +16,7 @@ export { plan, type Plan } from './phases/plan.ts';
 export type { EngineEvent, RunContext } from './phases/run-context.ts';
 export { DEFAULT_SETTINGS, resolveSettings, settingsOverridesSchema, type SettingsOverrides, type UpgradeSettings } from './settings.ts';
 export { PgSqlClient } from './sql/pg-client.ts';
-export type { SqlClient, SqlParams, SqlResult, SqlSession, SqlValue } from './sql/sql-client.ts';
+export { SqlError, type SqlClient, type SqlParams, type SqlResult, type SqlSession, type SqlValue } from './sql/sql-client.ts';
 export { formatVersion, NO_VERSION, type CompositeVersion } from './state/composite-version.ts';
 export { readState } from './state/database-state.ts';
 export { readHistory, type HistoryEntry } from './state/history.ts';
