@@ -1,4 +1,5 @@
 import type { UpgradeSettings } from '../lambdas/core/index.ts';
+import { markdownTable } from '../scripts/markdown-table.ts';
 import type { Machine } from './lib/machine.ts';
 import { targetBatchMs } from './lib/postgres.ts';
 import { bytes, ms, num, pct, times } from './lib/stats.ts';
@@ -64,11 +65,6 @@ function targetSetting(settings: UpgradeSettings): string {
   return target === undefined ? '' : `, targetBatchMs ${target}`;
 }
 
-function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const line = (cells: readonly string[]) => `| ${cells.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`;
-  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
-}
-
 /** A bullet list from the notes that apply (falsy ones are left out). */
 function notes(...items: (string | false | undefined)[]): string {
   return items.filter((i): i is string => Boolean(i)).map((i) => `- ${i}`).join('\n');
@@ -95,7 +91,7 @@ export function renderReport(r: ReportInput): string {
 
   add(
     HEADINGS[1],
-    table(
+    markdownTable(
       ['', ''],
       [
         ['CPU', `${m.cpuModel}, ${m.cores} cores`],
@@ -151,7 +147,7 @@ export function renderReport(r: ReportInput): string {
 
   add(
     HEADINGS[2],
-    table(
+    markdownTable(
       ['Section', 'Target', 'Measured', 'Margin', 'Result'],
       r.targets.map((t) => [
         t.section,
@@ -177,7 +173,7 @@ export function renderReport(r: ReportInput): string {
     `The demo's migrate01 backfill (\`visibility\` from \`is_public\`, with the \`visibility IS NULL\` guard) on ` +
       `${num(tp.rows)} rows, five ways, each on a fresh copy of the same table` +
       (tp.repeats > 1 ? `, ${tp.repeats} rounds (every other one in reverse order); times are medians.` : '.'),
-    table(
+    markdownTable(
       ['Contender', 'Rows', 'Batches', tp.repeats > 1 ? `Time (median of ${tp.repeats})` : 'Time', ...(tp.repeats > 1 ? ['Each round'] : []), 'Rows/s', 'vs single UPDATE'],
       tp.contenders.map((c) => [
         c.label + (c.calls ? ` (${c.calls} migrate call${c.calls === 1 ? '' : 's'})` : ''),
@@ -221,7 +217,7 @@ export function renderReport(r: ReportInput): string {
     HEADINGS[4],
     "Each batch's wall time (for the engine its `batch` event's `durationMs`: the whole batch transaction), median " +
       'of the batches between 5% and 15% of the run and of those between 85% and 95%.',
-    table(
+    markdownTable(
       ['Contender', 'Batches', 'Median batch ~10%', 'Median batch ~90%', '90% ÷ 10%', 'Batches per median'],
       tp.perBatch.map((p) => [p.label, num(p.batches), ms(p.at10Ms), ms(p.at90Ms), times(p.ratio), num(p.sampleSize)]),
     ),
@@ -252,7 +248,7 @@ export function renderReport(r: ReportInput): string {
       `started while the migrate ran (idle: ${ms(impact.idleMs / 2)} with no migrate before the runs and as long after ` +
       `them, pooled; p99 of each half ${impact.idleWindowsP99Ms.map(ms).join(' and ')}), each run on a fresh copy of the ` +
       `${num(impact.rows)}-row table. Rows/s is of the table's rows (the writer's own updates fill some rows first).`,
-    table(
+    markdownTable(
       [
         'Run',
         'Writes',
@@ -320,7 +316,7 @@ export function renderReport(r: ReportInput): string {
     `Full local executions of the synthesized state machine (aws-local-stepfunctions, each Task the real handler) ` +
       `with the demo release bexar on freshly seeded tables, migrateBudgetMs ${num(tr.migrateBudgetMs)} at every size. ` +
       `A transition is a \`StateEntered\` event (Step Functions Standard bills $0.025 per 1,000).`,
-    table(
+    markdownTable(
       [
         'Rows',
         'Transitions',
@@ -391,7 +387,7 @@ export function renderReport(r: ReportInput): string {
       `\`emc-catalog.json\`. Initialisation: \`await import()\` of the bundle in a fresh \`node\` process with the ` +
       `construct's environment variables, median of ${timedRuns} processes; "ready" is process start to handler ` +
       `exported, Node's own start included. Lambda runs Node 24 on ARM64; these ran on ${bd.nodeVersion} on this CPU.`,
-    table(
+    markdownTable(
       ['Handler', 'Minified', 'gzip -9', 'Largest inputs', 'Imports at run time', `≤ ${bytes(bd.targetBytes)}`, 'Import (median)', 'Process start → ready (median)'],
       bd.bundles.map((b) => [
         b.handler,
@@ -428,7 +424,7 @@ export function renderReport(r: ReportInput): string {
       `call's time. Idle writer, one window before the grid and one after it, pooled: p50 ${ms(sweep.idle.p50Ms)}, p99 ` +
       `${ms(sweep.idle.p99Ms)} (${num(sweep.idle.statements)} writes; p99 of each window ` +
       `${sweep.idleWindowsP99Ms.map(ms).join(' and ')}). A ✗ marks a writer p99 over the §3 target of ${P99_LIMIT}× idle.`,
-    table(
+    markdownTable(
       ['Batch', 'Pause', 'Rows/s', 'Writes', 'Batch p50', 'Batch max', 'Writer p50', 'Writer p99', 'p99 vs idle', 'Longest lock wait (≥)', 'Note'],
       sweep.points.map((p) => {
         const marks = [
@@ -477,7 +473,7 @@ export function renderReport(r: ReportInput): string {
       `(\`bin/local/data-api-emulator\`), which waits the given latency before answering each call; beside it the single ` +
       `UPDATE as one ExecuteStatement through the same emulator at the same latency. Calls are counted by the emulator; ` +
       `calls per batch are those between two consecutive batches of one migrate call (median, and the range seen).`,
-    table(
+    markdownTable(
       ['Latency per call', 'Engine keyset', 'Batches', 'Migrate calls', 'Data API calls', 'Calls per batch', 'Batch p50', 'Rows/s', 'Single UPDATE', 'Its calls', 'Its rows/s', 'Keyset ÷ single'],
       da.points.map((p) => [
         `${p.latencyMs} ms`,
@@ -543,7 +539,7 @@ export function renderReport(r: ReportInput): string {
         `CONSTRAINT\`: one step, one transaction). Figures from pgbench's per-transaction log; a transaction counts in ` +
         `every phase its run overlapped. CPU is in cores (1.00 = one core busy for the whole phase) out of ${m.cores}, ` +
         `from \`process.cpuUsage()\` for the benchmark's own process and \`/proc\` for the others.`,
-      table(
+      markdownTable(
         ['Phase', 'Wall', 'Transactions', 'Failed', 'p50', 'p99', 'Max', 'p99 vs idle', 'CPU: runner', 'CPU: PostgreSQL', 'CPU: pgbench', 'CPU: other processes', 'CPU: machine'],
         pb.phases.map((p) => [
           p.label,

@@ -1,7 +1,7 @@
 import { Arn, ArnFormat, Stack, Token } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import type { Construct } from 'constructs';
-import type { DrainSource as DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
+import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import { sessionPatternProblem } from '../lambdas/core/drain/session-drain.ts';
 import { ConstructPropsError } from './construct-props-error.ts';
 

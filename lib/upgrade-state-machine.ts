@@ -65,7 +65,7 @@ function groupRetries() {
 /**
  * The upgrade workflow, JSONPath mode (the local runner cannot run JSONata or variables):
  *
- *   Plan upgrade -> Expand schema -> [stop after expand?] -> Migrate data (loop until finished)
+ *   Start upgrade -> Expand schema -> [stop after expand?] -> Migrate data (loop until finished)
  *   -> [stop after migrate?] -> Check old release drained <-> Wait for old tasks to drain
  *   -> Contract schema -> Release lease and summarise -> Upgrade complete
  *

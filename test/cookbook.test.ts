@@ -8,6 +8,7 @@ import { contract } from '../lambdas/core/phases/contract.ts';
 import { expand } from '../lambdas/core/phases/expand.ts';
 import { readState } from '../lambdas/core/state/database-state.ts';
 import { formatVersion } from '../lambdas/core/state/composite-version.ts';
+import { ApplicationWriter, ledgerMismatches, type Queryable, type ReleaseWorkload } from '../bin/local/application-writer.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { endRun, migrateToEnd, startRun } from './support/engine.ts';
 
@@ -23,52 +24,52 @@ const SEEDED = 3_000;
 /** Small batches: migrate takes many batches, so the writers run beside it. */
 const SETTINGS = { batchSize: 250 } as const;
 
-type Ledger = Map<string, string>;
-
-/** One release's writes, in that release's schema. `write` inserts or updates one row it owns and records its final value. */
-interface ReleaseWrites {
-  write(pool: pg.Pool, own: string[], ledger: Ledger, n: number): Promise<void>;
+/** A row as it must read through the final schema: one text value per recipe (its `read` query's `value`). */
+interface RecipeRow {
+  readonly value: string;
 }
+type Ledger = Map<number, RecipeRow>;
 
 interface Recipe {
   readonly name: string;
   /** Seeds `SEEDED` rows in the old schema; returns their ids with the value each must end with. */
   seed(pool: pg.Pool): Promise<Ledger>;
-  readonly oldRelease: ReleaseWrites;
-  readonly newRelease: ReleaseWrites;
+  /** What the old and the new release write, each in its own schema. */
+  readonly oldRelease: ReleaseWorkload<RecipeRow>;
+  readonly newRelease: ReleaseWorkload<RecipeRow>;
   /** Every row's final value, read through the final schema, by id. */
-  read(pool: pg.Pool): Promise<Map<string, string>>;
+  read(pool: pg.Pool): Promise<Ledger>;
   /** What the final schema must enforce, checked after contract. */
   checkSchema(pool: pg.Pool): Promise<void>;
 }
 
-/** Updates an owned row (or inserts a new one), one in three writes inserting. */
-function writes(insert: (pool: pg.Pool, n: number) => Promise<[string, string]>, update: (pool: pg.Pool, id: string, n: number) => Promise<string>): ReleaseWrites {
+/** A release's writes from an insert (answers the new id and its value) and an update (answers the row's new value). */
+function writes(
+  insert: (pool: Queryable, n: number) => Promise<[string, string]>,
+  update: (pool: Queryable, id: number, n: number) => Promise<string>,
+): ReleaseWorkload<RecipeRow> {
   return {
-    async write(pool, own, ledger, n) {
-      if (n % 3 === 0 || own.length === 0) {
-        const [id, value] = await insert(pool, n);
-        own.push(id);
-        ledger.set(id, value);
-      } else {
-        const id = own[(n * 7919) % own.length]!;
-        ledger.set(id, await update(pool, id, n));
-      }
+    async insert(pool, n) {
+      const [id, value] = await insert(pool, n);
+      return { id: Number(id), row: { value } };
+    },
+    async update(pool, id, n) {
+      return { value: await update(pool, id, n) };
     },
   };
 }
 
-const one = async (pool: pg.Pool, sql: string, params: unknown[]): Promise<string> =>
+const one = async (pool: Queryable, sql: string, params: unknown[]): Promise<string> =>
   String((await pool.query<{ id: string }>(sql, params)).rows[0]!.id);
 
 async function seedRows(pool: pg.Pool, sql: string, value: (id: string) => string): Promise<Ledger> {
   const { rows } = await pool.query<{ id: string }>(sql, [SEEDED]);
-  return new Map(rows.map((r) => [String(r.id), value(String(r.id))]));
+  return new Map(rows.map((r) => [Number(r.id), { value: value(String(r.id)) }]));
 }
 
-async function readRows(pool: pg.Pool, sql: string): Promise<Map<string, string>> {
+async function readRows(pool: pg.Pool, sql: string): Promise<Ledger> {
   const { rows } = await pool.query<{ id: string; value: string }>(sql);
-  return new Map(rows.map((r) => [String(r.id), r.value]));
+  return new Map(rows.map((r) => [Number(r.id), { value: r.value }]));
 }
 
 async function notNull(pool: pg.Pool, table: string, column: string): Promise<void> {
@@ -275,35 +276,6 @@ const RECIPES: readonly Recipe[] = [
   },
 ];
 
-/** Writes in a loop until `stop()`; a failed write fails the test (collected, not thrown mid-upgrade). */
-function writer(pool: pg.Pool, release: ReleaseWrites, own: string[], ledger: Ledger, failures: string[]) {
-  let running = true;
-  let writes = 0;
-  const waiting: { count: number; resolve: () => void }[] = [];
-  const done = (async () => {
-    while (running) {
-      try {
-        await release.write(pool, own, ledger, writes);
-      } catch (error) {
-        failures.push((error as Error).message);
-      }
-      writes++;
-      for (const w of waiting.filter((w) => writes >= w.count)) w.resolve();
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-  })();
-  return {
-    /** Resolves once `more` further writes are done: the writer wrote while what ran before this call ran. */
-    wrote(more: number): Promise<void> {
-      return new Promise((resolve) => waiting.push({ count: writes + more, resolve }));
-    },
-    async stop(): Promise<void> {
-      running = false;
-      await done;
-    },
-  };
-}
-
 describe.each(RECIPES)('cookbook recipe $name', (recipe) => {
   let db: TestDatabase;
 
@@ -320,35 +292,36 @@ describe.each(RECIPES)('cookbook recipe $name', (recipe) => {
     const catalog = await loadCatalog(join(dir, 'migrations'));
     const seeded = await recipe.seed(db.pool);
     const ids = [...seeded.keys()];
-    const oldLedger: Ledger = new Map();
-    const newLedger: Ledger = new Map();
-    const failures: string[] = [];
+    const ledger: Ledger = new Map(seeded);
+    const release = (name: 'old' | 'new', workload: ReleaseWorkload<RecipeRow>, owned: number[]) =>
+      new ApplicationWriter({ databaseUrl: db.url, applicationName: `cookbook-${name}`, workload, owned, ledger, seed: 7, pauseMs: 1 });
+    const oldWriter = release('old', recipe.oldRelease, ids.filter((_, i) => i % 2 === 0));
+    const newWriter = release('new', recipe.newRelease, ids.filter((_, i) => i % 2 === 1));
     const ctx = await startRun(db.client, `cookbook-${recipe.name}`, SETTINGS);
 
     // Each phase runs between writes of the releases that run then: the writers' rows meet every phase's triggers.
-    const oldWriter = writer(db.pool, recipe.oldRelease, ids.filter((_, i) => i % 2 === 0), oldLedger, failures);
+    oldWriter.start();
     await oldWriter.wrote(20);
     await expand(ctx, catalog);
-    const newWriter = writer(db.pool, recipe.newRelease, ids.filter((_, i) => i % 2 === 1), newLedger, failures);
+    newWriter.start();
     await Promise.all([oldWriter.wrote(20), newWriter.wrote(20)]);
     const calls = await migrateToEnd(ctx, catalog);
     await Promise.all([oldWriter.wrote(20), newWriter.wrote(20)]);
     // The drain: the last task of the old release is gone before contract.
-    await oldWriter.stop();
+    const oldReport = await oldWriter.stop();
     await contract(ctx, catalog, undefined, { drainConfirmed: true });
     await newWriter.wrote(20);
-    await newWriter.stop();
+    const newReport = await newWriter.stop();
     await endRun(ctx);
 
-    expect(failures).toEqual([]);
+    expect([...oldReport.errors, ...newReport.errors]).toEqual([]);
+    expect(oldReport.inserts + newReport.inserts, 'both releases inserted as well as updated').toBeGreaterThan(0);
     const migrateSteps = catalog.steps.filter((s) => s.phase === 'migrate').length;
     expect(calls.reduce((n, c) => n + c.batchesThisCall, 0), 'migrate ran in batches').toBeGreaterThan(migrateSteps > 0 ? 1 : -1);
 
-    const expected = new Map([...seeded, ...oldLedger, ...newLedger]);
     const actual = await recipe.read(db.pool);
-    const wrong = [...expected].filter(([id, value]) => actual.get(id) !== value).slice(0, 5);
-    expect(wrong.map(([id, value]) => ({ id, expected: value, actual: actual.get(id) }))).toEqual([]);
-    expect(actual.size).toBe(expected.size);
+    expect(ledgerMismatches(ledger, actual).slice(0, 5)).toEqual([]);
+    expect(actual.size).toBe(ledger.size);
     await recipe.checkSchema(db.pool);
     expect(formatVersion((await readState(db.client)).version)).toContain(recipe.name);
   });

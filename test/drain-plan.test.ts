@@ -4,7 +4,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';
-import type { DrainSource } from '../lambdas/core/drain/drain-gate.ts';
+import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../lambdas/core/index.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
@@ -15,14 +15,14 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { rejectionOf } from './support/engine-faults.ts';
 
 /**
- * The drain gate's part of "Plan upgrade": the ECS source records the old release's task definitions before
+ * The drain gate's part of "Start upgrade": the ECS source records the old release's task definitions before
  * expand (so a rollback fails the drain), and an execution's input may name its release's session pattern.
  */
 const REGION = 'us-east-1';
 const CLUSTER = `arn:aws:ecs:${REGION}:123456789012:cluster/prod`;
 const td = (revision: number) => `arn:aws:ecs:${REGION}:123456789012:task-definition/orders-api:${revision}`;
-const ECS_SOURCE: DrainSource = { kind: 'ecs', services: [{ cluster: CLUSTER, service: 'orders-api' }] };
-const SESSIONS: DrainSource = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
+const ECS_SOURCE: DrainSourceConfig = { kind: 'ecs', services: [{ cluster: CLUSTER, service: 'orders-api' }] };
+const SESSIONS: DrainSourceConfig = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
 const EXECUTION = 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:drain-plan';
 
 const ecsMock = mockClient(ECSClient);
@@ -54,10 +54,10 @@ const deployment = (status: 'PRIMARY' | 'ACTIVE' | 'INACTIVE', taskDefinition: s
   createdAt: new Date('2026-11-25T03:00:00Z'),
 });
 
-describe('Plan upgrade and the drain gate', () => {
+describe('Start upgrade and the drain gate', () => {
   let db: TestDatabase;
   let client: import('../lambdas/core/index.ts').PgSqlClient;
-  const handlers = (source: DrainSource) =>
+  const handlers = (source: DrainSourceConfig) =>
     createWorkflowHandlers({
       sql: async () => client,
       catalog: once(() => loadCatalog(DEMO_MIGRATIONS)),

@@ -16,13 +16,12 @@ import {
 } from '@aws-sdk/client-ecs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  DrainFailedError,
-  DrainTimeoutError,
-  drainTimeoutMessage,
-  shortName,
-} from '../lambdas/core/drain/drain-errors.ts';
-import { checkEcsDrain, readOldTaskDefinitions, taskDefinitionKey, type EcsServiceRef } from '../lambdas/core/drain/ecs-drain.ts';
+import { DrainFailedError, DrainTimeoutError, drainTimeoutMessage } from '../lambdas/core/drain/drain-errors.ts';
+import { pinnedTaskDefinitions, type SessionDrainReport } from '../lambdas/core/drain/drain-report.ts';
+import { drainSummary } from '../lambdas/core/drain/drain-summary.ts';
+import { checkEcsDrain } from '../lambdas/core/drain/ecs-drain.ts';
+import { shortName, taskDefinitionKey, type EcsServiceRef } from '../lambdas/core/drain/ecs-names.ts';
+import { readOldTaskDefinitions } from '../lambdas/core/drain/ecs-release.ts';
 import { EmcError, InputError } from '../lambdas/core/errors.ts';
 
 /**
@@ -221,12 +220,12 @@ describe('checkEcsDrain', () => {
     expect(report.drained).toBe(false);
     expect(report.source).toBe('ecs');
     expect(report.checkedAt).toBe('2026-11-25T04:00:00Z');
-    expect(report.newTaskDefinitions).toEqual({ 'orders/api': next });
+    expect(pinnedTaskDefinitions(report)).toEqual({ 'orders/api': next });
     expect(report.blockers).toEqual([
       { cluster: 'orders', service: 'api', reason: 'rollout-in-progress', taskDefinition: next, tasks: 0, since: '2026-11-25T03:40:00Z' },
       { cluster: 'orders', service: 'api', reason: 'old-tasks', taskDefinition: old, tasks: 3, since: '2026-11-25T03:10:00Z' },
     ]);
-    expect(report.summary).toBe(
+    expect(drainSummary(report)).toBe(
       'orders/api: rollout in progress (since 2026-11-25T03:40:00Z), 3 tasks still run orders-api:41 (since 2026-11-25T03:10:00Z); new release orders-api:42',
     );
   });
@@ -258,7 +257,7 @@ describe('checkEcsDrain', () => {
     expect(report.blockers).toEqual([
       { cluster: 'orders', service: 'api', reason: 'old-tasks', taskDefinition: old, tasks: 2, since: '2026-11-24T08:00:00Z' },
     ]);
-    expect(report.summary).toBe(
+    expect(drainSummary(report)).toBe(
       'orders/api: 2 tasks still run orders-api:41 (since 2026-11-24T08:00:00Z); new release orders-api:42',
     );
     expect(listCalls().map((c) => c.desiredStatus).sort()).toEqual(['RUNNING', 'STOPPED']);
@@ -289,10 +288,10 @@ describe('checkEcsDrain', () => {
       drained: true,
       source: 'ecs',
       checkedAt: '2026-11-25T04:00:00Z',
+      services: [{ cluster: 'orders', service: 'api', newTaskDefinition: next, newTasks: 3 }],
       blockers: [],
-      summary: 'orders/api: drained; 3 tasks run new release orders-api:42',
-      newTaskDefinitions: { 'orders/api': next },
     });
+    expect(drainSummary(report)).toBe('orders/api: drained; 3 tasks run new release orders-api:42');
   });
 
   it('checks several services across two clusters, one DescribeServices call per cluster', async () => {
@@ -332,12 +331,12 @@ describe('checkEcsDrain', () => {
         since: '2026-11-01T12:00:00Z',
       },
     ]);
-    expect(report.summary.split('\n')).toEqual([
+    expect(drainSummary(report).split('\n')).toEqual([
       'orders/api: drained; 1 task runs new release orders-api:42',
       'billing/invoices: 2 tasks still run invoices:7 (since 2026-11-01T12:00:00Z); new release invoices:8',
       'orders/worker: drained; 1 task runs new release orders-worker:9',
     ]);
-    expect(report.newTaskDefinitions).toEqual({
+    expect(pinnedTaskDefinitions(report)).toEqual({
       'orders/api': td('orders-api', 42),
       'billing/invoices': td('invoices', 8),
       'orders/worker': td('orders-worker', 9),
@@ -359,7 +358,7 @@ describe('checkEcsDrain', () => {
     );
 
     expect(report.drained).toBe(true);
-    expect(report.summary.split('\n')).toHaveLength(12);
+    expect(drainSummary(report).split('\n')).toHaveLength(12);
     const sizes = ecsMock.commandCalls(DescribeServicesCommand).map((c) => c.args[0].input.services?.length);
     expect(sizes).toEqual([10, 2]);
   });
@@ -408,11 +407,11 @@ describe('checkEcsDrain', () => {
       NOW,
     );
 
-    expect(report.newTaskDefinitions).toEqual({ 'orders/api': next, 'orders/worker': td('orders-worker', 9) });
+    expect(pinnedTaskDefinitions(report)).toEqual({ 'orders/api': next, 'orders/worker': td('orders-worker', 9) });
     expect(report.blockers.map((b) => [b.service, b.taskDefinition, b.tasks])).toEqual([
       ['worker', td('orders-worker', 8), 1],
     ]);
-    expect(report.summary.split('\n')[0]).toBe('orders/api: drained; 2 tasks run new release orders-api:42');
+    expect(drainSummary(report).split('\n')[0]).toBe('orders/api: drained; 2 tasks run new release orders-api:42');
   });
 
   it('accepts cluster and service ARNs and reports them under their short names', async () => {
@@ -428,7 +427,7 @@ describe('checkEcsDrain', () => {
 
     const report = await checkEcsDrain(ecs, [{ cluster: clusterArn('orders'), service: serviceArn('orders', 'api') }], NOW);
 
-    expect(report.newTaskDefinitions).toEqual({ 'orders/api': next });
+    expect(pinnedTaskDefinitions(report)).toEqual({ 'orders/api': next });
     expect(report.blockers).toEqual([
       {
         cluster: clusterArn('orders'),
@@ -439,7 +438,7 @@ describe('checkEcsDrain', () => {
         since: '2026-11-25T03:10:00Z',
       },
     ]);
-    expect(report.summary).toBe(
+    expect(drainSummary(report)).toBe(
       'orders/api: 1 task still runs orders-api:41 (since 2026-11-25T03:10:00Z); new release orders-api:42',
     );
     expect(listCalls().every((c) => c.serviceName === 'api' && c.cluster === clusterArn('orders'))).toBe(true);
@@ -648,12 +647,12 @@ describe('the old release recorded at plan time (readOldTaskDefinitions)', () =>
     ]);
     const waiting = await checkEcsDrain(ecs, [{ ...api, oldTaskDefinitions }], NOW);
     expect(waiting.drained).toBe(false);
-    expect(waiting.summary).toBe('orders/api: 1 task still runs orders-api:41 (since 2026-11-25T03:00:00Z); new release orders-api:42');
+    expect(drainSummary(waiting)).toBe('orders/api: 1 task still runs orders-api:41 (since 2026-11-25T03:00:00Z); new release orders-api:42');
 
     install([fakeService('orders', 'api', [deployment('PRIMARY', next)], [task('orders', 'api', next)])]);
     const drained = await checkEcsDrain(ecs, [{ ...api, oldTaskDefinitions }], NOW);
     expect(drained.drained).toBe(true);
-    expect(drained.newTaskDefinitions).toEqual({ 'orders/api': next });
+    expect(pinnedTaskDefinitions(drained)).toEqual({ 'orders/api': next });
   });
 
   it('fails a service whose pinned new release is one the old release ran', async () => {
@@ -700,13 +699,14 @@ describe('DrainTimeoutError', () => {
     expect(error.message).not.toContain('orders/api');
   });
 
-  it('lists every line of a report from another drain source', () => {
-    const report = {
+  it('renders a report from another drain source', () => {
+    const report: SessionDrainReport = {
       drained: false,
       source: 'database-sessions',
       checkedAt: '2026-11-25T04:00:00Z',
-      blockers: [{ applicationName: 'orders-api/v41', sessions: 3, since: '2026-11-25T03:10:00Z' }],
-      summary: '3 sessions of "orders-api/v41" connected (since 2026-11-25T03:10:00Z)',
+      applicationNamePattern: 'orders-api/v41%',
+      blockers: [{ applicationName: 'orders-api/v41', role: 'app', sessions: 3, since: '2026-11-25T03:10:00Z', startTimesHidden: false }],
+      startTimesHidden: false,
     };
 
     const error = new DrainTimeoutError(report, 600);

@@ -92,10 +92,8 @@ describe('phase gates', () => {
 
     // Half-way: migrate01 done, the others not (short calls of at most ten paused batches of 20 rows).
     const slow = { ...ctx, settings: { ...ctx.settings, batchSize: 20, batchPauseMs: 100, migrateBudgetMs: 1000 } };
-    let result;
-    do result = await migrate(slow, demo);
-    while (!result.stepsFinished.includes('bexar_migrate01'));
-    expect(result.finished).toBe(false);
+    const calls = await migrateToEnd(slow, demo, { until: (r) => r.stepsFinished.includes('bexar_migrate01') });
+    expect(calls.at(-1)!.finished).toBe(false);
     const midway = await refuseContract(drained, /migrations are not finished: bexar_migrate02, bexar_migrate03/);
     expect(midway.message).not.toContain('bexar_migrate01');
 

@@ -96,8 +96,7 @@ describe('a migrate file changed after some batches committed', () => {
     expect(upgrade.restartSteps).toEqual(['r1_migrate01']);
     const ctx = { client: db.client, runId: upgrade.runId, settings: upgrade.settings };
     // Every call of the execution passes the same restartSteps: only the first resets the step.
-    const calls = [];
-    for (let result = undefined; !result?.finished; ) calls.push((result = await migrate(ctx, edited, undefined, { restartSteps: upgrade.restartSteps })));
+    const calls = await migrateToEnd(ctx, edited, { restartSteps: upgrade.restartSteps });
     expect(calls.length).toBeGreaterThanOrEqual(1);
 
     expect((await timesAndResults(db)).every((r) => r.result === r.v * 3)).toBe(true);

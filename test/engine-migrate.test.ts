@@ -272,11 +272,9 @@ describe('keyset batches', () => {
     const updated = await db.pool.query(`SELECT max(id)::int AS last, count(*)::int AS n FROM nums WHERE updated_count > 0`);
     expect(updated.rows[0]).toEqual({ last: progress.rowsDone, n: progress.rowsDone });
 
-    const rest = [];
-    let result = first;
-    while (!result.finished) rest.push((result = await migrate(ctx, catalog)));
+    const rest = await migrateToEnd(ctx, catalog);
     expect(rest.reduce((n, r) => n + r.rowsThisCall, 0)).toBe(50 - progress.rowsDone);
-    expect(result.steps[0]).toMatchObject({ rowsDone: 50, remaining: 0, finished: true, cursor: '50' });
+    expect(rest.at(-1)!.steps[0]).toMatchObject({ rowsDone: 50, remaining: 0, finished: true, cursor: '50' });
     for (const row of await numsSummary(db)) expect([row.id, row.updated_count]).toEqual([row.id, 1]);
   });
 

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contract, expand, loadCatalog, readHistory, type Catalog } from '../lambdas/core/index.ts';
+import { ApplicationWriter, ledgerMismatches, type Random, type ReleaseWorkload } from '../bin/local/application-writer.ts';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';
+import { NEW_RELEASE_WORKLOAD, OLD_RELEASE_WORKLOAD, type DemoRow } from '../bin/local/demo-workloads.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { migrateToEnd, startRun } from './support/engine.ts';
@@ -15,18 +17,24 @@ import { migrateToEnd, startRun } from './support/engine.ts';
 const SEEDED = 20_000;
 const WRITERS = 4;
 
-type Phase = 'old-only' | 'mixed' | 'new-only' | 'stop';
-type Expected = { visibility: 'public' | 'private'; owner: string };
+type Phase = 'old-only' | 'mixed' | 'new-only';
 
-/** Small deterministic PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+/**
+ * One writer's workload: the old release's writes, the new release's, or (while both releases run) either at random,
+ * so one row gets writes of both releases one after the other. `seen` is the phase its last write started in.
+ */
+function releaseMix(phase: () => Phase, counts: { oldStyle: number; newStyle: number }, seen: { phase: Phase }): ReleaseWorkload<DemoRow> {
+  const pick = async <T>(random: Random, write: (workload: ReleaseWorkload<DemoRow>) => Promise<T>): Promise<T> => {
+    seen.phase = phase();
+    const useOld = seen.phase === 'old-only' || (seen.phase === 'mixed' && random() < 0.5);
+    const result = await write(useOld ? OLD_RELEASE_WORKLOAD : NEW_RELEASE_WORKLOAD);
+    if (useOld) counts.oldStyle++;
+    else counts.newStyle++;
+    return result;
+  };
+  return {
+    insert: (db, n, random) => pick(random, (w) => w.insert(db, n, random)),
+    update: (db, id, n, random) => pick(random, (w) => w.update(db, id, n, random)),
   };
 }
 
@@ -44,97 +52,60 @@ describe('application writers during the whole upgrade', () => {
   });
 
   it('lose no write and leave every row with the visibility and owner it was last given', async () => {
-    const expected = new Map<number, Expected>();
+    const ledger = new Map<number, DemoRow>();
     for (let g = 1; g <= SEEDED; g++) {
-      expected.set(g, { visibility: g % 3 === 0 ? 'public' : 'private', owner: `tenant-${g % 500}` });
+      ledger.set(g, { visibility: g % 3 === 0 ? 'public' : 'private', owner: `tenant-${g % 500}` });
     }
     let phase: Phase = 'old-only';
-    let migrating = false;
-    const failures: string[] = [];
-    const counts = { ops: 0, duringMigrate: 0, oldStyle: 0, newStyle: 0, inserts: 0, duringContract: 0 };
-    let contracting = false;
-    const seen: Phase[] = Array.from({ length: WRITERS }, () => 'old-only');
-
-    async function writer(k: number): Promise<void> {
-      const next = random(1234 + k);
-      const own = [...expected.keys()].filter((id) => id % WRITERS === k);
-      while (phase !== 'stop') {
-        const current = phase;
-        seen[k] = current;
-        const useOld = current === 'old-only' || (current === 'mixed' && next() < 0.5);
-        const pick = next();
-        const id = own[Math.floor(next() * own.length)]!;
-        const publicNow = next() < 0.5;
-        const owner = `owner-${k}-${Math.floor(next() * 1000)}`;
-        const visibility = publicNow ? 'public' : 'private';
-        try {
-          if (pick < 0.15) {
-            const inserted = useOld
-              ? await db.pool.query<{ id: string }>(
-                  `INSERT INTO images (name, owner, is_public) VALUES ($1, $2, $3) RETURNING id`,
-                  [`w${k}-${counts.ops}`, owner, publicNow],
-                )
-              : await db.pool.query<{ id: string }>(
-                  `INSERT INTO images (name, owner_id, visibility) VALUES ($1, $2, $3) RETURNING id`,
-                  [`w${k}-${counts.ops}`, owner, visibility],
-                );
-            const newId = Number(inserted.rows[0]!.id);
-            own.push(newId);
-            expected.set(newId, { visibility, owner });
-            counts.inserts++;
-          } else if (pick < 0.6) {
-            await db.pool.query(
-              useOld ? `UPDATE images SET is_public = $2 WHERE id = $1` : `UPDATE images SET visibility = $2 WHERE id = $1`,
-              [id, useOld ? publicNow : visibility],
-            );
-            expected.get(id)!.visibility = visibility;
-          } else {
-            await db.pool.query(
-              useOld ? `UPDATE images SET owner = $2 WHERE id = $1` : `UPDATE images SET owner_id = $2 WHERE id = $1`,
-              [id, owner],
-            );
-            expected.get(id)!.owner = owner;
-          }
-          counts.ops++;
-          if (useOld) counts.oldStyle++;
-          else counts.newStyle++;
-          if (migrating) counts.duringMigrate++;
-          if (contracting) counts.duringContract++;
-        } catch (error) {
-          failures.push(`${useOld ? 'old' : 'new'} ${pick < 0.15 ? 'insert' : 'update'} of ${id}: ${(error as Error).message}`);
-        }
-      }
-    }
+    const counts = { oldStyle: 0, newStyle: 0 };
+    const seen = Array.from({ length: WRITERS }, () => ({ phase: 'old-only' as Phase }));
+    const writers = Array.from(
+      { length: WRITERS },
+      (_, k) =>
+        new ApplicationWriter({
+          databaseUrl: db.url,
+          applicationName: `writer-${k}`,
+          workload: releaseMix(() => phase, counts, seen[k]!),
+          owned: [...ledger.keys()].filter((id) => id % WRITERS === k),
+          ledger,
+          insertShare: 0.15,
+          seed: 1234 + k,
+          pauseMs: 0,
+        }),
+    );
+    const setPhase = (name: string) => writers.forEach((w) => (w.phase = name));
 
     const ctx = await startRun(db.client, 'writers-run', { batchSize: 500, batchPauseMs: 5 });
-    const writers = Array.from({ length: WRITERS }, (_, k) => writer(k));
+    for (const w of writers) w.start();
+    let reports;
     try {
       await new Promise((resolve) => setTimeout(resolve, 100));
       // Only the old release runs during expand: it writes the old columns.
+      setPhase('expand');
       await expand(ctx, catalog);
       phase = 'mixed';
-      migrating = true;
+      setPhase('migrate');
       await migrateToEnd(ctx, catalog);
-      migrating = false;
       // The drain: old-release tasks stop; new ones keep writing through contract.
       phase = 'new-only';
-      while (seen.some((p) => p !== 'new-only')) await new Promise((resolve) => setTimeout(resolve, 5));
+      setPhase('drain');
+      while (seen.some((s) => s.phase !== 'new-only')) await new Promise((resolve) => setTimeout(resolve, 5));
       await new Promise((resolve) => setTimeout(resolve, 20));
-      contracting = true;
+      setPhase('contract');
       await contract(ctx, catalog, undefined, { drainConfirmed: true });
-      contracting = false;
+      setPhase('after');
       await new Promise((resolve) => setTimeout(resolve, 50));
     } finally {
-      phase = 'stop';
-      await Promise.all(writers);
+      reports = await Promise.all(writers.map((w) => w.stop()));
     }
 
-    expect(failures).toEqual([]);
-    expect(counts.duringMigrate).toBeGreaterThan(100);
-    expect(counts.duringContract).toBeGreaterThan(0);
+    expect(reports.flatMap((r) => r.errors)).toEqual([]);
+    const written = (phaseName: string) => reports.reduce((n, r) => n + (r.byPhase[phaseName] ?? 0), 0);
+    expect(written('migrate')).toBeGreaterThan(100);
+    expect(written('contract')).toBeGreaterThan(0);
     expect(counts.oldStyle).toBeGreaterThan(50);
     expect(counts.newStyle).toBeGreaterThan(50);
-    expect(counts.inserts).toBeGreaterThan(10);
+    expect(reports.reduce((n, r) => n + r.inserts, 0)).toBeGreaterThan(10);
     const history = await readHistory(db.client, 'writers-run');
     expect(history.filter((h) => h.outcome === 'failed')).toEqual([]);
 
@@ -142,17 +113,12 @@ describe('application writers during the whole upgrade', () => {
       `SELECT column_name, is_nullable FROM information_schema.columns WHERE table_name = 'images' ORDER BY ordinal_position`,
     );
     expect(columns.rows.map((r) => r.column_name)).toEqual(['id', 'name', 'created_at', 'visibility', 'owner_id']);
-    const rows = await db.pool.query<{ id: string; visibility: string; owner_id: string; name: string }>(
+    const rows = await db.pool.query<{ id: string; visibility: DemoRow['visibility']; owner_id: string; name: string }>(
       `SELECT id, visibility, owner_id, name FROM images ORDER BY id`,
     );
-    expect(rows.rows).toHaveLength(expected.size);
-    const wrong: string[] = [];
-    for (const row of rows.rows) {
-      const want = expected.get(Number(row.id));
-      if (!want || want.visibility !== row.visibility || want.owner !== row.owner_id || row.name !== row.name.trim()) {
-        wrong.push(`${row.id}: got ${row.visibility}/${row.owner_id}, want ${want?.visibility}/${want?.owner}`);
-      }
-    }
+    expect(rows.rows).toHaveLength(ledger.size);
+    expect(rows.rows.filter((r) => r.name !== r.name.trim())).toEqual([]);
+    const wrong = ledgerMismatches(ledger, new Map(rows.rows.map((r) => [Number(r.id), { visibility: r.visibility, owner: r.owner_id }])));
     expect(wrong.slice(0, 20)).toEqual([]);
     expect(wrong).toHaveLength(0);
   });

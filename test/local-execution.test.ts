@@ -161,7 +161,7 @@ describe('a local execution of the synthesized state machine', () => {
     const drainStart = read.indexOf('Start waiting for old release to drain');
     const contractAt = read.indexOf(STATE_NAMES.contract);
     expect(read.slice(0, drainStart + 1)).toEqual([
-      'Plan upgrade',
+      'Start upgrade',
       'Expand schema',
       'Stop after expand?',
       'Start migrating',
@@ -305,19 +305,19 @@ describe('a local execution of the synthesized state machine', () => {
     expect(await leaseRows(db)).toEqual([]);
   });
 
-  it('refuses bad input in "Plan upgrade", naming every bad field, before touching the database', async () => {
+  it('refuses bad input in "Start upgrade", naming every bad field, before touching the database', async () => {
     const db = await demoDatabase(10);
 
     const result = await execute(db, { stopAfter: 'later', bogus: 1 });
 
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('InputError');
-    expect(result.cause).toMatch(/^"Plan upgrade" failed with InputError: Invalid execution input: /);
+    expect(result.cause).toMatch(/^"Start upgrade" failed with InputError: Invalid execution input: /);
     expect(result.cause).toContain('"stopAfter"');
     expect(result.cause).toContain('"bogus"');
     expect(result.cause).toContain('Next: Correct the execution input');
     expect(result.cause).toMatch(/Database version now: \(none\)$/);
-    expect(entered(result)).toEqual(['Plan upgrade', 'Record failure', 'Upgrade failed']);
+    expect(entered(result)).toEqual(['Start upgrade', 'Record failure', 'Upgrade failed']);
     const schema = await db.pool.query<{ oid: string | null }>(`SELECT to_regnamespace('emc')::text AS oid`);
     expect(schema.rows[0]!.oid).toBeNull();
     expect(await columnsOfImages(db)).toEqual(['id', 'name', 'owner', 'is_public', 'created_at']);
@@ -359,7 +359,7 @@ describe('a local execution of the synthesized state machine', () => {
     expect(chain.length).toBeGreaterThan(1);
     for (const [i, run] of chain.entries()) {
       expect(run.status, run.cause).toBe('SUCCEEDED');
-      if (i > 0) expect(entered(run)[0]).toBe('Plan upgrade');
+      if (i > 0) expect(entered(run)[0]).toBe('Start upgrade');
       if (i > 0) batchesWhileContinuing += entered(run).filter((s) => s === STATE_NAMES.migrate).length;
       // Every execution but the last hands over to the next one: its output names it.
       if (i < chain.length - 1) expect(run.output).toEqual({ outcome: 'continued in a new execution', continuedIn: chain[i + 1]!.executionArn });
@@ -385,10 +385,10 @@ describe('a local execution of the synthesized state machine', () => {
 
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('LeaseHeldError');
-    expect(result.cause).toMatch(/^"Plan upgrade" failed with LeaseHeldError: /);
+    expect(result.cause).toMatch(/^"Start upgrade" failed with LeaseHeldError: /);
     expect(result.cause).toContain(`held by someone-else until ${held.expiresAt.toISOString()}`);
     expect(result.cause).toContain('Next: Wait for the other upgrade to finish');
-    expect(entered(result)).toEqual(['Plan upgrade', 'Record failure', 'Upgrade failed']);
+    expect(entered(result)).toEqual(['Start upgrade', 'Record failure', 'Upgrade failed']);
     expect(await currentLease(db.client)).toEqual(held);
     expect(await version(db)).toBe('(none)');
     expect(await columnsOfImages(db)).toEqual(['id', 'name', 'owner', 'is_public', 'created_at']);

@@ -19,7 +19,7 @@ import {
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
 import { TaskFailedError } from '../lambdas/handlers/commons/task.ts';
 import { createWorkflowHandlers, type WorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
-import type { DrainSource as DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
+import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 import { ExpandMigrateContractUpgrade, type ExpandMigrateContractUpgradeProps } from '../lib/expand-migrate-contract-upgrade.ts';
@@ -83,7 +83,7 @@ function synth(props: Partial<ExpandMigrateContractUpgradeProps> & { clusterArn?
   });
 }
 
-/** A plan as "Plan upgrade" leaves it in the execution's data, for calling later tasks directly. */
+/** A plan as "Start upgrade" leaves it in the execution's data, for calling later tasks directly. */
 function planFor(runId: string): UpgradePlan {
   return {
     runId,
@@ -112,7 +112,7 @@ const ECS_DRAIN: DrainSourceConfig = { kind: 'ecs', services: [{ cluster: 'arn:a
 
 const plan = (input: unknown) => (ctx: Context) => ctx.handlers().plan({ executionArn: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
 
-/** A catalog case: the demo migrations changed by `edit`, refused by "Plan upgrade" while loading. */
+/** A catalog case: the demo migrations changed by `edit`, refused by "Start upgrade" while loading. */
 function badCatalog(name: string, state: DatabaseState, edit: (files: Record<string, string | Uint8Array>) => void, message: RegExp): BadInput {
   return {
     name: `catalog: ${name}`,
@@ -300,7 +300,7 @@ const CASES: BadInput[] = [
   ),
 
 
-  // The execution input, refused by "Plan upgrade".
+  // The execution input, refused by "Start upgrade".
   { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: plan({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },
   { name: 'input: stopAfter "contract"', category: 'execution input', state: 'seeded', act: plan({ stopAfter: 'contract' }), error: 'InputError', message: /"stopAfter": .*"expand".*"migrate"/ },
   { name: 'input: an unknown target release', category: 'execution input', state: 'expanded', act: plan({ targetRelease: 'cactus' }), error: 'InputError', message: /Unknown release "cactus": the migrations ship "bexar"/ },

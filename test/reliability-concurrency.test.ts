@@ -21,7 +21,7 @@ import { DrainSource } from '../lib/drain-source.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { dumpDatabase } from './support/database-dump.ts';
-import { startRun } from './support/engine.ts';
+import { migrateToEnd, startRun } from './support/engine.ts';
 import { rejectionOf } from './support/engine-faults.ts';
 import { FaultInjectingSqlClient } from './support/fault-client.ts';
 import { recordFigures, type Figure } from './support/reliability-figures.ts';
@@ -71,7 +71,7 @@ function execute(db: TestDatabase, executionName: string): Promise<LocalExecutio
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('two executions at once', () => {
-  it('one upgrades, the other is refused in "Plan upgrade" with a message naming the holder, and changes nothing', async () => {
+  it('one upgrades, the other is refused in "Start upgrade" with a message naming the holder, and changes nothing', async () => {
     const db = await demoDatabase(1000);
 
     const results = await Promise.all([execute(db, 'first-of-two'), execute(db, 'second-of-two')]);
@@ -82,11 +82,11 @@ describe('two executions at once', () => {
     expect(losers).toHaveLength(1);
     const [winner, loser] = [winners[0]!, losers[0]!];
     expect(loser.error).toBe('LeaseHeldError');
-    expect(loser.cause).toMatch(/^"Plan upgrade" failed with LeaseHeldError: The upgrade lease is held by /);
+    expect(loser.cause).toMatch(/^"Start upgrade" failed with LeaseHeldError: The upgrade lease is held by /);
     expect(loser.cause).toContain(`held by ${winner.executionArn} until `);
     expect(loser.cause).toContain('only one upgrade may run at a time');
     const loserStates = loser.events.flatMap((e) => (e.type === 'StateEntered' ? [e.state.name] : []));
-    expect(loserStates).toEqual(['Plan upgrade', 'Record failure', 'Upgrade failed']);
+    expect(loserStates).toEqual(['Start upgrade', 'Record failure', 'Upgrade failed']);
 
     expect(winner.output).toMatchObject({ versionBefore: '(none)', versionAfter: FINAL_VERSION, outcome: 'completed' });
     // The loser's failure path released nothing of the winner's, and wrote nothing.
@@ -99,7 +99,7 @@ describe('two executions at once', () => {
       check: 'Two local executions of the state machine started together on one database',
       tried: 2,
       passed: 2,
-      detail: `one completed (${FINAL_VERSION}); the other failed in "Plan upgrade" with LeaseHeldError naming the first's execution ARN, and wrote no history`,
+      detail: `one completed (${FINAL_VERSION}); the other failed in "Start upgrade" with LeaseHeldError naming the first's execution ARN, and wrote no history`,
     });
   });
 });
@@ -126,7 +126,7 @@ describe('a holder that dies without its failure path', () => {
     expect(await progress()).toEqual([{ step_id: 'bexar_migrate01', rows_done: 200, finished: false }]);
     expect((await currentLease(db.client))?.owner).toBe('dead-holder');
 
-    // "Plan upgrade" of an execution started right away (the engine call: synthesizing a state machine could outlast
+    // "Start upgrade" of an execution started right away (the engine call: synthesizing a state machine could outlast
     // the short ttl; the refusal through the state machine is shown above).
     const before = await dumpDatabase(db.pool, ['images']);
     const refused = await rejectionOf(startUpgrade(db.client, catalog, { runId: 'too-early', input: {} }));
@@ -204,19 +204,18 @@ describe('a lease renewed during a long migrate', () => {
     };
 
     const started = Date.now();
-    const callMs: number[] = [];
-    let finished = false;
-    while (!finished && callMs.length < 100) {
-      const callStarted = Date.now();
-      finished = (await migrate(ctx, catalog)).finished;
-      callMs.push(Date.now() - callStarted);
-      await attempting;
-      await attempt();
-    }
+    const calls = await migrateToEnd(ctx, catalog, {
+      maxCalls: 100,
+      afterCall: async () => {
+        await attempting;
+        await attempt();
+      },
+    });
     const elapsedMs = Date.now() - started;
+    const callMs = calls.map((c) => c.durationMs);
 
     const batches = events.filter((e) => e.type === 'batch').length;
-    expect(finished).toBe(true);
+    expect(calls.at(-1)!.finished).toBe(true);
     expect(attempts).toBe(batches + callMs.length);
     expect(refused).toBe(attempts);
     expect(batches).toBeGreaterThanOrEqual(rows / 50);

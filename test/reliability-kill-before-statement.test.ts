@@ -3,6 +3,7 @@ import { PgSqlClient } from '../lambdas/core/index.ts';
 import { SqlError } from '../lambdas/core/sql/sql-client.ts';
 import { createTestDatabase } from './support/database.ts';
 import { rejectionOf } from './support/engine-faults.ts';
+import { runWorkflow } from './support/engine.ts';
 import { FaultInjectingSqlClient } from './support/fault-client.ts';
 import {
   convergenceProblems,
@@ -14,7 +15,6 @@ import {
   type Reference,
 } from './support/kill-points.ts';
 import { recordFigures } from './support/reliability-figures.ts';
-import { runWorkflow } from './support/workflow-run.ts';
 
 /**
  * Crash at every statement boundary, part 1 of 2 (part 2: reliability-kill-before-commit): at kill point k the

@@ -8,7 +8,8 @@ import { STATE_NAMES } from '../lambdas/core/workflow/state-names.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { recordFigures, type Figure } from './support/reliability-figures.ts';
-import { bexarAndCactus, ReleaseWriter, splitName, wrongRows, type CactusRow, type WriterReport } from './support/release-writers.ts';
+import type { WriterReport } from '../bin/local/application-writer.ts';
+import { bexarAndCactus, releaseWriter, splitName, wrongRows, type CactusRow } from './support/release-writers.ts';
 
 /**
  * Mixed-version traffic through whole executions of the synthesized state machine, its drain gate watching the
@@ -108,8 +109,8 @@ describe('two releases of the application writing while the upgrade runs', () =>
       ledger.set(Number(row.id), { ...splitName(row.name), visibility: row.visibility, owner_id: row.owner_id });
     }
     const ids = [...ledger.keys()];
-    const bexar = new ReleaseWriter('bexar', db.url, 'images-bexar-v1', ids.filter((id) => id % 2 === 0), ledger, 11);
-    const cactus = new ReleaseWriter('cactus', db.url, 'images-cactus-v1', ids.filter((id) => id % 2 === 1), ledger, 12);
+    const bexar = releaseWriter('bexar', db.url, 'images-bexar-v1', ids.filter((id) => id % 2 === 0), ledger, 11);
+    const cactus = releaseWriter('cactus', db.url, 'images-cactus-v1', ids.filter((id) => id % 2 === 1), ledger, 12);
     const writers = [bexar, cactus];
     const phaseOf: Record<string, string> = {
       [STATE_NAMES.plan]: 'plan',
@@ -119,7 +120,7 @@ describe('two releases of the application writing while the upgrade runs', () =>
       [STATE_NAMES.contract]: 'contract',
       [STATE_NAMES.finish]: 'finish',
     };
-    let bexarStopped: Promise<void> | undefined;
+    let bexarStopped: Promise<unknown> | undefined;
     let contractAt = 0;
     bexar.start();
     const result = await execute({}, 'images-bexar%', (event) => {
@@ -143,9 +144,9 @@ describe('two releases of the application writing while the upgrade runs', () =>
 
     const reports = writers.map((w) => w.report());
     for (const report of reports) figures.push(writerFigure(report));
-    expect(reports.map((r) => ({ release: r.release, failed: r.failed, errors: r.errors }))).toEqual([
-      { release: 'bexar', failed: 0, errors: [] },
-      { release: 'cactus', failed: 0, errors: [] },
+    expect(reports.map((r) => ({ writer: r.applicationName, failed: r.failed, errors: r.errors }))).toEqual([
+      { writer: 'images-bexar-v1', failed: 0, errors: [] },
+      { writer: 'images-cactus-v1', failed: 0, errors: [] },
     ]);
     // Both releases wrote while migrate ran; the cactus release wrote on after the old columns were gone.
     expect(reports[0]!.byPhase.migrate).toBeGreaterThan(10);
@@ -176,7 +177,7 @@ function demoFigure(report: WorkloadReport): Figure {
 }
 
 function writerFigure(report: WriterReport): Figure {
-  const release = report.release === 'bexar' ? 'cactus: release bexar (writes name) until drained' : 'cactus: release cactus (writes title, extension) from migrate on';
+  const release = report.applicationName === 'images-bexar-v1' ? 'cactus: release bexar (writes name) until drained' : 'cactus: release cactus (writes title, extension) from migrate on';
   const phases = Object.entries(report.byPhase).map(([phase, n]) => `${phase} ${n}`).join(', ');
   return {
     check: release,

@@ -3,14 +3,13 @@ import { loadCatalog } from '../lambdas/core/catalog/load-catalog.ts';
 import type { Catalog } from '../lambdas/core/catalog/step.ts';
 import { applySteps } from '../lambdas/core/steps/run-steps.ts';
 import { inspect } from '../lambdas/core/phases/inspect.ts';
-import { migrate } from '../lambdas/core/phases/migrate.ts';
 import type { RunContext } from '../lambdas/core/phases/run-context.ts';
 import { formatVersion } from '../lambdas/core/state/composite-version.ts';
 import { readState } from '../lambdas/core/state/database-state.ts';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
-import { endRun, startRun } from './support/engine.ts';
+import { endRun, migrateToEnd, startRun } from './support/engine.ts';
 
 /**
  * The table of database identifiers from Glance's zero-downtime upgrade document, reproduced step by step on the
@@ -56,9 +55,7 @@ describe('composite version through the bexar upgrade', () => {
     // Migrate one step at a time, observing the version after each finishes.
     const migrateSteps = (await inspect(db.client, catalog)).pending.migrate;
     for (const step of migrateSteps) {
-      let result;
-      do result = await migrate(ctx, catalog);
-      while (!result.stepsFinished.includes(step.id) && !result.finished);
+      await migrateToEnd(ctx, catalog, { until: (r) => r.stepsFinished.includes(step.id) });
       observed.push(['M', await version(), `${step.id} occurs`]);
     }
     const contractSteps = (await inspect(db.client, catalog)).pending.contract;

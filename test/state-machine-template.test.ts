@@ -361,9 +361,9 @@ describe('the synthesized state machine definition', () => {
   });
 
   it('lists its states in the order an operator reads them', () => {
-    expect(definition.StartAt).toBe('Plan upgrade');
+    expect(definition.StartAt).toBe('Start upgrade');
     expect(Object.keys(definition.States)).toEqual([
-      'Plan upgrade',
+      'Start upgrade',
       'Expand schema',
       'Stop after expand?',
       'Start migrating',

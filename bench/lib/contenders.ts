@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { migrate, PgSqlClient, type Catalog, type SettingsOverrides, type SqlClient } from '../../lambdas/core/index.ts';
+import { migrate, migrateToEnd, PgSqlClient, type Catalog, type SettingsOverrides, type SqlClient } from '../../lambdas/core/index.ts';
 import { ENGINE_APPLICATION_NAME, engineContext, naiveBatchSql, SINGLE_UPDATE_SQL } from './postgres.ts';
 
 /** One way of running the backfill to the end, timed. */
@@ -43,17 +43,10 @@ export async function engineToEnd(
     durations.push(event.durationMs);
     hooks.onBatch?.();
   });
-  let rows = 0;
-  let calls = 0;
   const started = performance.now();
-  for (;;) {
-    calls++;
-    hooks.onMigrateCall?.();
-    const result = await migrate(ctx, catalog);
-    rows += result.rowsThisCall;
-    if (result.finished) break;
-    if (calls >= 10_000) throw new Error('migrate did not finish in 10000 calls');
-  }
+  const results = await migrateToEnd(ctx, catalog, { beforeCall: () => hooks.onMigrateCall?.() });
+  const rows = results.reduce((n, r) => n + r.rowsThisCall, 0);
+  const calls = results.length;
   return { rows, batches: durations.length, durationMs: performance.now() - started, batchDurationsMs: durations, calls };
 }
 

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { ApplicationWriter, type ReleaseWorkload, type WriterStatement } from '../../bin/local/application-writer.ts';
 import { max, percentile } from './stats.ts';
 import { ENGINE_APPLICATION_NAME } from './postgres.ts';
 
@@ -6,69 +7,26 @@ export const WRITER_APPLICATION_NAME = 'emc-bench-writer';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface WriterStatement {
-  /** Wall clock (epoch ms) when the statement was sent, to match it with the server's lock wait start. */
-  readonly startEpochMs: number;
-  readonly latencyMs: number;
-  readonly failed: boolean;
-}
-
 /**
- * The application, as release n-1 writes: on its own connection, single-row UPDATEs of random existing rows
- * through the old columns (is_public, owner: the expand triggers carry them over) and INSERTs, two to one, with a
- * short pause between statements (about 150 statements a second). Each statement's latency is recorded.
+ * The application, as release n-1 writes: single-row UPDATEs of random existing rows through the old columns
+ * (is_public, owner: the expand triggers carry them over) and INSERTs, two to one, with a short pause between
+ * statements (about 150 statements a second), on the shared application writer, which times each statement.
  */
-class ConcurrentWriter {
-  private readonly client: pg.Client;
-  private readonly statements: WriterStatement[] = [];
-  private stopping = false;
-  private loop: Promise<void> | undefined;
-
-  constructor(
-    url: string,
-    private readonly maxId: number,
-    private readonly pauseMs: number,
-  ) {
-    this.client = new pg.Client({ connectionString: url, application_name: WRITER_APPLICATION_NAME });
-  }
-
-  async start(): Promise<void> {
-    await this.client.connect();
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<WriterStatement[]> {
-    this.stopping = true;
-    await this.loop;
-    await this.client.end();
-    return this.statements;
-  }
-
-  private async run(): Promise<void> {
-    for (let n = 1; !this.stopping; n++) {
-      const insert = n % 3 === 0;
-      const startEpochMs = Date.now();
-      const started = performance.now();
-      let failed = false;
-      try {
-        if (insert) {
-          await this.client.query('INSERT INTO images (name, owner, is_public) VALUES ($1, $2, $3)', [
-            `bench-writer-${n}`,
-            `tenant-${n % 500}`,
-            Math.random() < 0.5,
-          ]);
-        } else {
-          const id = 1 + Math.floor(Math.random() * this.maxId);
-          await this.client.query('UPDATE images SET is_public = NOT is_public, owner = $2 WHERE id = $1', [id, `tenant-${n % 500}`]);
-        }
-      } catch {
-        failed = true;
-      }
-      this.statements.push({ startEpochMs, latencyMs: performance.now() - started, failed });
-      await sleep(this.pauseMs);
-    }
-  }
-}
+// Nothing is checked afterwards: the rows it writes need no ledger.
+const OLD_RELEASE_WRITES: ReleaseWorkload<Record<string, never>> = {
+  async insert(db, n, random) {
+    const result = await db.query<{ id: string }>('INSERT INTO images (name, owner, is_public) VALUES ($1, $2, $3) RETURNING id', [
+      `bench-writer-${n}`,
+      `tenant-${n % 500}`,
+      random() < 0.5,
+    ]);
+    return { id: Number(result.rows[0]!.id), row: {} };
+  },
+  async update(db, id, n) {
+    await db.query('UPDATE images SET is_public = NOT is_public, owner = $2 WHERE id = $1', [id, `tenant-${n % 500}`]);
+    return {};
+  },
+};
 
 interface SampledWait {
   readonly applicationName: string;
@@ -185,10 +143,16 @@ export async function withWriter<T>(
   options: WriterOptions,
   work: () => Promise<T>,
 ): Promise<{ result: T; writer: WriterFigures; windowMs: number }> {
-  const writer = new ConcurrentWriter(url, options.maxId, options.pauseMs ?? 5);
+  const writer = new ApplicationWriter({
+    databaseUrl: url,
+    applicationName: WRITER_APPLICATION_NAME,
+    workload: OLD_RELEASE_WRITES,
+    owned: Array.from({ length: options.maxId }, (_, i) => i + 1),
+    pauseMs: options.pauseMs ?? 5,
+  });
   const sampler = new LockSampler(url, options.sampleIntervalMs ?? 10);
   await sampler.start();
-  await writer.start();
+  writer.start();
   let statements: WriterStatement[] = [];
   let waits: SampledWait[] = [];
   let windowStart = 0;
@@ -201,7 +165,7 @@ export async function withWriter<T>(
     result = await work();
     windowEnd = windowStart + (performance.now() - started);
   } finally {
-    statements = await writer.stop();
+    statements = [...(await writer.stop()).statements];
     waits = await sampler.stop();
   }
   const inWindow = statements.filter((s) => s.startEpochMs >= windowStart && s.startEpochMs <= windowEnd);

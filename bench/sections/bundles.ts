@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { DEMO_MIGRATIONS } from '../../bin/local/demo-database.ts';
 import { compileCatalog } from '../../lambdas/core/catalog/compiled-catalog.ts';
-import type { DrainSource } from '../../lambdas/core/drain/drain-gate.ts';
+import type { DrainSourceConfig } from '../../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../../lambdas/core/index.ts';
 import { ENV } from '../../lambdas/handlers/commons/environment.ts';
 import { LAMBDA_BUNDLE_OPTIONS } from '../../lib/lambda-bundles.ts';
@@ -98,7 +98,7 @@ export async function measureBundles(
     .sort();
   rmSync(BUNDLE_DIR, { recursive: true, force: true });
   const catalogJson = JSON.stringify(compileCatalog(await loadCatalog(DEMO_MIGRATIONS)));
-  const drain: DrainSource = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
+  const drain: DrainSourceConfig = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/tmp',

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Phase } from '../../lambdas/core/catalog/step.ts';
+import type { Phase } from '../../lambdas/core/index.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 import type { CommandHost } from './host.ts';
 import { printJson, println } from './output.ts';

@@ -9,8 +9,8 @@ import {
   InputError,
   LintToolUnavailableError,
   MigrateStepChangedError,
-} from '../../lambdas/core/errors.ts';
-import { SqlError } from '../../lambdas/core/sql/sql-client.ts';
+  SqlError,
+} from '../../lambdas/core/index.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 
 /**
@@ -134,7 +134,7 @@ export function errorName(error: unknown): string | undefined {
 }
 
 /** What the CLI prints for a failure and the code it exits with. */
-export interface FailureReport {
+export interface CliFailure {
   readonly exitCode: ExitCode;
   /** The error class name (`InputError`, `NotFoundError`, ...). */
   readonly error: string;
@@ -146,7 +146,7 @@ export interface FailureReport {
  * Maps any thrown value to its exit code and message, by class and `name` only (never by message text). The
  * engine's typed errors keep their own `nextAction`.
  */
-export function describeFailure(error: unknown): FailureReport {
+export function describeFailure(error: unknown): CliFailure {
   const typed = asAwsCredentialsError(error);
   const message = typed instanceof Error ? typed.message : String(typed);
   const name = errorName(typed) ?? 'Error';

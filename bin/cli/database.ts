@@ -2,9 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import type { Command } from 'commander';
+import { PgSqlClient, type SqlClient } from '../../lambdas/core/index.ts';
 import { DataApiSqlClient } from '../../lambdas/core/sql/data-api-client.ts';
-import { PgSqlClient } from '../../lambdas/core/sql/pg-client.ts';
-import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
 import { UsageError } from './cli-errors.ts';
 import { checkDatabaseUrl } from './connection-string.ts';
 

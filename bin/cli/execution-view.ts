@@ -21,7 +21,7 @@ export const DRAIN_WAIT_STATES: readonly string[] = [STATE_NAMES.drain, C.waitFo
 export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED' | 'PENDING_REDRIVE';
 
 /** Rows migrated so far over every migrate step of the run, from the migrate task's outputs. */
-export interface MigrateProgress {
+export interface MigrateTotals {
   readonly rowsDone: number;
   /** Rows still to migrate by the steps' pending queries or table estimates; null when a step cannot tell. */
   readonly rowsRemaining: number | null;
@@ -48,7 +48,7 @@ export interface ExecutionView {
   /** The composite version as last seen: the summary's, a failure's, the last phase's, or the plan's before. */
   readonly version: string | null;
   readonly pending: { readonly expand: readonly string[]; readonly migrate: readonly string[]; readonly contract: readonly string[] } | null;
-  readonly migrate: MigrateProgress | null;
+  readonly migrate: MigrateTotals | null;
   readonly drain: { readonly drained: boolean; readonly summary: string; readonly polls: number } | null;
   /** The execution has entered a drain-wait state: expand and migrate are done. */
   readonly reachedDrainWait: boolean;

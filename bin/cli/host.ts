@@ -1,9 +1,7 @@
 import { existsSync } from 'node:fs';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
-import type { Catalog } from '../../lambdas/core/catalog/step.ts';
-import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
+import { loadCatalog, type Catalog, type SqlClient } from '../../lambdas/core/index.ts';
 import type { LocalDemoOptions } from '../local/local-demo.ts';
 import { executionArnOf, isExecutionArn, regionOfArn, resolveStateMachineArn } from './aws.ts';
 import { describeFailure } from './cli-errors.ts';

@@ -35,15 +35,19 @@ export function keyValues(rows: readonly (readonly [string, string | undefined |
     .join('\n');
 }
 
-/** A plain table: a header row, then rows, columns padded to the widest cell. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * A plain table: a header row (with `rule`, a row of dashes under it), then rows, columns padded to the widest cell.
+ * The CLI's tables and the local demo's report.
+ */
+export function table(header: readonly string[], rows: readonly (readonly string[])[], options: { readonly rule?: boolean } = {}): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const render = (cells: readonly string[]) =>
     cells
       .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  return [render(header), ...rows.map(render)].join('\n');
+  const rule = options.rule ? [widths.map((w) => '-'.repeat(w)).join('  ')] : [];
+  return [render(header), ...rule, ...rows.map(render)].join('\n');
 }
 
 export function formatCount(n: number): string {

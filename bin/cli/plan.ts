@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { plan, type Plan } from '../../lambdas/core/phases/plan.ts';
+import { plan, type Plan } from '../../lambdas/core/index.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 import type { CommandHost } from './host.ts';
 import { formatCount, keyValues, printJson, println, table } from './output.ts';

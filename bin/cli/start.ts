@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { DescribeExecutionCommand, StartExecutionCommand, type DescribeExecutionOutput, type SFNClient } from '@aws-sdk/client-sfn';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { Catalog } from '../../lambdas/core/catalog/step.ts';
-import { resolveTarget } from '../../lambdas/core/phases/inspect.ts';
+import { resolveTarget, type Catalog } from '../../lambdas/core/index.ts';
 import { parseExecutionInput, type ExecutionInput } from '../../lambdas/core/workflow/execution-input.ts';
 import { describeExecution, executionArnOf, sfnCall } from './aws.ts';
 import { errorName, UsageError } from './cli-errors.ts';

@@ -1,8 +1,5 @@
 import type { Command } from 'commander';
-import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
-import type { Catalog, Phase } from '../../lambdas/core/catalog/step.ts';
-import { plan } from '../../lambdas/core/phases/plan.ts';
-import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
+import { loadCatalog, plan, type Catalog, type Phase, type SqlClient } from '../../lambdas/core/index.ts';
 import { addDatabaseOptions, databaseTarget, type DatabaseFlags } from './database.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 import { addJsonOption, addMigrationsOption, type CommandHost } from './host.ts';

@@ -139,12 +139,12 @@ export function rerunEffect(leaseReleased: boolean, error: string | null, record
     case 'EngineTimeoutError':
       return 'A re-run meets the same slow statement unless what slowed it is gone (make a slow pending query cheaper); nothing was changed by it.';
     case 'InputError':
-      return 'A re-run with the same input fails the same way at "Plan upgrade"; nothing was changed.';
+      return 'A re-run with the same input fails the same way at "Start upgrade"; nothing was changed.';
     case 'CatalogError':
     case 'DriftError':
     case 'DatabaseAheadError':
     case 'CatalogOrderError':
-      return 'A re-run fails the same way at "Plan upgrade" until the deployed migrations are fixed; the database was not touched.';
+      return 'A re-run fails the same way at "Start upgrade" until the deployed migrations are fixed; the database was not touched.';
     case 'MigrateStepChangedError':
       return 'A re-run fails the same way until the file is restored, or the execution input names the step in "restartSteps"; the database was not touched.';
     case 'MigrateRunawayError':

@@ -14,12 +14,13 @@ import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/st
 import { DrainSource } from '../../lib/drain-source.ts';
 import { UsageError } from '../cli/cli-errors.ts';
 import { checkDatabaseUrl, describeConnectionString } from '../cli/connection-string.ts';
+import { table } from '../cli/output.ts';
 import { DEMO_MIGRATIONS, seedDemoDatabase } from './demo-database.ts';
 import { DemoWorkload, OLD_RELEASE_APPLICATION_NAME, type WorkloadReport } from './demo-workloads.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
 import { runLocalExecution, type EventLog, type LocalExecutionResult } from './run-local-execution.ts';
 import { loadSqlFiles, readSqlFiles, type ParsedSqlFile, type SqlFile } from './sql-dump.ts';
-import { renderTable, versionTable, type VersionTableRow } from './version-table.ts';
+import { versionTable, type VersionTableRow } from './version-table.ts';
 
 export interface LocalDemoOptions {
   /** Any PostgreSQL; by default a throw-away embedded PostgreSQL 17 is started and seeded. */
@@ -235,24 +236,27 @@ function report(out: (line: string) => void, result: LocalDemoResult, stopAfter:
   }
   out('');
   out('Step history:');
-  for (const line of renderTable(
+  for (const line of table(
     ['step', 'phase', 'outcome', 'duration', 'rows'],
     result.history.map((h) => [h.stepId, h.phase, h.outcome, `${h.durationMs ?? '-'} ms`, h.rowsAffected === undefined ? '' : String(h.rowsAffected)]),
-  )) {
+    { rule: true },
+  ).split('\n')) {
     out(`  ${line}`);
   }
   out('');
   out(`Database version after each step (as in the Glance zero-downtime upgrade table), from ${result.versionBefore} before the run:`);
-  for (const line of renderTable(['stage', 'database identifier', 'comment'], result.versions.map((v) => [v.stage, v.identifier, v.comment]))) {
+  const versions = result.versions.map((v) => [v.stage, v.identifier, v.comment]);
+  for (const line of table(['stage', 'database identifier', 'comment'], versions, { rule: true }).split('\n')) {
     out(`  ${line}`);
   }
   if (result.workloads.length > 0) {
     out('');
     out('Application writes during the upgrade:');
-    for (const line of renderTable(
+    for (const line of table(
       ['release', 'attempted', 'failed', 'lost'],
       result.workloads.map((w) => [w.release === 'old' ? 'n-1 (old)' : 'n (new)', String(w.attempted), String(w.failed), String(w.lost)]),
-    )) {
+      { rule: true },
+    ).split('\n')) {
       out(`  ${line}`);
     }
     for (const w of result.workloads) for (const e of w.errors) out(`  ${w.release}: ${e}`);

@@ -24,10 +24,3 @@ export function versionTable(history: readonly HistoryEntry[], before: Composite
     return { stage, identifier: formatVersion(version), comment };
   });
 }
-
-/** Renders rows as a plain-text table with a header. */
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
-}

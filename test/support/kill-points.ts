@@ -11,7 +11,7 @@ import { createTestDatabase, type TestDatabase } from './database.ts';
 import { dumpSchema, type SchemaDump } from './database-dump.ts';
 import { FaultInjectingSqlClient, type KillMode, type SentStatement } from './fault-client.ts';
 import type { Figure } from './reliability-figures.ts';
-import { mapWithConcurrency, runWorkflow, type WorkflowPhase } from './workflow-run.ts';
+import { runWorkflow, type UpgradePhase } from './engine.ts';
 
 /**
  * The crash-at-every-statement experiment on the demo release bexar: a full upgrade (plan, expand, migrate to the
@@ -159,7 +159,7 @@ async function killAndRecover(db: TestDatabase, reference: Reference, mode: Kill
   let error = '(none)';
   const deadRun = `dead-run-${mode}-${at}`;
   const faulty = new FaultInjectingSqlClient(new PgSqlClient(db.url), { at, mode });
-  let failedIn: WorkflowPhase = 'plan';
+  let failedIn: UpgradePhase = 'plan';
   try {
     await runWorkflow(faulty, reference.catalog, {
       runId: deadRun,
@@ -185,7 +185,7 @@ async function killAndRecover(db: TestDatabase, reference: Reference, mode: Kill
   try {
     let runId = deadRun;
     if (mode === 'before') {
-      const task = failedIn as WorkflowPhase;
+      const task = failedIn as UpgradePhase;
       await reportFailure(fresh, { runId: deadRun, failedIn: { [task]: { Error: error, Cause: 'killed' } } });
       runId = `recovery-${at}`;
     }
@@ -287,4 +287,18 @@ export function describeKillOutcomes(
     },
     failures: failed.map((o) => `#${o.at} [${o.statement.label}] ${o.statement.sql}: ${o.problems.join('; ')}`),
   };
+}
+
+/** Runs `work` over `items` with at most `limit` at a time; results in the items' order. */
+async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
 }

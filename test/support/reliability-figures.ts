@@ -2,6 +2,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { markdownTable } from '../../scripts/markdown-table.ts';
 
 /**
  * The reliability tests record what they tried and what they found, one file per section under an ignored folder
@@ -57,13 +58,10 @@ export function readFigures(directory = FIGURES_DIRECTORY): SectionFigures[] {
 
 /** The figures table, one line per figure. */
 export function renderFiguresTable(sections: readonly SectionFigures[]): string {
-  const lines = ['| Section | What was tried | Tried | Passed | Details | Test file |', '| --- | --- | ---: | ---: | --- | --- |'];
-  for (const { section, figures, test } of sections) {
-    for (const f of figures) {
-      lines.push(`| ${section} | ${f.check} | ${f.tried} | ${f.passed} | ${f.detail.replaceAll('|', '\\|')} | \`${test}\` |`);
-    }
-  }
-  return lines.join('\n');
+  const rows = sections.flatMap(({ section, figures, test }) =>
+    figures.map((f) => [section, f.check, String(f.tried), String(f.passed), f.detail, `\`${test}\``]),
+  );
+  return markdownTable(['Section', 'What was tried', 'Tried', 'Passed', 'Details', 'Test file'], rows, ['left', 'left', 'right', 'right']);
 }
 
 /** `doc` with the text between its two marker comments replaced by the figures table; refuses a doc without them. */

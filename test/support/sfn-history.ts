@@ -222,7 +222,7 @@ export function drainResult(drained: boolean, summary: string, polls = 1): Drain
     polls,
     summary,
     newTaskDefinitions: {},
-    report: { drained, source: 'database-sessions', checkedAt: '2025-06-01T10:05:00.000Z', blockers: [], startTimesHidden: false, summary },
+    report: { drained, source: 'database-sessions', checkedAt: '2025-06-01T10:05:00.000Z', applicationNamePattern: 'app/v1%', blockers: [], startTimesHidden: false },
   };
 }
 

@@ -1,5 +1,7 @@
 import { EmcError } from '../errors.ts';
-import type { DrainReport } from './ecs-drain.ts';
+import type { DrainReport } from './drain-report.ts';
+import { blockingLines } from './drain-summary.ts';
+import { serviceLabel } from './ecs-names.ts';
 
 /**
  * Why a service can never drain on its own, so waiting longer is pointless:
@@ -51,42 +53,8 @@ export class DrainFailedError extends EmcError {
   }
 }
 
-/** The last part of an ARN (`arn:aws:ecs:r:a:service/cluster/name` -> `name`); a plain name is returned as is. */
-export function shortName(nameOrArn: string): string {
-  return nameOrArn.startsWith('arn:') ? nameOrArn.slice(nameOrArn.lastIndexOf('/') + 1) : nameOrArn;
-}
-
-/** How a service is named in summaries and report keys: `cluster/service`, short names. */
-export function serviceLabel(cluster: string, service: string): string {
-  return `${shortName(cluster)}/${shortName(service)}`;
-}
-
-/**
- * What a drain timeout reports: the last poll's report of any drain source (ECS here; other sources, e.g. database
- * sessions, share these fields). Its summary has one line per service or instance group.
- */
-export interface TimedOutDrainReport {
-  readonly source: string;
-  readonly checkedAt: string;
-  readonly summary: string;
-  readonly blockers: readonly unknown[];
-}
-
-function isEcsReport(report: TimedOutDrainReport): report is DrainReport {
-  return report.source === 'ecs';
-}
-
-/** The summary lines of what still blocks: for ECS, only the services with blockers (drained ones are noise). */
-function blockingLines(report: TimedOutDrainReport): string[] {
-  const lines = report.summary.split('\n').filter((line) => line.length > 0);
-  if (!isEcsReport(report)) return lines;
-  const blocking = new Set(report.blockers.map((b) => serviceLabel(b.cluster, b.service)));
-  const filtered = lines.filter((line) => blocking.has(line.slice(0, line.indexOf(': '))));
-  return filtered.length > 0 ? filtered : lines;
-}
-
 /** The message of a drain timeout: what still blocked at the last check, one line per service. */
-export function drainTimeoutMessage(report: TimedOutDrainReport, timeoutSeconds: number): string {
+export function drainTimeoutMessage(report: DrainReport, timeoutSeconds: number): string {
   return (
     `The old release did not drain within ${timeoutSeconds} s (last checked ${report.checkedAt}); still blocking:\n` +
     blockingLines(report)
@@ -102,7 +70,7 @@ export class DrainTimeoutError extends EmcError {
   readonly nextAction =
     'Find out why the old-release instances listed still run (a stuck deployment, a service or fleet not yet updated), finish the deployment or stop them, then run the upgrade again; contract was not run, so the database still serves the old release.';
   constructor(
-    readonly report: TimedOutDrainReport,
+    readonly report: DrainReport,
     readonly timeoutSeconds: number,
   ) {
     super(drainTimeoutMessage(report, timeoutSeconds));

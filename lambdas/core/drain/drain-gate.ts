@@ -1,14 +1,17 @@
 import type { ECSClient } from '@aws-sdk/client-ecs';
 import type { SqlClient } from '../sql/sql-client.ts';
-import { serviceLabel, DrainTimeoutError } from './drain-errors.ts';
-import { checkEcsDrain, type DrainReport, type EcsServiceRef } from './ecs-drain.ts';
-import { checkSessionDrain, type SessionDrainReport } from './session-drain.ts';
+import { DrainTimeoutError } from './drain-errors.ts';
+import { pinnedTaskDefinitions, type DrainReport } from './drain-report.ts';
+import { drainSummary } from './drain-summary.ts';
+import { checkEcsDrain } from './ecs-drain.ts';
+import { serviceLabel, type EcsServiceRef } from './ecs-names.ts';
+import { checkSessionDrain } from './session-drain.ts';
 
 /**
- * Where the drain gate looks for old-release instances. Always explicit (construct props): the gate is never
- * silently skipped.
+ * Where the drain gate looks for old-release instances, as the drain task reads it from its environment: what the
+ * construct's `DrainSource` prop (lib/drain-source.ts) binds to. Always explicit: the gate is never silently skipped.
  */
-export type DrainSource =
+export type DrainSourceConfig =
   | { readonly kind: 'ecs'; readonly services: readonly { readonly cluster: string; readonly service: string }[] }
   | { readonly kind: 'database-sessions'; readonly applicationNamePattern: string; readonly applicationRole?: string };
 
@@ -17,14 +20,15 @@ export interface DrainGateState {
   readonly drained: boolean;
   readonly startedAt: string;
   readonly polls: number;
+  /** The report rendered for people (logs, `emc status`). */
   readonly summary: string;
   /** ECS: the new task definition per service, pinned at the first poll so a later rollback cannot pass as drained. */
   readonly newTaskDefinitions: Readonly<Record<string, string>>;
-  readonly report: DrainReport | SessionDrainReport;
+  readonly report: DrainReport;
 }
 
 export interface DrainGateOptions {
-  readonly source: DrainSource;
+  readonly source: DrainSourceConfig;
   readonly timeoutSeconds: number;
   /** From the execution input: per ECS service name, the new release's task definition. */
   readonly requestedTaskDefinitions: Readonly<Record<string, string>>;
@@ -48,7 +52,7 @@ export async function pollDrainGate(
 ): Promise<DrainGateState> {
   const now = options.now ?? new Date();
   const startedAt = options.previous?.startedAt ?? now.toISOString();
-  let report: DrainReport | SessionDrainReport;
+  let report: DrainReport;
   let pinned: Record<string, string> = {};
   if (options.source.kind === 'ecs') {
     if (!deps.ecs) throw new Error('Internal error: the ECS drain source needs an ECS client');
@@ -62,7 +66,7 @@ export async function pollDrainGate(
       oldTaskDefinitions: options.oldTaskDefinitions?.[serviceLabel(s.cluster, s.service)],
     }));
     const ecsReport = await checkEcsDrain(deps.ecs, refs, now);
-    pinned = { ...ecsReport.newTaskDefinitions };
+    pinned = pinnedTaskDefinitions(ecsReport);
     report = ecsReport;
   } else {
     report = await checkSessionDrain(deps.sql, {
@@ -78,7 +82,7 @@ export async function pollDrainGate(
     drained: report.drained,
     startedAt,
     polls: (options.previous?.polls ?? 0) + 1,
-    summary: report.summary,
+    summary: drainSummary(report),
     newTaskDefinitions: pinned,
     report,
   };

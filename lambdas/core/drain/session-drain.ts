@@ -1,5 +1,6 @@
 import { InputError } from '../errors.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
+import type { SessionDrainBlocker, SessionDrainReport } from './drain-report.ts';
 
 export interface SessionDrainOptions {
   /** LIKE pattern over `application_name` matching only the old release's sessions (e.g. `orders-api/v41%`). */
@@ -10,29 +11,6 @@ export interface SessionDrainOptions {
    * instead of being invisible to it. Without it, unnamed sessions are not looked at.
    */
   readonly applicationRole?: string;
-}
-
-export interface SessionDrainBlocker {
-  /** `''` for the application role's unnamed sessions. */
-  readonly applicationName: string;
-  readonly role: string;
-  readonly sessions: number;
-  /** The oldest session's start; undefined when PostgreSQL hides it from the upgrade's role. */
-  readonly since: string | undefined;
-}
-
-export interface SessionDrainReport {
-  readonly drained: boolean;
-  readonly source: 'database-sessions';
-  readonly checkedAt: string;
-  readonly blockers: readonly SessionDrainBlocker[];
-  /**
-   * Some blocking sessions' start times are hidden: without `pg_read_all_stats` (or membership of the session's
-   * role), pg_stat_activity shows another role's session with its database, role and application_name but a NULL
-   * backend_start (and state, query, backend_type).
-   */
-  readonly startTimesHidden: boolean;
-  readonly summary: string;
 }
 
 /** Why a pattern cannot select the old release's sessions, or undefined when it can. */
@@ -76,33 +54,20 @@ export async function checkSessionDrain(client: SqlClient, options: SessionDrain
      ORDER BY application_name, usename`,
     { pattern, role: role ?? null },
   );
-  const blockers = result.rows.map((r) => ({
+  const blockers: SessionDrainBlocker[] = result.rows.map((r) => ({
     applicationName: r.application_name,
     role: r.role ?? '',
     sessions: r.sessions,
     since: r.since_ms === null ? undefined : new Date(r.since_ms).toISOString(),
-    hidden: r.hidden_starts > 0,
+    startTimesHidden: r.hidden_starts > 0,
   }));
-  const startTimesHidden = blockers.some((b) => b.hidden);
-  const unnamed = role === undefined ? '' : ` and no unnamed session of role "${role}"`;
   return {
     drained: blockers.length === 0,
     source: 'database-sessions',
     checkedAt: new Date().toISOString(),
-    blockers: blockers.map(({ hidden: _hidden, ...b }) => b),
-    startTimesHidden,
-    summary:
-      blockers.length === 0
-        ? `no session with application_name LIKE '${pattern}'${unnamed} is connected: the old release is drained`
-        : blockers.map(describeBlocker).join('; ') +
-          (startTimesHidden
-            ? ` (start times hidden: the upgrade's database role cannot read other roles' backend_start; grant it pg_read_all_stats to see them)`
-            : ''),
+    applicationNamePattern: pattern,
+    ...(role !== undefined ? { applicationRole: role } : {}),
+    blockers,
+    startTimesHidden: blockers.some((b) => b.startTimesHidden),
   };
-}
-
-function describeBlocker(b: SessionDrainBlocker & { hidden: boolean }): string {
-  const who = b.applicationName === '' ? `role "${b.role}" without application_name` : `"${b.applicationName}"`;
-  const since = b.since === undefined ? '' : ` (since ${b.since}${b.hidden ? ', some start times hidden' : ''})`;
-  return `${b.sessions} session${b.sessions === 1 ? '' : 's'} of ${who} connected${since}`;
 }

@@ -4,7 +4,7 @@
  * state exactly as the console shows it.
  */
 export const STATE_NAMES = {
-  plan: 'Plan upgrade',
+  plan: 'Start upgrade',
   expand: 'Expand schema',
   migrate: 'Migrate data (one batch run)',
   drain: 'Check old release drained',

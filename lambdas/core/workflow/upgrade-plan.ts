@@ -1,8 +1,8 @@
 import type { ECSClient } from '@aws-sdk/client-ecs';
 import type { Catalog } from '../catalog/step.ts';
-import { serviceLabel } from '../drain/drain-errors.ts';
-import type { DrainSource } from '../drain/drain-gate.ts';
-import { readOldTaskDefinitions, type EcsServiceRef } from '../drain/ecs-drain.ts';
+import type { DrainSourceConfig } from '../drain/drain-gate.ts';
+import { serviceLabel, type EcsServiceRef } from '../drain/ecs-names.ts';
+import { readOldTaskDefinitions } from '../drain/ecs-release.ts';
 import { plan } from '../phases/plan.ts';
 import { InputError } from '../errors.ts';
 import { resolveSettings, settingsProblems, type SettingsOverrides } from '../settings.ts';
@@ -17,13 +17,14 @@ export type { UpgradePlan } from './task-contract.ts';
 
 /** What the plan needs to know of the drain gate: its source, and an ECS client for an ECS source. */
 export interface PlanDrainDependencies {
-  readonly source: DrainSource;
+  readonly source: DrainSourceConfig;
   readonly ecs: () => ECSClient;
 }
 
 /**
- * The plan state: validates the execution input and the catalog against the database (read-only so far), then
- * takes the lease. Bad input, drift or a newer database fail here, before anything is written.
+ * The first state ("Start upgrade"): validates the execution input, previews the upgrade (`plan`, read-only), then
+ * takes the lease and answers the upgrade plan every later state reads. Bad input, drift or a newer database fail
+ * here, before anything is written.
  */
 export async function startUpgrade(
   client: SqlClient,

@@ -1,6 +1,6 @@
 import type { ECSClient } from '@aws-sdk/client-ecs';
 import type { Catalog } from '../../core/catalog/step.ts';
-import type { DrainSource } from '../../core/drain/drain-gate.ts';
+import type { DrainSourceConfig } from '../../core/drain/drain-gate.ts';
 import type { SettingsOverrides } from '../../core/settings.ts';
 import type { SqlClient } from '../../core/sql/sql-client.ts';
 
@@ -15,7 +15,7 @@ export interface HandlerDependencies {
   readonly catalog: () => Promise<Catalog>;
   readonly ecs: () => ECSClient;
   readonly settingsDefaults: SettingsOverrides;
-  readonly drain: { readonly source: DrainSource; readonly timeoutSeconds: number };
+  readonly drain: { readonly source: DrainSourceConfig; readonly timeoutSeconds: number };
 }
 
 /** Memoises an async factory: one client or catalog per process. */

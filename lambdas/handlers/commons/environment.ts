@@ -26,7 +26,7 @@ export const ENV = {
   catalogFile: 'EMC_CATALOG_FILE',
   /** JSON: the construct's batch settings (SettingsOverrides). */
   settings: 'EMC_SETTINGS',
-  /** JSON: the drain gate's source (DrainSource). */
+  /** JSON: the drain gate's source (DrainSourceConfig). */
   drainSource: 'EMC_DRAIN_SOURCE',
   drainTimeoutSeconds: 'EMC_DRAIN_TIMEOUT_SECONDS',
 } as const;

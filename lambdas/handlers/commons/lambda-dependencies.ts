@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCompiledCatalog } from '../../core/catalog/compiled-catalog.ts';
-import type { DrainSource } from '../../core/drain/drain-gate.ts';
+import type { DrainSourceConfig } from '../../core/drain/drain-gate.ts';
 import type { SettingsOverrides } from '../../core/settings.ts';
 import { DataApiSqlClient } from '../../core/sql/data-api-client.ts';
 import { once, type HandlerDependencies } from './dependencies.ts';
@@ -27,7 +27,7 @@ export function lambdaDependencies(): HandlerDependencies {
     ecs: () => (ecs ??= new ECSClient({})),
     settingsDefaults: requiredJsonEnv<SettingsOverrides>(ENV.settings),
     drain: {
-      source: requiredJsonEnv<DrainSource>(ENV.drainSource),
+      source: requiredJsonEnv<DrainSourceConfig>(ENV.drainSource),
       timeoutSeconds: Number(requiredEnv(ENV.drainTimeoutSeconds)),
     },
   };
