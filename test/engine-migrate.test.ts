@@ -97,7 +97,8 @@ describe('keyset batches', () => {
 
     await armPause(db.pool, 'batch');
     const running = rejectionOf(migrate(ctx, catalog));
-    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('UPDATE nums');
+    // The whole batch is one statement (emc.run_batch); it sleeps inside the user's UPDATE of the third batch.
+    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('emc.run_batch');
     const error = await running;
     expect(error).toBeInstanceOf(StepFailedError);
     expect((error as StepFailedError).stepId).toBe('r1_migrate01');
@@ -136,7 +137,8 @@ describe('keyset batches', () => {
 
     await armPause(db.pool, 'commit');
     const running = rejectionOf(migrate(ctx, catalog));
-    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('migrate_progress');
+    // Inside the batch's one statement (emc.run_batch), after its cursor update: its last write.
+    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('emc.run_batch');
     expect(await running).toBeInstanceOf(StepFailedError);
     expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ cursor: '200', rows_done: 200, batches: 2 });
     const counts = await db.pool.query(
