@@ -162,6 +162,9 @@ const STATE_SCHEMA_VERSION = `${STATE_SCHEMA} state schema 3`;
 const SCHEMA_LOCK_KEY = 0x656d63;
 
 export async function ensureStateSchema(client: SqlClient, bounds: EngineBounds = DEFAULT_BOUNDS): Promise<void> {
+  // The common case, a current schema, in one call (one autocommitted catalog read that waits on no lock) rather
+  // than a transaction's four: every migrate call starts here.
+  if (await stateSchemaCurrent(client)) return;
   let creating = false;
   try {
     await boundedTransaction(client, bounds, 'creating or upgrading the emc schema', async (tx) => {
