@@ -380,6 +380,23 @@ describe('keyset batches', () => {
   });
 });
 
+describe('adaptive batch sizes', () => {
+  it('grow on a fast table toward targetBatchMs, doubling at most per batch', async () => {
+    const { db, catalog } = await numsDatabase(10_000, KEYSET_WITH_PAUSE);
+    // A target far above what these batches take on any machine: each batch may double the next.
+    const { ctx, events } = recording(await startRun(db.client, 'adaptive-run', { batchSize: 100, targetBatchMs: 5000 }));
+    await expand(ctx, catalog);
+    const result = await migrate(ctx, catalog);
+    expect(result.finished).toBe(true);
+    const sizes = events.flatMap((e) => (e.type === 'batch' ? [e.batchSize] : []));
+    expect(sizes.slice(0, 5)).toEqual([100, 200, 400, 800, 1600]);
+    // 100 + 200 + ... + 6400 = 12,700 keys: the seventh batch found the table's last 3,700 keys.
+    expect(sizes).toHaveLength(7);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ cursor: '10000', rows_done: 10_000, batches: 7, finished: true });
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count]).toEqual([row.id, 1]);
+  });
+});
+
 describe('repeat-until-zero batches', () => {
   it('bind :batch_size (the file overriding the run) and stop at the first batch that changes nothing', async () => {
     const db = await freshDatabase();
@@ -397,7 +414,8 @@ describe('repeat-until-zero batches', () => {
           'WHERE id = ANY (ARRAY(SELECT id FROM tags WHERE name <> btrim(name) ORDER BY id LIMIT :batch_size));\n',
       }),
     );
-    const { ctx, events } = recording(await startRun(db.client, 'repeat-run', { batchSize: 1000 }));
+    // Adaptive sizes on for the run: the file's emc:batch-size still fixes every batch.
+    const { ctx, events } = recording(await startRun(db.client, 'repeat-run', { batchSize: 1000, targetBatchMs: 5000 }));
     const result = await migrate(ctx, catalog);
     expect(result.finished).toBe(true);
     expect(result.rowsThisCall).toBe(33);

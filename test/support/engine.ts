@@ -9,13 +9,17 @@ import { engineBounds } from '../../lambdas/core/state/engine-transaction.ts';
 import { acquireLease, releaseLease } from '../../lambdas/core/state/lease.ts';
 import { ensureStateSchema } from '../../lambdas/core/state/schema.ts';
 
-/** A run context holding the lease, as the state machine's plan step leaves it. */
+/**
+ * A run context holding the lease, as the state machine's plan step leaves it. Batches are `batchSize` rows each
+ * (`targetBatchMs` 0) unless the test asks for adaptive sizes: batch counts and cursors then follow from the data
+ * alone, not from how fast this machine is.
+ */
 export async function startRun(
   client: SqlClient,
   runId = 'test-run',
   overrides: SettingsOverrides = {},
 ): Promise<RunContext> {
-  const settings = resolveSettings({ batchPauseMs: 0, ...overrides });
+  const settings = resolveSettings({ batchPauseMs: 0, targetBatchMs: 0, ...overrides });
   await ensureStateSchema(client, engineBounds(settings));
   await acquireLease(client, runId, settings.leaseTtlSeconds, { bounds: engineBounds(settings) });
   return { client, runId, settings };

@@ -3,6 +3,7 @@ import type { ParsedStatement } from '../catalog/sql-statements.ts';
 import type { Statement } from '../catalog/step.ts';
 import { MigrateRunawayError, PendingRowsRemainError, StepFailedError } from '../errors.ts';
 import { describeStrategy, type BatchSource } from '../migrate/batch-source.ts';
+import { BatchSizeController } from '../migrate/batch-size-controller.ts';
 import { runBatch } from '../migrate/run-batch.ts';
 import { pendingRows } from '../phases/pending-query.ts';
 import { leased, reading, type RunContext } from '../phases/run-context.ts';
@@ -143,16 +144,22 @@ export function preparedMigration(ctx: RunContext, step: Migration, source: Batc
 async function runMigration(ctx: RunContext, step: Migration, source: BatchSource, budget: Budget): Promise<StepOutcome> {
   const startedAt = new Date();
   const { deadline, mustProgress } = budget;
-  const batchSize = step.batchSize ?? ctx.settings.batchSize;
+  const sizes = new BatchSizeController(
+    step.batchSize ?? ctx.settings.batchSize,
+    ctx.settings.targetBatchMs,
+    step.batchSize !== undefined || ctx.settings.targetBatchMs === 0,
+  );
   let rows = 0;
   let batches = 0;
   try {
     let progress = await leased(ctx, `starting ${step.id}`, (tx) => startProgress(tx, step, describeStrategy(step)));
     let lastBatchMs = 0;
     while ((mustProgress && batches === 0) || Date.now() + lastBatchMs < deadline) {
+      const batchSize = sizes.next;
       const batchStart = Date.now();
       const batch = await runBatch(ctx, step, source, progress, batchSize);
       lastBatchMs = Date.now() - batchStart;
+      sizes.observe(batchSize, lastBatchMs, batch.passEnded);
       rows += batch.rows;
       batches += batch.ran ? 1 : 0;
       progress = batch.progress;
@@ -161,6 +168,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
           type: 'batch',
           stepId: step.id,
           rows: batch.rows,
+          batchSize,
           rowsDone: progress.rowsDone,
           cursor: progress.cursor,
           durationMs: lastBatchMs,
