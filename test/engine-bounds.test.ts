@@ -471,7 +471,7 @@ describe('a run whose lease was taken over', () => {
       db,
       async (client) => ({ ...setup, client }),
       // Right after the first batch (one statement: emc.run_batch, which moved the cursor).
-      (s) => s.previous?.includes('emc.run_batch(') === true,
+      (s) => s.previous?.includes('FROM emc.run_batch(') === true,
       (ctx) => migrate(ctx, catalog),
     );
 

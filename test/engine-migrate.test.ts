@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   contract,
   expand,
+  LeaseBusyError,
+  LeaseLostError,
   loadCatalog,
   LockTimeoutError,
   migrate,
@@ -377,6 +379,48 @@ describe('keyset batches', () => {
     expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ cursor: '200', rows_done: 200 });
     const done = await db.pool.query(`SELECT count(*)::int AS n FROM nums WHERE updated_count > 0`);
     expect(done.rows[0].n).toBe(200);
+  });
+});
+
+describe('the batch statement refuses a run that cannot show its lease, writing nothing', () => {
+  /** A run of 100-row batches whose client calls `before` once, right before the second batch's statement. */
+  async function beforeSecondBatch(before: (db: TestDatabase) => Promise<void>) {
+    const { db, catalog } = await numsDatabase(300, KEYSET_WITH_PAUSE);
+    let batches = 0;
+    const client = new HookedSqlClient(db.client, async (s) => {
+      if (s.sql.includes('FROM emc.run_batch(') && ++batches === 2) await before(db);
+    });
+    const ctx = await startRun(client, 'batch-run', { batchSize: 100, lockTimeoutMs: 200 });
+    await expand(ctx, catalog);
+    const error = await rejectionOf(migrate(ctx, catalog));
+    expect(await progressOf(db, 'r1_migrate01')).toEqual({ cursor: '100', rows_done: 100, batches: 1, finished: false, pass: 1 });
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count]).toEqual([row.id, Number(row.id) <= 100 ? 1 : 0]);
+    return { db, error };
+  }
+
+  it('a run whose lease another run took over: LeaseLostError naming the holder', async () => {
+    const { error } = await beforeSecondBatch(async (db) => {
+      await db.pool.query(`UPDATE emc.lease SET owner = 'other-run', expires_at = now() + interval '1 hour'`);
+    });
+    expect(error).toBeInstanceOf(LeaseLostError);
+    expect(error.message).toMatch(/^Run batch-run does not hold the upgrade lease: other-run holds it until /);
+  });
+
+  it('a run whose lease row stays locked past lock_timeout: LeaseBusyError, transient', async () => {
+    const holder = { release: async () => {} };
+    const { error } = await beforeSecondBatch(async (db) => {
+      const app = await db.pool.connect();
+      await app.query('BEGIN');
+      await app.query('SELECT * FROM emc.lease FOR UPDATE');
+      holder.release = async () => {
+        await app.query('ROLLBACK');
+        app.release();
+      };
+    });
+    await holder.release();
+    expect(error).toBeInstanceOf(LeaseBusyError);
+    expect((error as LeaseBusyError).transient).toBe(true);
+    expect(error.message).toContain('200 ms lock timeout');
   });
 });
 

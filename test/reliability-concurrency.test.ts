@@ -114,13 +114,13 @@ describe('a holder that dies without its failure path', () => {
     let batches = 0;
     const dying = new FaultInjectingSqlClient(new PgSqlClient(db.url), {
       mode: 'before',
-      where: (s) => s.sql.includes('emc.run_batch(') && ++batches === 3,
+      where: (s) => s.sql.includes('FROM emc.run_batch(') && ++batches === 3,
     });
     const ctx = await startRun(dying, 'dead-holder', { batchSize: 100, leaseTtlSeconds: TTL_SECONDS });
     await expand(ctx, catalog);
     await expect(migrate(ctx, catalog)).rejects.toThrow(/terminating connection/);
     await dying.close();
-    expect(dying.killedAt?.sql).toContain('emc.run_batch(');
+    expect(dying.killedAt?.sql).toContain('FROM emc.run_batch(');
     const progress = async () =>
       (await db.pool.query(`SELECT step_id, rows_done::int, finished FROM emc.migrate_progress ORDER BY step_id`)).rows;
     expect(await progress()).toEqual([{ step_id: 'bexar_migrate01', rows_done: 200, finished: false }]);

@@ -74,7 +74,7 @@ describe('the fault injection and the convergence check themselves', () => {
       const killed = new FaultInjectingSqlClient(new PgSqlClient(lane.db.url), {
         mode: 'before',
         // A migrate batch: one statement, emc.run_batch, holding the step's UPDATE.
-        where: (s) => s.sql.includes('emc.run_batch(') && s.label === 'migrate',
+        where: (s) => s.sql.includes('FROM emc.run_batch(') && s.label === 'migrate',
       });
       await expect(runWorkflow(killed, reference.catalog, { runId: 'killed', defaults: SETTINGS, onPhase: (p) => (killed.label = p) })).rejects.toThrow();
       await killed.close();

@@ -27,10 +27,10 @@ export async function runBatch(
   let batch: { ran: boolean; batch_rows: number | string; batch_keys: number; cursor_after: string | null; last_of_pass: boolean };
   try {
     // Every argument cast: the Data API sends strings as varchar, integers as bigint and NULL untyped, and a function
-    // is found by its argument types.
+    // is found by its argument types. The function is named on the first line, which is what a report shows.
     const result = await ctx.client.query<typeof batch>(
-      `SELECT ran, batch_rows, batch_keys, cursor_after, last_of_pass
-       FROM ${STATE_SCHEMA}.run_batch(CAST(:owner AS text), CAST(:ttl AS integer), CAST(:lock_ms AS integer), CAST(:step AS text),
+      `SELECT ran, batch_rows, batch_keys, cursor_after, last_of_pass FROM ${STATE_SCHEMA}.run_batch(
+         CAST(:owner AS text), CAST(:ttl AS integer), CAST(:lock_ms AS integer), CAST(:step AS text),
          CAST(:checksum AS text), CAST(:previous AS text), CAST(:pass AS integer), CAST(:batch_size AS integer),
          CAST(:range_sql AS text), CAST(:multi_key AS boolean), CAST(:statement AS text))`,
       {

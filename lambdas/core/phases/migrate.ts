@@ -42,8 +42,8 @@ export interface MigrateOptions {
 
 /**
  * Runs migrate batches for at most `settings.migrateBudgetMs`, step after step in catalog order, and reports how
- * far it got. Each batch is one transaction holding the batch's writes AND its progress row, so a crash at any
- * point neither loses nor repeats a batch. Call again until `finished`.
+ * far it got. Each batch is one autocommitted statement holding the batch's writes AND its progress row (`runBatch`),
+ * so a crash at any point neither loses nor repeats a batch. Call again until `finished`.
  */
 
 export async function migrate(ctx: RunContext, catalog: Catalog, target?: string, options: MigrateOptions = {}): Promise<MigrateResult> {

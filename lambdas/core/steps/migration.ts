@@ -16,7 +16,7 @@ import type { Budget, Migration, PreparedStep, StepCommon, StepFile, StepOutcome
 
 /**
  * What the two migration kinds share: the file holds one data-modifying statement, the runner repeats it batch by
- * batch (each batch one transaction holding its writes AND its progress row, so a crash neither loses nor repeats a
+ * batch (each batch one statement holding its writes AND its progress row, so a crash neither loses nor repeats a
  * batch), and a pending query says when no row is left. The kinds differ by how a batch finds its rows (`BatchSource`).
  */
 export interface MigrationCommon extends StepCommon {
@@ -196,7 +196,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
     }
     return { finished: false, rows, batches };
   } catch (error) {
-    // Each batch is its own transaction: a failure leaves the batches before it, and none of its own.
+    // Each batch is its own statement, all or nothing: a failure leaves the batches before it, and none of its own.
     throw await failStep(ctx, step, true, startedAt, error instanceof StepFailedError ? undefined : step.statements[0], error);
   }
 }
