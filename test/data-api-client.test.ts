@@ -14,6 +14,7 @@ import {
   DatabaseUnavailableError,
   DataApiInternalError,
   LeaseHeldError,
+  LockTimeoutError,
   TransactionConflictError,
   TransactionNotFoundError,
 } from '../lambdas/core/errors.ts';
@@ -698,6 +699,39 @@ describe('over the Data API emulator', () => {
         expect(others).toBeLessThanOrEqual(MIGRATE_CALL_OVERHEAD_CALLS);
         await endRun(ctx);
       } finally {
+        serviceSdk.destroy();
+        await serviceEmulator.stop();
+        await viaApi.drop();
+      }
+    });
+
+    it('gives up a batch behind an application row lock after lock_timeout, set inside the batch statement', async () => {
+      const viaApi = await createTestDatabase();
+      const serviceEmulator = await startDataApiEmulator({ postgresUrl: viaApi.url });
+      const serviceSdk = new RDSDataClient({
+        endpoint: serviceEmulator.endpoint,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+        maxAttempts: 1,
+      });
+      const app = await viaApi.pool.connect();
+      try {
+        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: serviceSdk });
+        await seedDemoDatabase(api, 300);
+        const ctx = await startRun(api, 'run-locked', { batchSize: 100, lockTimeoutMs: 300 });
+        await expand(ctx, catalog);
+        // The application holds a row of the second batch: no session state carries a lock_timeout between calls.
+        await app.query('BEGIN');
+        await app.query('SELECT * FROM images WHERE id = 150 FOR UPDATE');
+        const error = await rejection(migrate(ctx, catalog));
+        expect(error).toBeInstanceOf(LockTimeoutError);
+        expect((error as LockTimeoutError).stepId).toBe('bexar_migrate01');
+        expect(error.message).toContain('bexar/migrate01_backfill_visibility.sql');
+        const progress = await viaApi.pool.query(`SELECT cursor, batches::int FROM emc.migrate_progress WHERE step_id = 'bexar_migrate01'`);
+        expect(progress.rows).toEqual([{ cursor: '100', batches: 1 }]);
+        await app.query('ROLLBACK');
+      } finally {
+        app.release();
         serviceSdk.destroy();
         await serviceEmulator.stop();
         await viaApi.drop();
