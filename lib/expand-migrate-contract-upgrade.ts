@@ -27,8 +27,10 @@ import { buildUpgradeDefinition } from './upgrade-state-machine.ts';
 
 /** Tuning of the migrate batches; each unset value keeps the engine's default (docs/operators.md). */
 export interface BatchSettings {
-  /** Rows per batch (one transaction each), unless a migrate file sets `emc:batch-size`. @default 1000 */
+  /** Rows of a migrate call's first batch; later ones size themselves toward `targetBatchDuration`. A migrate file's `emc:batch-size` fixes it. @default 1000 */
   readonly batchSize?: number;
+  /** Target duration of one migrate batch (the engine's `targetBatchMs`); 0 keeps every batch at `batchSize`. @default Duration.millis(200) */
+  readonly targetBatchDuration?: Duration;
   /** Pause between batches, leaving room for the application's writes. @default Duration.millis(20) */
   readonly batchPause?: Duration;
   /** `lock_timeout` of every DDL step and batch. @default Duration.seconds(2) */
@@ -332,6 +334,7 @@ function resolveClusterArn(scope: Construct, props: ExpandMigrateContractUpgrade
 /** The engine's setting each `BatchSettings` prop sets. */
 const BATCH_SETTING_PROPS: Record<keyof SettingsOverrides, keyof BatchSettings> = {
   batchSize: 'batchSize',
+  targetBatchMs: 'targetBatchDuration',
   batchPauseMs: 'batchPause',
   lockTimeoutMs: 'lockTimeout',
   batchStatementTimeoutMs: 'batchStatementTimeout',
@@ -344,6 +347,7 @@ const BATCH_SETTING_PROPS: Record<keyof SettingsOverrides, keyof BatchSettings> 
 function toSettingsOverrides(batch: BatchSettings): SettingsOverrides {
   const overrides: SettingsOverrides = {
     batchSize: batch.batchSize,
+    targetBatchMs: batch.targetBatchDuration?.toMilliseconds(),
     batchPauseMs: batch.batchPause?.toMilliseconds(),
     lockTimeoutMs: batch.lockTimeout?.toMilliseconds(),
     batchStatementTimeoutMs: batch.batchStatementTimeout?.toMilliseconds(),

@@ -14,6 +14,7 @@ import {
   DatabaseUnavailableError,
   DataApiInternalError,
   LeaseHeldError,
+  LockTimeoutError,
   TransactionConflictError,
   TransactionNotFoundError,
 } from '../lambdas/core/errors.ts';
@@ -29,11 +30,19 @@ import { ensureStateSchema } from '../lambdas/core/state/schema.ts';
 import { DEMO_MIGRATIONS, writeMigrations } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { endRun, startRun, upgrade } from './support/engine.ts';
+import { expand } from '../lambdas/core/phases/expand.ts';
+import { migrate } from '../lambdas/core/phases/migrate.ts';
 
 const RESOURCE_ARN = 'arn:aws:rds:eu-west-1:123456789012:cluster:emc';
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:emc-abc123';
 const DATABASE = 'app';
 const META = { $metadata: {} };
+/**
+ * The Data API calls of one migrate call of the demo release's three migrate steps besides their batches, as counted
+ * (the state schema check, the state read, each step's key check, start, pending check and record, the report): a
+ * ceiling, so that an added call is seen.
+ */
+const MIGRATE_CALL_OVERHEAD_CALLS = 85;
 
 const rejection = (promise: Promise<unknown>) =>
   promise.then(
@@ -652,6 +661,79 @@ describe('over the Data API emulator', () => {
         serviceSdk.destroy();
         await serviceEmulator.stop();
         await direct.drop();
+        await viaApi.drop();
+      }
+    });
+
+    it('runs each migrate batch as one ExecuteStatement, keyset and repeat-until-zero alike, no transaction', async () => {
+      const viaApi = await createTestDatabase();
+      const serviceEmulator = await startDataApiEmulator({ postgresUrl: viaApi.url });
+      const serviceSdk = new RDSDataClient({
+        endpoint: serviceEmulator.endpoint,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+        maxAttempts: 1,
+      });
+      try {
+        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: serviceSdk });
+        await seedDemoDatabase(api, 300);
+        // Fixed batches of 50: several batches per step.
+        const ctx = await startRun(api, 'run-calls', { batchSize: 50, targetBatchMs: 0 });
+        await expand(ctx, catalog);
+        const atBatch: { stepId: string; calls: Record<string, number> }[] = [];
+        const before = serviceEmulator.calls;
+        const result = await migrate({ ...ctx, onEvent: (e) => e.type === 'batch' && atBatch.push({ stepId: e.stepId, calls: serviceEmulator.calls }) }, catalog);
+        const after = serviceEmulator.calls;
+        expect(result.finished).toBe(true);
+        const perBatch = atBatch.slice(1).flatMap((b, i) => {
+          const previous = atBatch[i]!;
+          if (b.stepId !== previous.stepId) return [];
+          return [Object.fromEntries(Object.entries(b.calls).flatMap(([op, n]) => (n === previous.calls[op] ? [] : [[op, n - previous.calls[op]!]])))];
+        });
+        expect(new Set(atBatch.map((b) => b.stepId))).toEqual(new Set(['bexar_migrate01', 'bexar_migrate02', 'bexar_migrate03']));
+        expect(perBatch.length).toBeGreaterThanOrEqual(11);
+        for (const calls of perBatch) expect(calls).toEqual({ ExecuteStatement: 1 });
+        const total = (calls: Record<string, number>) => Object.values(calls).reduce((a, b) => a + b, 0);
+        // The rest of the call: its reads, and each step's start, end of pass and record (see the report).
+        const others = total(after) - total(before) - result.batchesThisCall;
+        expect(others).toBeLessThanOrEqual(MIGRATE_CALL_OVERHEAD_CALLS);
+        await endRun(ctx);
+      } finally {
+        serviceSdk.destroy();
+        await serviceEmulator.stop();
+        await viaApi.drop();
+      }
+    });
+
+    it('gives up a batch behind an application row lock after lock_timeout, set inside the batch statement', async () => {
+      const viaApi = await createTestDatabase();
+      const serviceEmulator = await startDataApiEmulator({ postgresUrl: viaApi.url });
+      const serviceSdk = new RDSDataClient({
+        endpoint: serviceEmulator.endpoint,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+        maxAttempts: 1,
+      });
+      const app = await viaApi.pool.connect();
+      try {
+        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: serviceSdk });
+        await seedDemoDatabase(api, 300);
+        const ctx = await startRun(api, 'run-locked', { batchSize: 100, lockTimeoutMs: 300 });
+        await expand(ctx, catalog);
+        // The application holds a row of the second batch: no session state carries a lock_timeout between calls.
+        await app.query('BEGIN');
+        await app.query('SELECT * FROM images WHERE id = 150 FOR UPDATE');
+        const error = await rejection(migrate(ctx, catalog));
+        expect(error).toBeInstanceOf(LockTimeoutError);
+        expect((error as LockTimeoutError).stepId).toBe('bexar_migrate01');
+        expect(error.message).toContain('bexar/migrate01_backfill_visibility.sql');
+        const progress = await viaApi.pool.query(`SELECT cursor, batches::int FROM emc.migrate_progress WHERE step_id = 'bexar_migrate01'`);
+        expect(progress.rows).toEqual([{ cursor: '100', batches: 1 }]);
+        await app.query('ROLLBACK');
+      } finally {
+        app.release();
+        serviceSdk.destroy();
+        await serviceEmulator.stop();
         await viaApi.drop();
       }
     });

@@ -470,7 +470,8 @@ describe('a run whose lease was taken over', () => {
     const { error, taken, after } = await takenOverAt(
       db,
       async (client) => ({ ...setup, client }),
-      (s) => s.previous?.trim().startsWith('UPDATE emc.migrate_progress') === true && /SET cursor/.test(s.previous),
+      // Right after the first batch (one statement: emc.run_batch, which moved the cursor).
+      (s) => s.previous?.includes('FROM emc.run_batch(') === true,
       (ctx) => migrate(ctx, catalog),
     );
 

@@ -179,4 +179,24 @@ describe('the state tables of an earlier release of the tool', () => {
     expect(error).toBeInstanceOf(MigrateStepChangedError);
     expect(error.message).toContain('10 rows in 2 batches done with an unrecorded checksum (an earlier release of emc)');
   });
+
+  it('get the batch function of this release in place of an older one', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await ensureStateSchema(db.client);
+    const body = `SELECT prosrc FROM pg_proc WHERE oid = 'emc.run_batch'::regproc`;
+    const current = (await db.pool.query(body)).rows[0].prosrc as string;
+    // An earlier release's function under the same signature, and its schema version.
+    await db.pool.query(`
+      CREATE OR REPLACE FUNCTION emc.run_batch(p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
+          p_step text, p_checksum text, p_previous text, p_pass integer, p_batch_size integer,
+          p_range_sql text, p_multi_key boolean, p_statement text,
+          OUT ran boolean, OUT batch_rows bigint, OUT batch_keys integer, OUT cursor_after text, OUT last_of_pass boolean)
+        LANGUAGE plpgsql AS $$ BEGIN ran := false; END $$;
+      COMMENT ON SCHEMA emc IS 'emc state schema 2';
+    `);
+    await ensureStateSchema(db.client);
+    expect((await db.pool.query(body)).rows[0].prosrc).toBe(current);
+    expect((await db.pool.query(`SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'run_batch'`)).rows[0].n).toBe(1);
+  });
 });

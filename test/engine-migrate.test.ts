@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   contract,
   expand,
+  LeaseBusyError,
+  LeaseLostError,
   loadCatalog,
   LockTimeoutError,
   migrate,
@@ -97,7 +99,8 @@ describe('keyset batches', () => {
 
     await armPause(db.pool, 'batch');
     const running = rejectionOf(migrate(ctx, catalog));
-    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('UPDATE nums');
+    // The whole batch is one statement (emc.run_batch); it sleeps inside the user's UPDATE of the third batch.
+    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('emc.run_batch');
     const error = await running;
     expect(error).toBeInstanceOf(StepFailedError);
     expect((error as StepFailedError).stepId).toBe('r1_migrate01');
@@ -136,7 +139,8 @@ describe('keyset batches', () => {
 
     await armPause(db.pool, 'commit');
     const running = rejectionOf(migrate(ctx, catalog));
-    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('migrate_progress');
+    // Inside the batch's one statement (emc.run_batch), after its cursor update: its last write.
+    expect(await killEngineBackendWhenSleeping(db.pool)).toContain('emc.run_batch');
     expect(await running).toBeInstanceOf(StepFailedError);
     expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ cursor: '200', rows_done: 200, batches: 2 });
     const counts = await db.pool.query(
@@ -373,6 +377,96 @@ describe('keyset batches', () => {
     expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ cursor: '200', rows_done: 200 });
     const done = await db.pool.query(`SELECT count(*)::int AS n FROM nums WHERE updated_count > 0`);
     expect(done.rows[0].n).toBe(200);
+  });
+});
+
+describe('the batch statement refuses a run that cannot show its lease, writing nothing', () => {
+  /** A run of 100-row batches whose client calls `before` once, right before the second batch's statement. */
+  async function beforeSecondBatch(before: (db: TestDatabase) => Promise<void>) {
+    const { db, catalog } = await numsDatabase(300, KEYSET_WITH_PAUSE);
+    let batches = 0;
+    const client = new HookedSqlClient(db.client, async (s) => {
+      if (s.sql.includes('FROM emc.run_batch(') && ++batches === 2) await before(db);
+    });
+    const ctx = await startRun(client, 'batch-run', { batchSize: 100, lockTimeoutMs: 200 });
+    await expand(ctx, catalog);
+    const error = await rejectionOf(migrate(ctx, catalog));
+    expect(await progressOf(db, 'r1_migrate01')).toEqual({ cursor: '100', rows_done: 100, batches: 1, finished: false, pass: 1 });
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count]).toEqual([row.id, Number(row.id) <= 100 ? 1 : 0]);
+    return { db, error };
+  }
+
+  it('a run whose lease another run took over: LeaseLostError naming the holder', async () => {
+    const { error } = await beforeSecondBatch(async (db) => {
+      await db.pool.query(`UPDATE emc.lease SET owner = 'other-run', expires_at = now() + interval '1 hour'`);
+    });
+    expect(error).toBeInstanceOf(LeaseLostError);
+    expect(error.message).toMatch(/^Run batch-run does not hold the upgrade lease: other-run holds it until /);
+  });
+
+  it('a run whose lease row stays locked past lock_timeout: LeaseBusyError, transient', async () => {
+    const holder = { release: async () => {} };
+    const { error } = await beforeSecondBatch(async (db) => {
+      const app = await db.pool.connect();
+      await app.query('BEGIN');
+      await app.query('SELECT * FROM emc.lease FOR UPDATE');
+      holder.release = async () => {
+        await app.query('ROLLBACK');
+        app.release();
+      };
+    });
+    await holder.release();
+    expect(error).toBeInstanceOf(LeaseBusyError);
+    expect((error as LeaseBusyError).transient).toBe(true);
+    expect(error.message).toContain('200 ms lock timeout');
+  });
+});
+
+describe('adaptive batch sizes', () => {
+  it('grow on a fast table toward targetBatchMs, doubling at most per batch', async () => {
+    const { db, catalog } = await numsDatabase(10_000, KEYSET_WITH_PAUSE);
+    // A target far above what these batches take on any machine: each batch may double the next.
+    const { ctx, events } = recording(await startRun(db.client, 'adaptive-run', { batchSize: 100, targetBatchMs: 5000 }));
+    await expand(ctx, catalog);
+    const result = await migrate(ctx, catalog);
+    expect(result.finished).toBe(true);
+    const sizes = events.flatMap((e) => (e.type === 'batch' ? [e.batchSize] : []));
+    expect(sizes.slice(0, 5)).toEqual([100, 200, 400, 800, 1600]);
+    // 100 + 200 + ... + 6400 = 12,700 keys: the seventh batch found the table's last 3,700 keys.
+    expect(sizes).toHaveLength(7);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ cursor: '10000', rows_done: 10_000, batches: 7, finished: true });
+    for (const row of await numsSummary(db)) expect([row.id, row.updated_count]).toEqual([row.id, 1]);
+  });
+});
+
+describe('a step\'s emc:batch-size with adaptive sizes on', () => {
+  it('fixes every batch of a repeat-until-zero step, which stops at the first batch that changes nothing', async () => {
+    const db = await freshDatabase();
+    await db.pool.query(`CREATE TABLE tags (id bigint PRIMARY KEY, name text NOT NULL)`);
+    await db.pool.query(
+      `INSERT INTO tags SELECT g, CASE WHEN g % 3 = 0 THEN ' tag' || g || ' ' ELSE 'tag' || g END FROM generate_series(1, 100) g`,
+    );
+    const catalog = await loadCatalog(
+      writeMigrations({
+        'r1/migrate01_trim.sql':
+          '-- emc:repeat-until-zero\n' +
+          '-- emc:batch-size 8\n' +
+          '-- emc:pending SELECT count(*) FROM tags WHERE name <> btrim(name)\n' +
+          'UPDATE tags SET name = btrim(name)\n' +
+          'WHERE id = ANY (ARRAY(SELECT id FROM tags WHERE name <> btrim(name) ORDER BY id LIMIT :batch_size));\n',
+      }),
+    );
+    // Adaptive sizes on for the run: the file's emc:batch-size still fixes every batch.
+    const { ctx, events } = recording(await startRun(db.client, 'repeat-run', { batchSize: 1000, targetBatchMs: 5000 }));
+    const result = await migrate(ctx, catalog);
+    expect(result.finished).toBe(true);
+    expect(result.rowsThisCall).toBe(33);
+    const batches = events.flatMap((e) => (e.type === 'batch' ? [e.rows] : []));
+    expect(batches).toEqual([8, 8, 8, 8, 1, 0]);
+    expect(events.filter((e) => e.type === 'batch').every((e) => e.type === 'batch' && e.cursor === undefined)).toBe(true);
+    const left = await db.pool.query(`SELECT count(*)::int AS n FROM tags WHERE name <> btrim(name)`);
+    expect(left.rows[0].n).toBe(0);
+    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ rows_done: 33, batches: 6, finished: true });
   });
 });
 

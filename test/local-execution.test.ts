@@ -348,7 +348,11 @@ describe('a local execution of the synthesized state machine', () => {
     const db = await demoDatabase(1000);
     let batchesWhileContinuing = 0;
 
-    const first = await execute(db, {}, { maxMigrateCallsPerExecution: 2, settings: { ...SETTINGS, batchSize: 100, migrateBudgetMs: 1000 } });
+    // Fixed 100-row batches (targetBatchMs 0): two migrate calls of 1 s cannot finish, however fast this machine is.
+    const first = await execute(db, {}, {
+      maxMigrateCallsPerExecution: 2,
+      settings: { ...SETTINGS, batchSize: 100, targetBatchMs: 0, migrateBudgetMs: 1000 },
+    });
 
     expect(first.status, first.cause).toBe('SUCCEEDED');
     expect(first.output).toMatchObject({ outcome: 'continued in a new execution' });

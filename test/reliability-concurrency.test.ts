@@ -110,17 +110,17 @@ describe('a holder that dies without its failure path', () => {
     const rows = 600;
     const db = await demoDatabase(rows);
     // The dead run: ttl 3 s (below the 60 s the input schema allows; the engine is called directly), its connection
-    // dropped instead of migrate01's third batch, and nothing left to release its lease.
+    // dropped instead of migrate01's third batch (one statement: emc.run_batch), and nothing left to release its lease.
     let batches = 0;
     const dying = new FaultInjectingSqlClient(new PgSqlClient(db.url), {
       mode: 'before',
-      where: (s) => s.sql.startsWith('UPDATE images') && ++batches === 3,
+      where: (s) => s.sql.includes('FROM emc.run_batch(') && ++batches === 3,
     });
     const ctx = await startRun(dying, 'dead-holder', { batchSize: 100, leaseTtlSeconds: TTL_SECONDS });
     await expand(ctx, catalog);
     await expect(migrate(ctx, catalog)).rejects.toThrow(/terminating connection/);
     await dying.close();
-    expect(dying.killedAt?.inTransaction).toBe(true);
+    expect(dying.killedAt?.sql).toContain('FROM emc.run_batch(');
     const progress = async () =>
       (await db.pool.query(`SELECT step_id, rows_done::int, finished FROM emc.migrate_progress ORDER BY step_id`)).rows;
     expect(await progress()).toEqual([{ step_id: 'bexar_migrate01', rows_done: 200, finished: false }]);

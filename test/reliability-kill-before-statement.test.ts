@@ -73,7 +73,8 @@ describe('the fault injection and the convergence check themselves', () => {
       await lane.reset();
       const killed = new FaultInjectingSqlClient(new PgSqlClient(lane.db.url), {
         mode: 'before',
-        where: (s) => s.sql.startsWith('UPDATE images') && s.label === 'migrate',
+        // A migrate batch: one statement, emc.run_batch, holding the step's UPDATE.
+        where: (s) => s.sql.includes('FROM emc.run_batch(') && s.label === 'migrate',
       });
       await expect(runWorkflow(killed, reference.catalog, { runId: 'killed', defaults: SETTINGS, onPhase: (p) => (killed.label = p) })).rejects.toThrow();
       await killed.close();

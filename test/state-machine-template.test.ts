@@ -610,6 +610,10 @@ describe('props that cannot work fail the synth, naming the prop', () => {
     expect(construct({ batchSettings: { migrateBudget: Duration.minutes(14), batchStatementTimeout: Duration.seconds(45) } })).toThrow(
       /batchSettings: migrateBudget \(840000 ms\) \+ batchStatementTimeout \(45000 ms\) \+ 60000 ms of margin must stay under/,
     );
+    expect(construct({ batchSettings: { targetBatchDuration: Duration.seconds(11) } })).toThrow(/batchSettings: targetBatchDuration/);
+    expect(construct({ batchSettings: { targetBatchDuration: Duration.seconds(5), batchStatementTimeout: Duration.seconds(5) } })).toThrow(
+      /batchSettings: targetBatchDuration \(5000 ms\) must be under batchStatementTimeout \(5000 ms\)/,
+    );
   });
 
   it('throws every refusal as a ConstructPropsError naming its prop', () => {

@@ -43,7 +43,7 @@ const DIRECTIVE_HELP: Readonly<Record<DirectiveName, { readonly usage: string; r
     usage: '',
     help: 'the statement finds its own work, at most :batch_size rows a batch, and is repeated until it changes no row',
   },
-  'batch-size': { usage: '<1-100000>', help: 'rows per batch for this step (default: the batchSize setting)' },
+  'batch-size': { usage: '<1-100000>', help: 'a fixed number of rows per batch for this step (by default batches size themselves toward the targetBatchMs setting)' },
   pending: {
     usage: '<SELECT count(*) FROM ... WHERE <row not migrated yet>>',
     help: 'one read-only SELECT counting the rows still to migrate: progress, and contract refuses to run while it finds any (required when the release has contract steps)',

@@ -123,6 +123,7 @@ function toBatchSettings(settings: SettingsOverrides): BatchSettings {
   const millis = (ms: number | undefined) => (ms === undefined ? undefined : Duration.millis(ms));
   return {
     batchSize: settings.batchSize,
+    targetBatchDuration: millis(settings.targetBatchMs),
     batchPause: millis(settings.batchPauseMs),
     lockTimeout: millis(settings.lockTimeoutMs),
     batchStatementTimeout: millis(settings.batchStatementTimeoutMs),

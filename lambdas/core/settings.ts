@@ -6,8 +6,19 @@ import './validation.ts';
  * overridden by the construct's props and then by the execution input.
  */
 export interface UpgradeSettings {
-  /** Rows per migrate batch (one transaction each), unless the step's file says otherwise. @default 1000 */
+  /**
+   * Rows of a migrate call's first batch (one statement each); later batches size themselves toward `targetBatchMs`.
+   * A step's `emc:batch-size` fixes its size instead. @default 1000
+   */
   readonly batchSize: number;
+  /**
+   * Target duration of one migrate batch: each batch's size adapts from the measured time of recent batches, within
+   * 10 to 50,000 rows (`MIN_ADAPTIVE_BATCH_SIZE`, `MAX_ADAPTIVE_BATCH_SIZE`), so a fast table gets big batches (few
+   * round trips) and a slow or contended one small ones (short row locks). 0: every batch is `batchSize` rows.
+   * The default keeps one call's round trip (about 10 ms on the Data API) near 5% of a batch, while an application
+   * write queued behind a batch's row locks waits at most about a tenth of `lockTimeoutMs`. @default 200
+   */
+  readonly targetBatchMs: number;
   /** Pause between two batches, leaving room for the application's own writes. @default 20 */
   readonly batchPauseMs: number;
   /** `lock_timeout` for every DDL step and every batch: how long a statement may queue behind a lock. @default 2000 */
@@ -36,6 +47,7 @@ export interface UpgradeSettings {
 
 export const DEFAULT_SETTINGS: UpgradeSettings = {
   batchSize: 1000,
+  targetBatchMs: 200,
   batchPauseMs: 20,
   lockTimeoutMs: 2000,
   batchStatementTimeoutMs: 30_000,
@@ -50,6 +62,7 @@ const wholeNumber = (min: number, max: number) => z.optional(z.number().check(z.
 /** The overridable settings, validated: from the execution input, CLI flags or construct props. */
 export const settingsOverridesSchema = z.strictObject({
   batchSize: wholeNumber(1, 100_000),
+  targetBatchMs: wholeNumber(0, 10_000),
   batchPauseMs: wholeNumber(0, 60_000),
   lockTimeoutMs: wholeNumber(100, 600_000),
   // The RDS Data API cancels a call after 45 s: a longer batch could never commit.
@@ -87,10 +100,18 @@ export function settingsProblems(
   /** How the caller's user names each setting (the construct's props are Durations named without the unit). */
   name: (setting: keyof UpgradeSettings) => string = (setting) => setting,
 ): string[] {
+  const problems: string[] = [];
   const worstCallMs = settings.migrateBudgetMs + settings.batchStatementTimeoutMs + 60_000;
-  return worstCallMs > MIGRATE_FUNCTION_TIMEOUT_MS
-    ? [
-        `${name('migrateBudgetMs')} (${settings.migrateBudgetMs} ms) + ${name('batchStatementTimeoutMs')} (${settings.batchStatementTimeoutMs} ms) + 60000 ms of margin must stay under the migrate function's ${MIGRATE_FUNCTION_TIMEOUT_MS} ms timeout`,
-      ]
-    : [];
+  if (worstCallMs > MIGRATE_FUNCTION_TIMEOUT_MS) {
+    problems.push(
+      `${name('migrateBudgetMs')} (${settings.migrateBudgetMs} ms) + ${name('batchStatementTimeoutMs')} (${settings.batchStatementTimeoutMs} ms) + 60000 ms of margin must stay under the migrate function's ${MIGRATE_FUNCTION_TIMEOUT_MS} ms timeout`,
+    );
+  }
+  // Batches sized to take about the target would be cancelled at the statement timeout.
+  if (settings.targetBatchMs >= settings.batchStatementTimeoutMs) {
+    problems.push(
+      `${name('targetBatchMs')} (${settings.targetBatchMs} ms) must be under ${name('batchStatementTimeoutMs')} (${settings.batchStatementTimeoutMs} ms)`,
+    );
+  }
+  return problems;
 }

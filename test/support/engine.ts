@@ -17,13 +17,17 @@ import { startUpgrade } from '../../lambdas/core/workflow/upgrade-plan.ts';
  * of the engine run the phases here, one helper for the sequence; the migrate loop is the engine's migrateToEnd.
  */
 
-/** A run context holding the lease, as the state machine's plan step leaves it. */
+/**
+ * A run context holding the lease, as the state machine's plan step leaves it. Batches are `batchSize` rows each
+ * (`targetBatchMs` 0) unless the test asks for adaptive sizes: batch counts and cursors then follow from the data
+ * alone, not from how fast this machine is.
+ */
 export async function startRun(
   client: SqlClient,
   runId = 'test-run',
   overrides: SettingsOverrides = {},
 ): Promise<RunContext> {
-  const settings = resolveSettings({ batchPauseMs: 0, ...overrides });
+  const settings = resolveSettings({ batchPauseMs: 0, targetBatchMs: 0, ...overrides });
   await ensureStateSchema(client, engineBounds(settings));
   await acquireLease(client, runId, settings.leaseTtlSeconds, { bounds: engineBounds(settings) });
   return { client, runId, settings };

@@ -28,7 +28,8 @@ import { runWorkflow, type UpgradePhase } from './engine.ts';
  */
 
 export const ROWS = 300;
-export const SETTINGS: SettingsOverrides = { batchSize: 100, batchPauseMs: 0 };
+// Fixed 100-row batches (targetBatchMs 0): the kill points are the same in every run.
+export const SETTINGS: SettingsOverrides = { batchSize: 100, targetBatchMs: 0, batchPauseMs: 0 };
 export const FINAL_VERSION = 'bexar_expand03, bexar_contract03';
 /** Kill points tried at once, each on a database of its own. */
 const CONCURRENCY = 4;

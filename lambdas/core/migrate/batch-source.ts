@@ -3,25 +3,26 @@ import type { KeysetMigration } from '../steps/keyset-migration.ts';
 import type { RepeatUntilZeroMigration } from '../steps/repeat-until-zero-migration.ts';
 import { KeysetKeyError } from '../errors.ts';
 import { replacePlaceholders } from '../sql/sql-text.ts';
-import type { SqlParams, SqlSession } from '../sql/sql-client.ts';
+import type { SqlSession } from '../sql/sql-client.ts';
 
 /**
- * One batch's work, decided before the batch's statement runs: the parameters to bind, the cursor to store with
- * the batch's writes, and how many keys it covers. `undefined` from `next` means the pass reached the end.
+ * How a step's batches run inside the batch function (`run_batch`, state/schema.ts), which plans and runs each batch
+ * in the database in one statement.
  */
-export interface PlannedBatch {
-  readonly params: SqlParams;
-  readonly cursorAfter: string | undefined;
-  readonly keys: number;
-  /** True when this batch is the last of the pass (fewer keys than asked for remained). */
-  readonly lastOfPass: boolean;
-}
-
 export interface BatchSource {
-  /** The step's statement as it runs: its placeholders bound to what `next` plans. */
+  /**
+   * The step's statement as the batch function runs it: `$1` and `$2` are the range's first and last key (text[],
+   * cast back to the key's types here), `$3` the batch size.
+   */
   readonly statement: string;
-  /** Run inside the batch's transaction, before the statement. */
-  next(tx: SqlSession, cursor: string | undefined, batchSize: number): Promise<PlannedBatch | undefined>;
+  /**
+   * The range query for a batch after `cursor` (undefined: from the first key), or undefined when the statement finds
+   * its own work. `$1` is the batch size, `$2` the cursor's key (text[]); it answers the range's first and last key
+   * (text[]) and its key count.
+   */
+  rangeSql(cursor: string | undefined): string | undefined;
+  /** The key has several columns: the cursor is a JSON array of their texts. */
+  readonly multiKey: boolean;
   /** True when the statement's result ends the pass (repeat-until-zero: it changed no row). */
   endsPass(rowsAffected: number): boolean;
   /** A cheap estimate of keys left after `keysScanned`, or undefined when the source cannot tell. */
@@ -68,7 +69,8 @@ interface KeyColumn {
  * (`WHERE key > cursor ORDER BY key LIMIT n` walks the index from the cursor, so a batch costs the same at 90% as
  * at 10%) and binds the range's first and last key as `:from_key` and `:to_key`, inclusive. A key of several columns
  * is compared as a row, `(a, b) > (:a, :b)`, and `:from_key` / `:to_key` are then rows: `(a, b) BETWEEN :from_key AND
- * :to_key`. Each placeholder is bound as text cast to the column's type, so no client has to guess the type.
+ * :to_key`. Each placeholder becomes the key's text cast to the column's type (the batch function passes keys as
+ * text[]), so no client has to guess the type.
  *
  * The key is checked against the catalog first (refused with `KeysetKeyError`, nothing written): every column must
  * exist, be NOT NULL (a NULL key is in no range: its row would never be migrated), be of a type in `KEY_TYPES`, and
@@ -79,57 +81,29 @@ export async function keysetSource(client: SqlSession, step: KeysetMigration): P
   const columns = await describeKey(client, step, table, step.keys);
   const keyList = columns.map((c) => quote(c.name)).join(', ');
   const aliases = columns.map((_, i) => `k${i}`);
-  const cast = (placeholder: string, c: KeyColumn) => `CAST(:${placeholder} AS ${c.type})`;
   const single = columns.length === 1;
-  // The cursor: the last key's text, or for a row key a JSON array of its columns' texts.
-  const encode = (texts: string[]): string => (single ? texts[0]! : JSON.stringify(texts));
-  const decode = (cursor: string): string[] => {
-    if (single) return [cursor];
-    const parsed: unknown = JSON.parse(cursor);
-    if (!Array.isArray(parsed) || parsed.length !== columns.length || !parsed.every((v) => typeof v === 'string')) {
-      throw new Error(`Internal error: ${step.id}'s saved cursor is not a ${columns.length}-column key`);
-    }
-    return parsed as string[];
+  // A key as SQL from a text[] of its columns' texts: a value, or for several columns a row of them.
+  const keyOf = (array: string) => {
+    const values = columns.map((c, i) => `CAST(${array}[${i + 1}] AS ${c.type})`);
+    return single ? values[0]! : `ROW(${values.join(', ')})`;
   };
-  const bind = (prefix: string, texts: string[]): Record<string, string> =>
-    Object.fromEntries(texts.map((t, i) => [single ? prefix : `${prefix}_${i}`, t]));
-  const rowOf = (prefix: string) =>
-    single ? cast(prefix, columns[0]!) : `ROW(${columns.map((c, i) => cast(`${prefix}_${i}`, c)).join(', ')})`;
-  const rendered = columns.map((c, i) => `${c.render === 'iso' ? `to_json(${aliases[i]}) #>> '{}'` : `${aliases[i]}::text`} AS ${aliases[i]}`);
+  const rendered = columns.map((c, i) => (c.render === 'iso' ? `to_json(${aliases[i]}) #>> '{}'` : `${aliases[i]}::text`));
   const rangeSql = (withCursor: boolean) =>
-    // The first and the last key of the next `limit` keys, with their count, read in key order: min/max would not do
+    // The first and the last key of the next `$1` keys, with their count, read in key order: min/max would not do
     // (no min(uuid), and a row key has none).
-    `SELECT ${rendered.join(', ')}, n::int AS n
-     FROM (SELECT b.*, row_number() OVER (ORDER BY ${aliases.join(', ')}) AS rn, count(*) OVER () AS n
-           FROM (SELECT ${columns.map((c, i) => `${quote(c.name)} AS ${aliases[i]}`).join(', ')} FROM ${table}
-                 ${withCursor ? `WHERE (${keyList}) > (${columns.map((c, i) => cast(`cursor_${i}`, c)).join(', ')})` : ''}
-                 ORDER BY ${keyList} LIMIT :limit) b) w
-     WHERE rn = 1 OR rn = n
-     ORDER BY rn`;
+    `WITH b AS MATERIALIZED (
+       SELECT ARRAY[${rendered.join(', ')}] AS key, row_number() OVER (ORDER BY ${aliases.join(', ')}) AS rn, count(*) OVER () AS n
+       FROM (SELECT ${columns.map((c, i) => `${quote(c.name)} AS ${aliases[i]}`).join(', ')} FROM ${table}
+             ${withCursor ? `WHERE (${keyList}) > (${columns.map((c, i) => `CAST($2[${i + 1}] AS ${c.type})`).join(', ')})` : ''}
+             ORDER BY ${keyList} LIMIT $1) s)
+     SELECT (SELECT key FROM b WHERE rn = 1), (SELECT key FROM b WHERE rn = n), (SELECT n FROM b WHERE rn = 1)::int`;
   const withCursor = rangeSql(true);
   const fromStart = rangeSql(false);
 
   return {
-    statement: replacePlaceholders(step.statements[0].sql, { from_key: rowOf('from_key'), to_key: rowOf('to_key') }),
-    async next(tx, cursor, batchSize) {
-      const range = await tx.query<Record<string, string | number>>(
-        cursor === undefined ? fromStart : withCursor,
-        cursor === undefined
-          ? { limit: batchSize }
-          : { limit: batchSize, ...Object.fromEntries(decode(cursor).map((t, i) => [`cursor_${i}`, t])) },
-      );
-      const first = range.rows[0];
-      const last = range.rows.at(-1);
-      if (!first || !last) return undefined;
-      const texts = (row: Record<string, string | number>) => aliases.map((a) => String(row[a]));
-      const n = Number(first.n);
-      return {
-        params: { ...bind('from_key', texts(first)), ...bind('to_key', texts(last)) },
-        cursorAfter: encode(texts(last)),
-        keys: n,
-        lastOfPass: n < batchSize,
-      };
-    },
+    statement: replacePlaceholders(step.statements[0].sql, { from_key: keyOf('$1'), to_key: keyOf('$2') }),
+    rangeSql: (cursor) => (cursor === undefined ? fromStart : withCursor),
+    multiKey: !single,
     endsPass: () => false,
     runaway: () => undefined,
     async estimateRemaining(c, keysScanned) {
@@ -230,10 +204,9 @@ export async function repeatUntilZeroSource(client: SqlSession, step: RepeatUnti
     rows += estimate >= 0 ? estimate : Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
   }
   return {
-    statement: step.statements[0].sql,
-    async next(_tx, _cursor, batchSize) {
-      return { params: { batch_size: batchSize }, cursorAfter: undefined, keys: 0, lastOfPass: false };
-    },
+    statement: replacePlaceholders(step.statements[0].sql, { batch_size: '$3' }),
+    rangeSql: () => undefined,
+    multiKey: false,
     endsPass: (rowsAffected) => rowsAffected === 0,
     runaway(passRows, batchSize) {
       const limit = 2 * Math.round(rows) + batchSize;

@@ -1,14 +1,21 @@
 import type { Migration } from '../steps/step-kind.ts';
-import { StepFailedError } from '../errors.ts';
-import type { RunContext } from '../phases/run-context.ts';
+import { LeaseBusyError, LeaseLostError, StepFailedError } from '../errors.ts';
+import { reading, type RunContext } from '../phases/run-context.ts';
+import { SqlError } from '../sql/sql-client.ts';
 import type { ProgressRow } from '../state/migrate-progress.ts';
-import { renewLease } from '../state/lease.ts';
-import { STATE_SCHEMA } from '../state/schema.ts';
+import { currentLease } from '../state/lease.ts';
+import { BATCH_LEASE_BUSY, BATCH_LEASE_NOT_HELD, BATCH_PROGRESS_MOVED, STATE_SCHEMA } from '../state/schema.ts';
 import type { BatchSource } from './batch-source.ts';
 
 /**
- * One batch, one transaction: renew the lease, plan the range, run the user's statement, and move the cursor.
- * The cursor update is guarded by the cursor read before the batch, so two runners can never both apply it.
+ * One batch, one statement (one RDS Data API call, autocommitted): the batch function (`run_batch`, state/schema.ts)
+ * renews the lease, reads the next key range, runs the user's statement and moves the cursor, all or nothing. The
+ * cursor moves only from `progress.cursor`, the value read before, so two runners can never both apply a batch, and a
+ * crash at any point leaves either the whole batch with its cursor or nothing of it.
+ *
+ * The statement is bounded by `batchStatementTimeoutMs` where the client can arm it before the call (node-postgres),
+ * and by the Data API's 45 s call limit on Aurora (`QueryOptions.statementTimeoutMs`); `lockTimeoutMs` bounds every
+ * lock wait inside it.
  */
 export async function runBatch(
   ctx: RunContext,
@@ -17,47 +24,75 @@ export async function runBatch(
   progress: ProgressRow,
   batchSize: number,
 ): Promise<{ ran: boolean; rows: number; passEnded: boolean; progress: ProgressRow }> {
-  return ctx.client.transaction(async (tx) => {
-    await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, {
-      lockTimeoutMs: ctx.settings.lockTimeoutMs,
-      statementTimeoutMs: ctx.settings.batchStatementTimeoutMs,
-      idleInTransactionTimeoutMs: ctx.settings.idleInTransactionTimeoutMs,
-    });
-    const planned = await source.next(tx, progress.cursor, batchSize);
-    if (!planned) return { ran: false, rows: 0, passEnded: true, progress };
-    const result = await tx.query(source.statement, planned.params);
-    const moved = await tx.query(
-      `UPDATE ${STATE_SCHEMA}.migrate_progress
-       SET cursor = :cursor, rows_done = rows_done + :rows, pass_rows = pass_rows + :rows, keys_scanned = keys_scanned + :keys,
-           batches = batches + 1, updated_at = now()
-       WHERE step_id = :step AND cursor IS NOT DISTINCT FROM :previous AND pass = :pass AND checksum = :checksum`,
+  let batch: { ran: boolean; batch_rows: number | string; batch_keys: number; cursor_after: string | null; last_of_pass: boolean };
+  try {
+    // Every argument cast: the Data API sends strings as varchar, integers as bigint and NULL untyped, and a function
+    // is found by its argument types. The function is named on the first line, which is what a report shows.
+    const result = await ctx.client.query<typeof batch>(
+      `SELECT ran, batch_rows, batch_keys, cursor_after, last_of_pass FROM ${STATE_SCHEMA}.run_batch(
+         CAST(:owner AS text), CAST(:ttl AS integer), CAST(:lock_ms AS integer), CAST(:step AS text),
+         CAST(:checksum AS text), CAST(:previous AS text), CAST(:pass AS integer), CAST(:batch_size AS integer),
+         CAST(:range_sql AS text), CAST(:multi_key AS boolean), CAST(:statement AS text))`,
       {
+        owner: ctx.runId,
+        ttl: ctx.settings.leaseTtlSeconds,
+        lock_ms: ctx.settings.lockTimeoutMs,
         step: step.id,
         checksum: step.checksum,
-        cursor: planned.cursorAfter ?? null,
-        rows: result.rowCount,
-        keys: planned.keys,
         previous: progress.cursor ?? null,
         pass: progress.pass,
+        batch_size: batchSize,
+        range_sql: source.rangeSql(progress.cursor) ?? null,
+        multi_key: source.multiKey,
+        statement: source.statement,
       },
+      { statementTimeoutMs: ctx.settings.batchStatementTimeoutMs },
     );
-    if (moved.rowCount !== 1) {
-      throw new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run during a batch', {
+    batch = result.rows[0]!;
+  } catch (error) {
+    throw await batchError(ctx, step, error);
+  }
+  if (!batch.ran) return { ran: false, rows: 0, passEnded: true, progress };
+  const rows = Number(batch.batch_rows);
+  const keys = Number(batch.batch_keys);
+  return {
+    ran: true,
+    rows,
+    passEnded: batch.last_of_pass || source.endsPass(rows),
+    progress: {
+      ...progress,
+      cursor: batch.cursor_after ?? undefined,
+      rowsDone: progress.rowsDone + rows,
+      passRows: progress.passRows + rows,
+      keysScanned: progress.keysScanned + keys,
+      batches: progress.batches + 1,
+    },
+  };
+}
+
+/** The engine's own conditions the batch function raises, by SQLSTATE; anything else is the step's (`failStep`). */
+async function batchError(ctx: RunContext, step: Migration, error: unknown): Promise<unknown> {
+  if (!(error instanceof SqlError)) return error;
+  switch (error.sqlState) {
+    case BATCH_LEASE_NOT_HELD: {
+      // Who holds it instead, for the message: one more call, on this failure path only.
+      const lease = await reading(ctx, 'reading the upgrade lease', (tx) => currentLease(tx)).catch(() => undefined);
+      return new LeaseLostError(
+        lease
+          ? `Run ${ctx.runId} does not hold the upgrade lease: ${lease.owner} holds it until ${lease.expiresAt.toISOString()}.`
+          : `Run ${ctx.runId} does not hold the upgrade lease (it expired or was released).`,
+      );
+    }
+    case BATCH_LEASE_BUSY:
+      return new LeaseBusyError(undefined, ctx.settings.lockTimeoutMs, `run ${ctx.runId} could not renew its lease; nothing was written.`, {
+        cause: error,
+      });
+    case BATCH_PROGRESS_MOVED:
+      return new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run during a batch', {
+        cause: error,
         transactional: true,
       });
-    }
-    return {
-      ran: true,
-      rows: result.rowCount,
-      passEnded: planned.lastOfPass || source.endsPass(result.rowCount),
-      progress: {
-        ...progress,
-        cursor: planned.cursorAfter,
-        rowsDone: progress.rowsDone + result.rowCount,
-        passRows: progress.passRows + result.rowCount,
-        keysScanned: progress.keysScanned + planned.keys,
-        batches: progress.batches + 1,
-      },
-    };
-  });
+    default:
+      return error;
+  }
 }

@@ -2,7 +2,7 @@ import type { Catalog } from '../catalog/step.ts';
 import { PhaseGateError, StepFailedError } from '../errors.ts';
 import { describeStrategy } from '../migrate/batch-source.ts';
 import { ensureStateSchema } from '../state/schema.ts';
-import { readProgress, reopenProgress, restartProgress } from '../state/migrate-progress.ts';
+import { readAllProgress, reopenProgress, restartProgress } from '../state/migrate-progress.ts';
 import { recordHistory } from '../state/history.ts';
 import { engineBounds } from '../state/engine-transaction.ts';
 import { prepareStep, runSteps, type ReadyStep, type StepResult } from '../steps/run-steps.ts';
@@ -42,8 +42,8 @@ export interface MigrateOptions {
 
 /**
  * Runs migrate batches for at most `settings.migrateBudgetMs`, step after step in catalog order, and reports how
- * far it got. Each batch is one transaction holding the batch's writes AND its progress row, so a crash at any
- * point neither loses nor repeats a batch. Call again until `finished`.
+ * far it got. Each batch is one autocommitted statement holding the batch's writes AND its progress row (`runBatch`),
+ * so a crash at any point neither loses nor repeats a batch. Call again until `finished`.
  */
 
 export async function migrate(ctx: RunContext, catalog: Catalog, target?: string, options: MigrateOptions = {}): Promise<MigrateResult> {
@@ -66,8 +66,7 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
   const reopened: ReadyStep[] = [];
   for (const step of await reopenedSteps(ctx, catalog, inspection)) reopened.push(await prepareStep(ctx, step));
   const results = await runSteps(ctx, [...reopened, ...pending], started + ctx.settings.migrateBudgetMs);
-  const progress: MigrateStepProgress[] = [];
-  for (const result of results) progress.push(await describeProgress(ctx, result));
+  const progress = await describeProgress(ctx, results);
   return {
     phase: 'migrate',
     finished: progress.every((p) => p.finished),
@@ -129,20 +128,26 @@ async function restartChangedSteps(ctx: RunContext, catalog: Catalog, inspection
   }
 }
 
-/** A step's report after this call: its progress row, and what remains of it (0 once finished). */
-async function describeProgress(ctx: RunContext, result: StepResult): Promise<MigrateStepProgress> {
-  const { step, prepared, finished } = result;
-  const { progress, remaining } = await reading(ctx, `reading the progress of ${step.id}`, async (tx) => {
-    const progress = await readProgress(tx, step.id);
-    const remaining = finished ? 0 : await prepared.remaining(tx, progress);
-    return { progress, remaining };
+/**
+ * Each step's report after this call: its progress row, and what remains of it (0 once finished). One read-only
+ * transaction for all of them: on the Data API each transaction costs two calls besides its statements.
+ */
+async function describeProgress(ctx: RunContext, results: readonly StepResult[]): Promise<MigrateStepProgress[]> {
+  return reading(ctx, 'reading the progress of the migrate steps', async (tx) => {
+    const rows = await readAllProgress(tx);
+    const described: MigrateStepProgress[] = [];
+    for (const { step, prepared, finished } of results) {
+      const progress = rows.get(step.id);
+      const remaining = finished ? 0 : await prepared.remaining(tx, progress);
+      described.push({
+        stepId: step.id,
+        rowsDone: progress?.rowsDone ?? 0,
+        remaining: remaining ?? null,
+        cursor: progress?.cursor ?? null,
+        batches: progress?.batches ?? 0,
+        finished,
+      });
+    }
+    return described;
   });
-  return {
-    stepId: step.id,
-    rowsDone: progress?.rowsDone ?? 0,
-    remaining: remaining ?? null,
-    cursor: progress?.cursor ?? null,
-    batches: progress?.batches ?? 0,
-    finished,
-  };
 }

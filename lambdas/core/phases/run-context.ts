@@ -20,6 +20,8 @@ export type EngineEvent =
       readonly type: 'batch';
       readonly stepId: string;
       readonly rows: number;
+      /** The rows the batch was sized for (its adaptive size, or the fixed one). */
+      readonly batchSize: number;
       readonly rowsDone: number;
       readonly cursor: string | undefined;
       readonly durationMs: number;

@@ -29,9 +29,29 @@ export class PgSqlClient implements SqlClient {
     this.pool.on('error', () => {});
   }
 
-  async query<Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams, _options?: QueryOptions): Promise<SqlResult<Row>> {
+  async query<Row extends SqlRow = SqlRow>(sql: string, params?: SqlParams, options?: QueryOptions): Promise<SqlResult<Row>> {
     await ensureParserLoaded();
-    return run<Row>(this.pool, sql, params);
+    if (options?.statementTimeoutMs === undefined) return run<Row>(this.pool, sql, params);
+    const connection = await this.pool.connect().catch((error: unknown) => {
+      throw toSqlError(error);
+    });
+    let broken: Error | undefined;
+    // As in `transaction`: a checked-out connection the server drops must fail its query, not the process.
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    connection.on('error', onError);
+    try {
+      await run(connection, `SELECT set_config('statement_timeout', :ms, false)`, { ms: String(options.statementTimeoutMs) });
+      return await run<Row>(connection, sql, params);
+    } finally {
+      // A session whose timeout cannot be reset must not serve another statement with it.
+      await connection.query('RESET statement_timeout').catch((error: unknown) => {
+        broken = error instanceof Error ? error : new Error(String(error));
+      });
+      connection.removeListener('error', onError);
+      connection.release(broken);
+    }
   }
 
   async transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {

@@ -40,6 +40,13 @@ export interface QueryOptions {
    * 45 s call timeout instead of cancelling it.
    */
   readonly longRunning?: boolean;
+  /**
+   * `statement_timeout` for this one statement, outside a transaction: PostgreSQL arms it when a statement starts,
+   * so a statement cannot set its own. `PgSqlClient` sets it on the session before the statement and resets it after.
+   * The RDS Data API keeps no session state between calls and has no per-call timeout: its own 45 s call limit is the
+   * bound there (a cancelled call reports SQLSTATE 57014, see `DataApiSqlClient`).
+   */
+  readonly statementTimeoutMs?: number;
 }
 
 export interface SqlClient {

@@ -5,6 +5,85 @@ import { boundedTransaction, DEFAULT_BOUNDS, readTransaction, type EngineBounds 
 export const STATE_SCHEMA = 'emc';
 
 /**
+ * SQLSTATEs the batch function raises (class `EM`, which PostgreSQL does not use), told apart by code, never by text:
+ * the run does not hold a live lease; the lease row stayed locked past `lock_timeout`; the step's progress row is not
+ * at the cursor, pass and checksum the batch was planned from.
+ */
+export const BATCH_LEASE_NOT_HELD = 'EM001';
+export const BATCH_LEASE_BUSY = 'EM002';
+export const BATCH_PROGRESS_MOVED = 'EM003';
+
+/**
+ * One migrate batch as ONE statement (one RDS Data API call, autocommitted): renew the lease, read the next key
+ * range, run the step's statement, move the cursor. A function call is one statement, so all of it commits or none
+ * of it does, without BeginTransaction / CommitTransaction; a run that lost its lease raises before it writes.
+ *
+ * - `lock_timeout` is set first (set_config, local to the statement's implicit transaction): every later lock wait
+ *   reads it, the lease row's and the step statement's alike. A wait on the lease row becomes `BATCH_LEASE_BUSY`
+ *   (a subtransaction around that one UPDATE), so it is never mistaken for the step's own 55P03.
+ * - `statement_timeout` cannot be set here: PostgreSQL arms it when a statement starts, and set_config or a SET
+ *   clause inside a running statement does not re-arm it. The caller bounds the call (see `QueryOptions`).
+ * - `p_range_sql` (undefined for a statement that finds its own work) is run with `$1` the batch size and `$2` the
+ *   cursor's key as text[]; it answers the range's first key, last key (text[]) and key count. The step's statement
+ *   is run with `$1` / `$2` the first / last key (text[], cast back by the statement) and `$3` the batch size.
+ * - The cursor moves only from `p_previous`, the value the caller read: two runners can never both apply a batch.
+ * - A single-column cursor is the key's text; a row key's is the JSON array of its columns' texts.
+ */
+const BATCH_FUNCTION = `CREATE OR REPLACE FUNCTION ${STATE_SCHEMA}.run_batch(
+     p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
+     p_step text, p_checksum text, p_previous text, p_pass integer, p_batch_size integer,
+     p_range_sql text, p_multi_key boolean, p_statement text,
+     OUT ran boolean, OUT batch_rows bigint, OUT batch_keys integer, OUT cursor_after text, OUT last_of_pass boolean)
+   LANGUAGE plpgsql VOLATILE AS $fn$
+   DECLARE
+     renewed integer;
+     first_key text[];
+     last_key text[];
+   BEGIN
+     PERFORM set_config('lock_timeout', p_lock_timeout_ms::text, true);
+     BEGIN
+       UPDATE ${STATE_SCHEMA}.lease SET expires_at = now() + make_interval(secs => p_ttl_seconds)
+       WHERE name = 'upgrade' AND owner = p_owner AND expires_at > now();
+       GET DIAGNOSTICS renewed = ROW_COUNT;
+     EXCEPTION WHEN lock_not_available THEN
+       RAISE EXCEPTION 'run % could not renew its lease: the lease row stayed locked past lock_timeout', p_owner
+         USING ERRCODE = '${BATCH_LEASE_BUSY}';
+     END;
+     IF renewed <> 1 THEN
+       RAISE EXCEPTION 'run % does not hold the upgrade lease', p_owner USING ERRCODE = '${BATCH_LEASE_NOT_HELD}';
+     END IF;
+     ran := false;
+     batch_rows := 0;
+     batch_keys := 0;
+     cursor_after := p_previous;
+     last_of_pass := false;
+     IF p_range_sql IS NOT NULL THEN
+       EXECUTE p_range_sql INTO first_key, last_key, batch_keys USING p_batch_size,
+         CASE WHEN p_previous IS NULL THEN NULL::text[]
+              WHEN p_multi_key THEN ARRAY(SELECT json_array_elements_text(p_previous::json))
+              ELSE ARRAY[p_previous] END;
+       IF first_key IS NULL THEN
+         batch_keys := 0;
+         RETURN;
+       END IF;
+       cursor_after := CASE WHEN p_multi_key THEN to_json(last_key)::text ELSE last_key[1] END;
+       last_of_pass := batch_keys < p_batch_size;
+     END IF;
+     EXECUTE p_statement USING first_key, last_key, p_batch_size;
+     GET DIAGNOSTICS batch_rows = ROW_COUNT;
+     UPDATE ${STATE_SCHEMA}.migrate_progress AS p
+     SET cursor = cursor_after, rows_done = p.rows_done + batch_rows, pass_rows = p.pass_rows + batch_rows,
+         keys_scanned = p.keys_scanned + batch_keys, batches = p.batches + 1, updated_at = now()
+     WHERE p.step_id = p_step AND p.cursor IS NOT DISTINCT FROM p_previous AND p.pass = p_pass AND p.checksum = p_checksum;
+     IF NOT FOUND THEN
+       RAISE EXCEPTION 'the migrate progress of % was changed by another run during a batch', p_step
+         USING ERRCODE = '${BATCH_PROGRESS_MOVED}';
+     END IF;
+     ran := true;
+   END
+   $fn$`;
+
+/**
  * The tool's own tables. Created idempotently on first use, in one transaction under an advisory lock so two runs
  * starting at once on an empty database cannot race on `CREATE TABLE IF NOT EXISTS`.
  */
@@ -68,6 +147,8 @@ const STATE_DDL = [
      acquired_at timestamptz NOT NULL DEFAULT now(),
      expires_at timestamptz NOT NULL
    )`,
+  // Version 3: one migrate batch in one statement (see `BATCH_FUNCTION`).
+  BATCH_FUNCTION,
 ];
 
 /**
@@ -75,12 +156,15 @@ const STATE_DDL = [
  * (created by an earlier release of the tool) is brought up to this one in place: every statement of `STATE_DDL` is
  * idempotent, so running them all again upgrades any earlier version and changes nothing on a current one.
  */
-const STATE_SCHEMA_VERSION = `${STATE_SCHEMA} state schema 2`;
+const STATE_SCHEMA_VERSION = `${STATE_SCHEMA} state schema 3`;
 
 /** Arbitrary constant: the advisory lock that serialises creation of the state schema. */
 const SCHEMA_LOCK_KEY = 0x656d63;
 
 export async function ensureStateSchema(client: SqlClient, bounds: EngineBounds = DEFAULT_BOUNDS): Promise<void> {
+  // The common case, a current schema, in one call (one autocommitted catalog read that waits on no lock) rather
+  // than a transaction's four: every migrate call starts here.
+  if (await stateSchemaCurrent(client)) return;
   let creating = false;
   try {
     await boundedTransaction(client, bounds, 'creating or upgrading the emc schema', async (tx) => {

@@ -3,6 +3,7 @@ import type { ParsedStatement } from '../catalog/sql-statements.ts';
 import type { Statement } from '../catalog/step.ts';
 import { MigrateRunawayError, PendingRowsRemainError, StepFailedError } from '../errors.ts';
 import { describeStrategy, type BatchSource } from '../migrate/batch-source.ts';
+import { BatchSizeController } from '../migrate/batch-size-controller.ts';
 import { runBatch } from '../migrate/run-batch.ts';
 import { pendingRows } from '../phases/pending-query.ts';
 import { leased, reading, type RunContext } from '../phases/run-context.ts';
@@ -15,7 +16,7 @@ import type { Budget, Migration, PreparedStep, StepCommon, StepFile, StepOutcome
 
 /**
  * What the two migration kinds share: the file holds one data-modifying statement, the runner repeats it batch by
- * batch (each batch one transaction holding its writes AND its progress row, so a crash neither loses nor repeats a
+ * batch (each batch one statement holding its writes AND its progress row, so a crash neither loses nor repeats a
  * batch), and a pending query says when no row is left. The kinds differ by how a batch finds its rows (`BatchSource`).
  */
 export interface MigrationCommon extends StepCommon {
@@ -143,16 +144,22 @@ export function preparedMigration(ctx: RunContext, step: Migration, source: Batc
 async function runMigration(ctx: RunContext, step: Migration, source: BatchSource, budget: Budget): Promise<StepOutcome> {
   const startedAt = new Date();
   const { deadline, mustProgress } = budget;
-  const batchSize = step.batchSize ?? ctx.settings.batchSize;
+  const sizes = new BatchSizeController(
+    step.batchSize ?? ctx.settings.batchSize,
+    ctx.settings.targetBatchMs,
+    step.batchSize !== undefined || ctx.settings.targetBatchMs === 0,
+  );
   let rows = 0;
   let batches = 0;
   try {
     let progress = await leased(ctx, `starting ${step.id}`, (tx) => startProgress(tx, step, describeStrategy(step)));
     let lastBatchMs = 0;
     while ((mustProgress && batches === 0) || Date.now() + lastBatchMs < deadline) {
+      const batchSize = sizes.next;
       const batchStart = Date.now();
       const batch = await runBatch(ctx, step, source, progress, batchSize);
       lastBatchMs = Date.now() - batchStart;
+      sizes.observe(batchSize, lastBatchMs, batch.passEnded);
       rows += batch.rows;
       batches += batch.ran ? 1 : 0;
       progress = batch.progress;
@@ -161,6 +168,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
           type: 'batch',
           stepId: step.id,
           rows: batch.rows,
+          batchSize,
           rowsDone: progress.rowsDone,
           cursor: progress.cursor,
           durationMs: lastBatchMs,
@@ -188,7 +196,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
     }
     return { finished: false, rows, batches };
   } catch (error) {
-    // Each batch is its own transaction: a failure leaves the batches before it, and none of its own.
+    // Each batch is its own statement, all or nothing: a failure leaves the batches before it, and none of its own.
     throw await failStep(ctx, step, true, startedAt, error instanceof StepFailedError ? undefined : step.statements[0], error);
   }
 }
