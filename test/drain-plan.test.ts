@@ -9,14 +9,19 @@ import { loadCatalog } from '../lambdas/core/index.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
 import type { TaskFailedError } from '../lambdas/handlers/commons/task.ts';
-import { createWorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
+import { createDrainTask } from '../lambdas/handlers/tasks/drain-task.ts';
+import { createExpandTask } from '../lambdas/handlers/tasks/expand-task.ts';
+import { createFinishTask } from '../lambdas/handlers/tasks/finish-task.ts';
+import { createPlanTask } from '../lambdas/handlers/tasks/plan-task.ts';
+import { OLD_RELEASE_REQUEST, type OldReleaseTaskResult } from '../lambdas/core/workflow/task-contract.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { rejectionOf } from './support/engine-faults.ts';
 
 /**
- * The drain gate's part of "Plan upgrade": the ECS source records the old release's task definitions before
- * expand (so a rollback fails the drain), and an execution's input may name its release's session pattern.
+ * The drain gate's part of "Plan upgrade" and "Record old release": with an ECS source the plan asks for the old
+ * release's task definitions and the drain function records them before expand (so a rollback fails the drain), and
+ * an execution's input may name its release's session pattern.
  */
 const REGION = 'us-east-1';
 const CLUSTER = `arn:aws:ecs:${REGION}:123456789012:cluster/prod`;
@@ -57,14 +62,21 @@ const deployment = (status: 'PRIMARY' | 'ACTIVE' | 'INACTIVE', taskDefinition: s
 describe('Plan upgrade and the drain gate', () => {
   let db: TestDatabase;
   let client: import('../lambdas/core/index.ts').PgSqlClient;
-  const handlers = (source: DrainSource) =>
-    createWorkflowHandlers({
-      sql: async () => client,
-      catalog: once(() => loadCatalog(DEMO_MIGRATIONS)),
-      ecs: () => ecs,
-      settingsDefaults: { batchPauseMs: 0 },
-      drain: { source, timeoutSeconds: 600 },
-    });
+  const handlers = (source: DrainSource) => {
+    const deps = { sql: async () => client, catalog: once(() => loadCatalog(DEMO_MIGRATIONS)) };
+    const drainFunction = createDrainTask({ sql: deps.sql, ecs: () => ecs, drainSource: source, drainTimeoutSeconds: 600 });
+    return {
+      plan: createPlanTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: source }),
+      expand: createExpandTask(deps),
+      finish: createFinishTask(deps),
+      drain: drainFunction,
+      /** "Record old release" as the state machine runs it: the drain function's answer goes into the plan. */
+      recordOldRelease: async (plan: UpgradePlan): Promise<UpgradePlan> => ({
+        ...plan,
+        oldTaskDefinitions: (await drainFunction({ request: OLD_RELEASE_REQUEST, plan })) as OldReleaseTaskResult,
+      }),
+    };
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -81,7 +93,11 @@ describe('Plan upgrade and the drain gate', () => {
   it('records the old release before expand; a circuit-breaker rollback to it then fails the drain', async () => {
     serviceRuns([deployment('PRIMARY', td(41))], [td(41), td(41)]);
     const h = handlers(ECS_SOURCE);
-    const plan = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
+    const planned = await h.plan({ executionArn: EXECUTION, input: {} });
+    // The plan asks for the record and calls no ECS API itself: its function has no ECS client.
+    expect(planned).toMatchObject({ recordOldRelease: true, oldTaskDefinitions: {} });
+    expect(ecsMock.calls()).toHaveLength(0);
+    const plan = await h.recordOldRelease(planned);
     expect(plan.oldTaskDefinitions).toEqual({ 'prod/orders-api': [td(41)] });
 
     // The new release orders-api:42 was deployed and failed; ECS rolled back to orders-api:41 (API_DeploymentCircuitBreaker:
@@ -95,10 +111,30 @@ describe('Plan upgrade and the drain gate', () => {
     expect(record.nextAction).toMatch(/^The new release is not deployed/);
   });
 
+  it('"Record old release" fails, naming the service, when it does not exist; the plan it was given is unchanged', async () => {
+    ecsMock.reset();
+    ecsMock.on(DescribeServicesCommand).resolves({ services: [], failures: [{ arn: 'orders-api', reason: 'MISSING' }] });
+    const h = handlers(ECS_SOURCE);
+    const planned = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
+    const error = await rejectionOf(h.recordOldRelease(planned));
+    expect(error.name).toBe('DrainFailedError');
+    expect((error as TaskFailedError).record).toMatchObject({ phase: 'recordOldRelease', message: expect.stringContaining('prod/orders-api (missing)') });
+    expect(planned.oldTaskDefinitions).toEqual({});
+  });
+
+  it('answers a plan that asks for no record with its own record, without calling ECS', async () => {
+    ecsMock.reset();
+    const carried = { 'prod/orders-api': [td(40)] };
+    const plan = { ...((await handlers(SESSIONS).plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan), oldTaskDefinitions: carried };
+    expect(plan.recordOldRelease).toBe(false);
+    expect((await handlers(ECS_SOURCE).recordOldRelease(plan)).oldTaskDefinitions).toEqual(carried);
+    expect(ecsMock.calls()).toHaveLength(0);
+  });
+
   it('passes once the new release runs everywhere', async () => {
     serviceRuns([deployment('PRIMARY', td(41))], [td(41)]);
     const h = handlers(ECS_SOURCE);
-    const plan = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
+    const plan = await h.recordOldRelease((await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan);
     serviceRuns([deployment('PRIMARY', td(42))], [td(42), td(42)]);
     expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({ drained: true, newTaskDefinitions: { 'prod/orders-api': td(42) } });
   });
@@ -107,7 +143,8 @@ describe('Plan upgrade and the drain gate', () => {
     serviceRuns([deployment('PRIMARY', td(42))], [td(42)]);
     const h = handlers(ECS_SOURCE);
     const first = (await h.plan({ executionArn: `${EXECUTION}-1`, input: { stopAfter: 'expand' } })) as UpgradePlan;
-    expect(first.oldTaskDefinitions).toEqual({});
+    // No drain in this execution: nothing to record.
+    expect(first).toMatchObject({ recordOldRelease: false, oldTaskDefinitions: {} });
     await h.expand({ plan: first });
     await h.finish({ plan: first });
 
@@ -116,7 +153,7 @@ describe('Plan upgrade and the drain gate', () => {
     expect((error as TaskFailedError).record.message).toContain('"newTaskDefinitions": expand already ran in an earlier execution');
     expect((error as TaskFailedError).record.message).toContain('"orders-api"');
     const named = (await h.plan({ executionArn: `${EXECUTION}-3`, input: { newTaskDefinitions: { 'orders-api': 'orders-api:42' } } })) as UpgradePlan;
-    expect(named.newTaskDefinitions).toEqual({ 'orders-api': 'orders-api:42' });
+    expect(named).toMatchObject({ newTaskDefinitions: { 'orders-api': 'orders-api:42' }, recordOldRelease: false });
   });
 
   it('the input overrides the session pattern for its release', async () => {

@@ -1,6 +1,6 @@
 import * as esbuild from 'esbuild';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isBuiltin } from 'node:module';
@@ -11,7 +11,7 @@ import { compileCatalog } from '../../lambdas/core/catalog/compiled-catalog.ts';
 import type { DrainSource } from '../../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../../lambdas/core/index.ts';
 import { ENV } from '../../lambdas/handlers/commons/environment.ts';
-import { LAMBDA_BUNDLE_OPTIONS } from '../../lib/lambda-bundles.ts';
+import { HANDLER_ENTRIES, LAMBDA_BUNDLE_OPTIONS } from '../../lib/lambda-bundles.ts';
 import { median } from '../lib/stats.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -93,9 +93,7 @@ export async function measureBundles(
   timed: 'all' | readonly string[],
   log: (line: string) => void,
 ): Promise<BundleFigures> {
-  const entries = readdirSync(HANDLERS)
-    .filter((f) => f.endsWith('.ts') && f !== 'workflow-handlers.ts' && statSync(join(HANDLERS, f)).isFile())
-    .sort();
+  const entries = [...HANDLER_ENTRIES].sort().map((entry) => `${entry}.ts`);
   rmSync(BUNDLE_DIR, { recursive: true, force: true });
   const catalogJson = JSON.stringify(compileCatalog(await loadCatalog(DEMO_MIGRATIONS)));
   const drain: DrainSource = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
-import { ENV } from '../../lambdas/handlers/commons/environment.ts';
+import { parseLambdaEnvironment } from '../../lambdas/handlers/commons/environment.ts';
 import type { DrainSource } from '../../lib/drain-source.ts';
 import { startDataApiEmulator, type DataApiEmulator } from './data-api-emulator/index.ts';
 import { LambdaInvocationError, LocalLambda } from './local-lambda.ts';
@@ -82,8 +82,9 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
       settings: options.settings,
       maxMigrateCallsPerExecution: options.maxMigrateCallsPerExecution,
     });
-    const drainConfig = JSON.parse(synthesized.functions.get('drain')!.environment[ENV.drainSource] ?? '{}') as { kind?: string };
-    if (drainConfig.kind === 'ecs') {
+    const drainFunction = synthesized.functions.get('drain');
+    if (!drainFunction) throw new Error('The synthesized state machine has no drain function');
+    if (parseLambdaEnvironment(drainFunction.environment).drainSource.kind === 'ecs') {
       throw new Error('An ECS drain source cannot run locally (the drain function would call AWS ECS); use DrainSource.databaseSessions.');
     }
     const runtimeEnvironment = localRuntimeEnvironment(dataApi, options.logLevel ?? process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO');
