@@ -1,9 +1,15 @@
 import './support/quiet-handler-logs.ts';
 import { DescribeServicesCommand, DescribeTasksCommand, ECSClient, ListTasksCommand, type Deployment } from '@aws-sdk/client-ecs';
 import { mockClient } from 'aws-sdk-client-mock';
+import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';
+import { synthesizeStateMachine } from '../bin/local/synthesized-state-machine.ts';
+import { createContractTask } from '../lambdas/handlers/tasks/contract-task.ts';
+import { createMigrateTask } from '../lambdas/handlers/tasks/migrate-task.ts';
+import { createRecordFailureTask } from '../lambdas/handlers/tasks/record-failure-task.ts';
+import { DrainSource as DrainSourceProp } from '../lib/drain-source.ts';
 import type { DrainSource } from '../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../lambdas/core/index.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
@@ -171,6 +177,59 @@ describe('Plan upgrade and the drain gate', () => {
       await v41.end();
     }
     expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({ drained: true });
+  });
+
+  it('the synthesized state machine hands the recorded old release from "Record old release" to the drain check', async () => {
+    const synthesized = synthesizeStateMachine({
+      migrationsDirectory: DEMO_MIGRATIONS,
+      drainSource: DrainSourceProp.ecsServices([{ cluster: CLUSTER, serviceName: 'orders-api' }]),
+    });
+    serviceRuns([deployment('PRIMARY', td(41))], [td(41), td(41)]);
+    // A database of its own: the tests above leave the demo table expanded.
+    const fresh = await createTestDatabase();
+    await seedDemoDatabase(fresh.client, 200);
+    const deps = { sql: async () => fresh.client, catalog: once(() => loadCatalog(DEMO_MIGRATIONS)) };
+    const drainFunction = createDrainTask({ sql: deps.sql, ecs: () => ecs, drainSource: ECS_SOURCE, drainTimeoutSeconds: 600 });
+    const functions: Record<string, (event: unknown) => Promise<unknown>> = {
+      plan: createPlanTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: ECS_SOURCE }),
+      expand: createExpandTask(deps),
+      migrate: createMigrateTask(deps),
+      // By the first drain poll the new release was deployed, failed, and ECS rolled back to orders-api:41.
+      drain: async (event) => {
+        if ((event as { request?: string }).request === undefined) {
+          serviceRuns([deployment('PRIMARY', td(41)), deployment('INACTIVE', td(42), 'FAILED')], [td(41)]);
+        }
+        return drainFunction(event);
+      },
+      contract: createContractTask(deps),
+      finish: createFinishTask(deps),
+      recordFailure: createRecordFailureTask(deps),
+    };
+    // With payloadResponseOnly, a Task's local handler takes the evaluated Parameters and returns the payload.
+    const taskResourceLocalHandlers = Object.fromEntries(
+      [...synthesized.tasks].map(([state, fn]) => [state, (payload: unknown) => functions[fn]!(payload) as never]),
+    );
+    const entered: string[] = [];
+    let failed: { Error?: string; Cause?: unknown } | undefined;
+    const execution = new StateMachine(synthesized.definition).run({} as never, {
+      overrides: { taskResourceLocalHandlers },
+      context: { Execution: { Id: EXECUTION, Name: 'drain-plan' } } as never,
+    });
+    const collecting = (async () => {
+      for await (const event of execution.eventLogs) {
+        if (event.type === 'StateEntered') entered.push(event.state.name);
+        if (event.type === 'ExecutionFailed') failed = event;
+      }
+    })();
+    const error = await execution.result.then(() => undefined, (e: unknown) => e);
+    await collecting;
+    await fresh.drop();
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(entered.slice(0, 4)).toEqual(['Plan upgrade', 'Old release to record?', 'Record old release', 'Expand schema']);
+    expect(entered.at(-1)).toBe('Upgrade failed');
+    // The poll knew orders-api:41 as the old release only from the record: a rollback to it fails the drain.
+    expect(failed?.Error).toBe('DrainFailedError');
+    expect(String(failed?.Cause)).toContain('"Check old release drained" failed with DrainFailedError: Drain check failed for ECS service prod/orders-api (rolled-back)');
   });
 
   it.each([
