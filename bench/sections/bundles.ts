@@ -10,7 +10,7 @@ import { DEMO_MIGRATIONS } from '../../bin/local/demo-database.ts';
 import { compileCatalog } from '../../lambdas/core/catalog/compiled-catalog.ts';
 import type { DrainSource } from '../../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../../lambdas/core/index.ts';
-import { ENV } from '../../lambdas/handlers/commons/environment.ts';
+import { lambdaEnvironmentVariables } from '../../lambdas/handlers/commons/environment.ts';
 import { HANDLER_ENTRIES, LAMBDA_BUNDLE_OPTIONS } from '../../lib/lambda-bundles.ts';
 import { median } from '../lib/stats.ts';
 
@@ -103,13 +103,15 @@ export async function measureBundles(
     AWS_REGION: 'us-east-1',
     AWS_DEFAULT_REGION: 'us-east-1',
     POWERTOOLS_SERVICE_NAME: 'emc-upgrade',
-    [ENV.clusterArn]: 'arn:aws:rds:us-east-1:123456789012:cluster:bench',
-    [ENV.secretArn]: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
-    [ENV.databaseName]: 'postgres',
-    [ENV.catalogFile]: CATALOG_FILE_NAME,
-    [ENV.settings]: '{}',
-    [ENV.drainSource]: JSON.stringify(drain),
-    [ENV.drainTimeoutSeconds]: '3600',
+    ...lambdaEnvironmentVariables({
+      clusterArn: 'arn:aws:rds:us-east-1:123456789012:cluster:bench',
+      secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
+      databaseName: 'postgres',
+      catalogFile: CATALOG_FILE_NAME,
+      settings: {},
+      drainSource: drain,
+      drainTimeoutSeconds: 3600,
+    }),
   };
   const bundles: BundleFigure[] = [];
   for (const entry of entries) {
