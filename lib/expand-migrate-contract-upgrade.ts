@@ -121,7 +121,7 @@ const ENTRIES: Record<WorkflowTask | 'recordFailure', { entry: HandlerEntry; des
   plan: { entry: 'plan', description: 'emc-upgrade: validate input and catalog, take the lease, plan' },
   expand: { entry: 'expand', description: 'emc-upgrade: apply pending expand steps' },
   migrate: { entry: 'migrate', description: 'emc-upgrade: run migrate batches for one time budget' },
-  drain: { entry: 'check-drain', description: 'emc-upgrade: check that the old release is drained' },
+  drain: { entry: 'check-drain', description: 'emc-upgrade: record the old release before expand; check that it drained' },
   contract: { entry: 'contract', description: 'emc-upgrade: apply pending contract steps' },
   finish: { entry: 'finish', description: 'emc-upgrade: release the lease and summarise' },
   recordFailure: { entry: 'record-failure', description: 'emc-upgrade: release the lease and describe a failure' },
