@@ -381,7 +381,7 @@ export function renderReport(r: ReportInput): string {
   const timedBundleImport = timedImports.length ? timedImports.sort((a, b) => a - b)[Math.floor(timedImports.length / 2)] : undefined;
   add(
     HEADINGS[7],
-    `Each \`lambdas/handlers/*.ts\` entry (not workflow-handlers, not commons) bundled with esbuild's JS API and the ` +
+    `Each \`lambdas/handlers/*.ts\` entry (\`HANDLER_ENTRIES\`) bundled with esbuild's JS API and the ` +
       `construct's options (ESM, minify, target node24, main fields module,main, externals \`@aws-sdk/*\`, pg, ` +
       `pg-native, libpg-query, the createRequire banner), the compiled demo catalog written beside it as ` +
       `\`emc-catalog.json\`. Initialisation: \`await import()\` of the bundle in a fresh \`node\` process with the ` +

@@ -16,9 +16,9 @@ import {
   settingsProblems,
   type SettingsOverrides,
 } from '../lambdas/core/settings.ts';
-import { ENV } from '../lambdas/handlers/commons/environment.ts';
+import { lambdaEnvironmentVariables } from '../lambdas/handlers/commons/environment.ts';
 import type { WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
-import { compileCatalogForSynth } from './catalog-at-synth.ts';
+import { CATALOG_FILE_NAME, compileCatalogForSynth } from './catalog-at-synth.ts';
 import { ConstructPropsError } from './construct-props-error.ts';
 import type { DrainSource, ResolvedEcsService } from './drain-source.ts';
 import { lambdaBundles, type HandlerEntry } from './lambda-bundles.ts';
@@ -123,7 +123,7 @@ const ENTRIES: Record<WorkflowTask | 'recordFailure', { entry: HandlerEntry; des
   plan: { entry: 'plan', description: 'emc-upgrade: validate input and catalog, take the lease, plan' },
   expand: { entry: 'expand', description: 'emc-upgrade: apply pending expand steps' },
   migrate: { entry: 'migrate', description: 'emc-upgrade: run migrate batches for one time budget' },
-  drain: { entry: 'check-drain', description: 'emc-upgrade: check that the old release is drained' },
+  drain: { entry: 'check-drain', description: 'emc-upgrade: record the old release before expand; check that it drained' },
   contract: { entry: 'contract', description: 'emc-upgrade: apply pending contract steps' },
   finish: { entry: 'finish', description: 'emc-upgrade: release the lease and summarise' },
   recordFailure: { entry: 'record-failure', description: 'emc-upgrade: release the lease and describe a failure' },
@@ -195,15 +195,15 @@ export class ExpandMigrateContractUpgrade extends Construct {
       }),
     );
 
-    const environment = {
-      [ENV.clusterArn]: clusterArn,
-      [ENV.secretArn]: props.secret.secretArn,
-      [ENV.databaseName]: props.databaseName,
-      [ENV.catalogFile]: 'emc-catalog.json',
-      [ENV.settings]: JSON.stringify(settings),
-      [ENV.drainSource]: JSON.stringify(drain.config),
-      [ENV.drainTimeoutSeconds]: String(drainTimeout.toSeconds()),
-    };
+    const environment = lambdaEnvironmentVariables({
+      clusterArn,
+      secretArn: props.secret.secretArn,
+      databaseName: props.databaseName,
+      catalogFile: CATALOG_FILE_NAME,
+      settings,
+      drainSource: drain.config,
+      drainTimeoutSeconds: drainTimeout.toSeconds(),
+    });
     const bundles = lambdaBundles();
     const functions = Object.fromEntries(
       (Object.keys(ENTRIES) as (WorkflowTask | 'recordFailure')[]).map((task) => [
@@ -222,7 +222,7 @@ export class ExpandMigrateContractUpgrade extends Construct {
     this.functions = functions;
 
     // Least privilege: the Data API on this cluster and the one secret (and its key), for every task; ECS reads for
-    // the drain task (and DescribeServices for the plan).
+    // the drain task.
     const secretKey = props.secretEncryptionKey ?? props.secret.encryptionKey;
     for (const fn of Object.values(functions)) {
       fn.role.addToPolicy(
@@ -244,13 +244,8 @@ export class ExpandMigrateContractUpgrade extends Construct {
         );
       }
     }
+    // Only the drain function talks to ECS; it also records the old release before expand.
     grantEcsDrainReads(functions.drain.role, drain.ecsServices);
-    // The plan records which task definitions the old release runs (lambdas/core/workflow/upgrade-plan.ts).
-    if (drain.ecsServices.length > 0) {
-      functions.plan.role.addToPolicy(
-        new iam.PolicyStatement({ actions: ['ecs:DescribeServices'], resources: drain.ecsServices.map((s) => s.serviceArn) }),
-      );
-    }
 
     const logGroup = new logs.LogGroup(this, 'StateMachineLogs', {
       retention: logRetention,
@@ -269,6 +264,7 @@ export class ExpandMigrateContractUpgrade extends Construct {
           timeouts: TIMEOUTS,
           drainPollInterval,
           maxMigrateCallsPerExecution: maxMigrateCalls,
+          recordsOldRelease: drain.config.kind === 'ecs',
         }),
       ),
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },

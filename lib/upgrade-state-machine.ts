@@ -4,13 +4,14 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
 import { RETRY_POLICIES, type RetryPolicy } from '../lambdas/core/retry-policies.ts';
-import { CONTROL_STATE_NAMES as C, STATE_NAMES, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
+import { CONTROL_STATE_NAMES as C, TASK_STATE_NAMES, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import {
   CONTINUATION_PATH,
   DRAIN_LOOP_START,
   FAILED_IN_PATH,
   failedInPath,
   MIGRATE_LOOP_START,
+  OLD_RELEASE_REQUEST,
   resultField,
   resultPath,
   type TaskEvent,
@@ -24,14 +25,31 @@ export interface UpgradeDefinitionProps {
   readonly drainPollInterval: Duration;
   /** Migrate calls one execution makes before it continues in a new execution (the history limit). */
   readonly maxMigrateCallsPerExecution: number;
+  /** The drain source is ECS services: "Record old release" runs between the plan and expand when the plan asks. */
+  readonly recordsOldRelease: boolean;
+}
+
+/** The function that answers each task: the drain function also records the old release (it alone holds ECS). */
+function functionOf(task: TaskName): WorkflowTask | 'recordFailure' {
+  return task === 'recordOldRelease' ? 'drain' : task;
 }
 
 /**
- * The Retry rules of every phase Task: the engine's transient errors, each class with its own policy, grouped when the
- * policies agree (derived from `RETRY_POLICIES`, which the compiler checks against the classes' `transient` flag).
+ * The transient errors only a task that runs catalog steps can throw (its lock waits, its index builds). Each task's
+ * bundle holds only its own code, so the other tasks do not retry them: test/shipped-bundles.test.ts checks that each
+ * Task retries exactly the transient errors its bundle can throw.
  */
-export const TRANSIENT_RETRIES: readonly { errors: string[]; interval: Duration; maxAttempts: number; backoffRate: number }[] =
-  groupRetries();
+const STEP_ERRORS: ReadonlySet<string> = new Set(['LockTimeoutError', 'IndexBuildInProgressError']);
+const RUNS_STEPS: ReadonlySet<TaskName> = new Set(['plan', 'expand', 'migrate', 'contract']);
+
+/**
+ * The Retry rules of a phase Task: the engine's transient errors it can throw, each class with its own policy, grouped
+ * when the policies agree (derived from `RETRY_POLICIES`, which the compiler checks against the classes' `transient`
+ * flag).
+ */
+export function transientRetries(task: TaskName): { errors: string[]; interval: Duration; maxAttempts: number; backoffRate: number }[] {
+  return groupRetries(RUNS_STEPS.has(task) ? () => true : (name) => !STEP_ERRORS.has(name));
+}
 
 /**
  * Lambda throttling an invoke (concurrency limit reached). CDK's `retryOnServiceExceptions` does not cover it; the
@@ -45,9 +63,10 @@ export const LAMBDA_THROTTLED_RETRY = {
   backoffRate: 2,
 } as const;
 
-function groupRetries() {
+function groupRetries(retried: (name: string) => boolean) {
   const groups = new Map<string, { errors: string[]; interval: Duration; maxAttempts: number; backoffRate: number }>();
   for (const [name, policy] of Object.entries(RETRY_POLICIES) as [string, RetryPolicy][]) {
+    if (!retried(name)) continue;
     const key = `${policy.intervalSeconds}/${policy.maxAttempts}/${policy.backoffRate}`;
     const group = groups.get(key);
     if (group) group.errors.push(name);
@@ -65,7 +84,7 @@ function groupRetries() {
 /**
  * The upgrade workflow, JSONPath mode (the local runner cannot run JSONata or variables):
  *
- *   Start upgrade -> Expand schema -> [stop after expand?] -> Migrate data (loop until finished)
+ *   Start upgrade -> [ECS drain source: old release to record? -> Record old release] -> Expand schema -> [stop after expand?] -> Migrate data (loop until finished)
  *   -> [stop after migrate?] -> Check old release drained <-> Wait for old tasks to drain
  *   -> Contract schema -> Release lease and summarise -> Upgrade complete
  *
@@ -79,11 +98,11 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
   const invoke = <T extends TaskName>(task: T, stateName: string, payload: Record<keyof TaskEvent<T>, unknown>) =>
     new tasks.LambdaInvoke(scope, stateName, {
       stateName,
-      lambdaFunction: props.functions[task],
+      lambdaFunction: props.functions[functionOf(task)],
       payload: sfn.TaskInput.fromObject(payload),
       payloadResponseOnly: true,
       resultPath: resultPath(task),
-      taskTimeout: sfn.Timeout.duration(props.timeouts[task]),
+      taskTimeout: sfn.Timeout.duration(props.timeouts[functionOf(task)]),
       retryOnServiceExceptions: true,
     }).addRetry({ ...LAMBDA_THROTTLED_RETRY, errors: [...LAMBDA_THROTTLED_RETRY.errors], jitterStrategy: sfn.JitterType.FULL });
 
@@ -98,9 +117,9 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
   });
   recordFailure.next(failed);
 
-  const step = <T extends WorkflowTask>(task: T, payload: Record<keyof TaskEvent<T>, unknown>) => {
-    const state = invoke(task, STATE_NAMES[task], payload);
-    for (const retry of TRANSIENT_RETRIES) {
+  const step = <T extends Exclude<TaskName, 'recordFailure'>>(task: T, payload: Record<keyof TaskEvent<T>, unknown>) => {
+    const state = invoke(task, TASK_STATE_NAMES[task], payload);
+    for (const retry of transientRetries(task)) {
       state.addRetry({ ...retry, jitterStrategy: sfn.JitterType.FULL });
     }
     state.addCatch(recordFailure, { errors: [sfn.Errors.ALL], resultPath: failedInPath(task) });
@@ -109,6 +128,14 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
   const plan = sfn.JsonPath.objectAt(resultPath('plan'));
 
   const planUpgrade = step('plan', { executionArn: sfn.JsonPath.stringAt('$$.Execution.Id'), input: sfn.JsonPath.entirePayload });
+  // The old release's task definitions, read while it is certainly the old one: before expand (upgrade-plan.ts).
+  const recordOldReleaseFirst = (next: sfn.IChainable) =>
+    new sfn.Choice(scope, C.oldReleaseToRecord, { stateName: C.oldReleaseToRecord })
+      .when(
+        sfn.Condition.booleanEquals(resultField('plan', 'recordOldRelease'), true),
+        step('recordOldRelease', { request: OLD_RELEASE_REQUEST, plan }).next(next),
+      )
+      .otherwise(next);
   const expandSchema = step('expand', { plan });
   const migrateData = step('migrate', { plan, callsBefore: sfn.JsonPath.numberAt(resultField('migrate', 'calls')) });
   const startMigrating = new sfn.Pass(scope, C.startMigrating, {
@@ -186,7 +213,7 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
     .otherwise(migrateData);
 
   finish.next(complete);
-  return planUpgrade
-    .next(expandSchema)
-    .next(stopAfter('expand', startMigrating.next(migrateData).next(migrationFinished)));
+  planUpgrade.next(props.recordsOldRelease ? recordOldReleaseFirst(expandSchema) : expandSchema);
+  expandSchema.next(stopAfter('expand', startMigrating.next(migrateData).next(migrationFinished)));
+  return planUpgrade;
 }

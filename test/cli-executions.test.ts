@@ -8,12 +8,13 @@ import {
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { phaseOfState } from '../bin/cli/execution-view.ts';
 import type { ExecutionHistoryReport } from '../bin/cli/history.ts';
 import type { WhyReport } from '../bin/cli/why.ts';
 import { expand, loadCatalog, LockTimeoutError, StepFailedError } from '../lambdas/core/index.ts';
 import { reportFailure } from '../lambdas/core/workflow/failure-report.ts';
 import type { MigrateTaskResult } from '../lambdas/core/workflow/task-contract.ts';
-import { STATE_NAMES } from '../lambdas/core/workflow/state-names.ts';
+import { CONTROL_STATE_NAMES as C, STATE_NAMES } from '../lambdas/core/workflow/state-names.ts';
 import { writeMigrations } from './support/catalog-fixtures.ts';
 import { runEmc } from './support/cli-harness.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -173,6 +174,20 @@ describe('emc status', () => {
 });
 
 describe('emc history', () => {
+  it('shows what "Record old release" recorded, in the plan phase', async () => {
+    const recorded = { 'prod/orders-api': ['arn:aws:ecs:us-east-1:123456789012:task-definition/orders-api:41'] };
+    const events = new HistoryBuilder().started(INPUT).task('plan', planResult(ARN)).choice(C.oldReleaseToRecord).task('recordOldRelease', recorded).events;
+    sfn.on(GetExecutionHistoryCommand).callsFake((input) => pageOf(events, input));
+    sfn.on(DescribeExecutionCommand).resolves({ executionArn: ARN, stateMachineArn: STATE_MACHINE_ARN, name: NAME, status: 'RUNNING', startDate: new Date() });
+
+    const report = (await runEmc(['history', ARN, '--json'])).json<ExecutionHistoryReport>();
+
+    expect(report.entries.filter((e) => e.kind === 'exited' && e.state === C.recordOldRelease).map((e) => e.detail)).toEqual([
+      'old release: prod/orders-api arn:aws:ecs:us-east-1:123456789012:task-definition/orders-api:41',
+    ]);
+    expect(phaseOfState(C.recordOldRelease)).toBe('plan');
+  });
+
   it('reads every page of the history and prints one line per state entered, exited, retried or failed', async () => {
     const h = new HistoryBuilder()
       .started(INPUT)

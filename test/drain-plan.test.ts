@@ -1,22 +1,33 @@
 import './support/quiet-handler-logs.ts';
 import { DescribeServicesCommand, DescribeTasksCommand, ECSClient, ListTasksCommand, type Deployment } from '@aws-sdk/client-ecs';
 import { mockClient } from 'aws-sdk-client-mock';
+import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';
+import { synthesizeStateMachine } from '../bin/local/synthesized-state-machine.ts';
+import { createContractTask } from '../lambdas/handlers/tasks/contract-task.ts';
+import { createMigrateTask } from '../lambdas/handlers/tasks/migrate-task.ts';
+import { createRecordFailureTask } from '../lambdas/handlers/tasks/record-failure-task.ts';
+import { DrainSource as DrainSourceProp } from '../lib/drain-source.ts';
 import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../lambdas/core/index.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
 import type { TaskFailedError } from '../lambdas/handlers/commons/task.ts';
-import { createWorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
+import { createDrainTask } from '../lambdas/handlers/tasks/drain-task.ts';
+import { createExpandTask } from '../lambdas/handlers/tasks/expand-task.ts';
+import { createFinishTask } from '../lambdas/handlers/tasks/finish-task.ts';
+import { createPlanTask } from '../lambdas/handlers/tasks/plan-task.ts';
+import { OLD_RELEASE_REQUEST, type OldReleaseTaskResult } from '../lambdas/core/workflow/task-contract.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { rejectionOf } from './support/engine-faults.ts';
 
 /**
- * The drain gate's part of "Start upgrade": the ECS source records the old release's task definitions before
- * expand (so a rollback fails the drain), and an execution's input may name its release's session pattern.
+ * The drain gate's part of "Start upgrade" and "Record old release": with an ECS source the plan asks for the old
+ * release's task definitions and the drain function records them before expand (so a rollback fails the drain), and
+ * an execution's input may name its release's session pattern.
  */
 const REGION = 'us-east-1';
 const CLUSTER = `arn:aws:ecs:${REGION}:123456789012:cluster/prod`;
@@ -57,14 +68,21 @@ const deployment = (status: 'PRIMARY' | 'ACTIVE' | 'INACTIVE', taskDefinition: s
 describe('Start upgrade and the drain gate', () => {
   let db: TestDatabase;
   let client: import('../lambdas/core/index.ts').PgSqlClient;
-  const handlers = (source: DrainSourceConfig) =>
-    createWorkflowHandlers({
-      sql: async () => client,
-      catalog: once(() => loadCatalog(DEMO_MIGRATIONS)),
-      ecs: () => ecs,
-      settingsDefaults: { batchPauseMs: 0 },
-      drain: { source, timeoutSeconds: 600 },
-    });
+  const handlers = (source: DrainSourceConfig) => {
+    const deps = { sql: async () => client, catalog: once(() => loadCatalog(DEMO_MIGRATIONS)) };
+    const drainFunction = createDrainTask({ sql: deps.sql, ecs: () => ecs, drainSource: source, drainTimeoutSeconds: 600 });
+    return {
+      plan: createPlanTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: source }),
+      expand: createExpandTask(deps),
+      finish: createFinishTask(deps),
+      drain: drainFunction,
+      /** "Record old release" as the state machine runs it: the drain function's answer goes into the plan. */
+      recordOldRelease: async (plan: UpgradePlan): Promise<UpgradePlan> => ({
+        ...plan,
+        oldTaskDefinitions: (await drainFunction({ request: OLD_RELEASE_REQUEST, plan })) as OldReleaseTaskResult,
+      }),
+    };
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -81,7 +99,11 @@ describe('Start upgrade and the drain gate', () => {
   it('records the old release before expand; a circuit-breaker rollback to it then fails the drain', async () => {
     serviceRuns([deployment('PRIMARY', td(41))], [td(41), td(41)]);
     const h = handlers(ECS_SOURCE);
-    const plan = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
+    const planned = await h.plan({ executionArn: EXECUTION, input: {} });
+    // The plan asks for the record and calls no ECS API itself: its function has no ECS client.
+    expect(planned).toMatchObject({ recordOldRelease: true, oldTaskDefinitions: {} });
+    expect(ecsMock.calls()).toHaveLength(0);
+    const plan = await h.recordOldRelease(planned);
     expect(plan.oldTaskDefinitions).toEqual({ 'prod/orders-api': [td(41)] });
 
     // The new release orders-api:42 was deployed and failed; ECS rolled back to orders-api:41 (API_DeploymentCircuitBreaker:
@@ -95,10 +117,30 @@ describe('Start upgrade and the drain gate', () => {
     expect(record.nextAction).toMatch(/^The new release is not deployed/);
   });
 
+  it('"Record old release" fails, naming the service, when it does not exist; the plan it was given is unchanged', async () => {
+    ecsMock.reset();
+    ecsMock.on(DescribeServicesCommand).resolves({ services: [], failures: [{ arn: 'orders-api', reason: 'MISSING' }] });
+    const h = handlers(ECS_SOURCE);
+    const planned = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
+    const error = await rejectionOf(h.recordOldRelease(planned));
+    expect(error.name).toBe('DrainFailedError');
+    expect((error as TaskFailedError).record).toMatchObject({ phase: 'recordOldRelease', message: expect.stringContaining('prod/orders-api (missing)') });
+    expect(planned.oldTaskDefinitions).toEqual({});
+  });
+
+  it('answers a plan that asks for no record with its own record, without calling ECS', async () => {
+    ecsMock.reset();
+    const carried = { 'prod/orders-api': [td(40)] };
+    const plan = { ...((await handlers(SESSIONS).plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan), oldTaskDefinitions: carried };
+    expect(plan.recordOldRelease).toBe(false);
+    expect((await handlers(ECS_SOURCE).recordOldRelease(plan)).oldTaskDefinitions).toEqual(carried);
+    expect(ecsMock.calls()).toHaveLength(0);
+  });
+
   it('passes once the new release runs everywhere', async () => {
     serviceRuns([deployment('PRIMARY', td(41))], [td(41)]);
     const h = handlers(ECS_SOURCE);
-    const plan = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
+    const plan = await h.recordOldRelease((await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan);
     serviceRuns([deployment('PRIMARY', td(42))], [td(42), td(42)]);
     expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({ drained: true, newTaskDefinitions: { 'prod/orders-api': td(42) } });
   });
@@ -107,7 +149,8 @@ describe('Start upgrade and the drain gate', () => {
     serviceRuns([deployment('PRIMARY', td(42))], [td(42)]);
     const h = handlers(ECS_SOURCE);
     const first = (await h.plan({ executionArn: `${EXECUTION}-1`, input: { stopAfter: 'expand' } })) as UpgradePlan;
-    expect(first.oldTaskDefinitions).toEqual({});
+    // No drain in this execution: nothing to record.
+    expect(first).toMatchObject({ recordOldRelease: false, oldTaskDefinitions: {} });
     await h.expand({ plan: first });
     await h.finish({ plan: first });
 
@@ -116,7 +159,7 @@ describe('Start upgrade and the drain gate', () => {
     expect((error as TaskFailedError).record.message).toContain('"newTaskDefinitions": expand already ran in an earlier execution');
     expect((error as TaskFailedError).record.message).toContain('"orders-api"');
     const named = (await h.plan({ executionArn: `${EXECUTION}-3`, input: { newTaskDefinitions: { 'orders-api': 'orders-api:42' } } })) as UpgradePlan;
-    expect(named.newTaskDefinitions).toEqual({ 'orders-api': 'orders-api:42' });
+    expect(named).toMatchObject({ newTaskDefinitions: { 'orders-api': 'orders-api:42' }, recordOldRelease: false });
   });
 
   it('the input overrides the session pattern for its release', async () => {
@@ -134,6 +177,59 @@ describe('Start upgrade and the drain gate', () => {
       await v41.end();
     }
     expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({ drained: true });
+  });
+
+  it('the synthesized state machine hands the recorded old release from "Record old release" to the drain check', async () => {
+    const synthesized = synthesizeStateMachine({
+      migrationsDirectory: DEMO_MIGRATIONS,
+      drainSource: DrainSourceProp.ecsServices([{ cluster: CLUSTER, serviceName: 'orders-api' }]),
+    });
+    serviceRuns([deployment('PRIMARY', td(41))], [td(41), td(41)]);
+    // A database of its own: the tests above leave the demo table expanded.
+    const fresh = await createTestDatabase();
+    await seedDemoDatabase(fresh.client, 200);
+    const deps = { sql: async () => fresh.client, catalog: once(() => loadCatalog(DEMO_MIGRATIONS)) };
+    const drainFunction = createDrainTask({ sql: deps.sql, ecs: () => ecs, drainSource: ECS_SOURCE, drainTimeoutSeconds: 600 });
+    const functions: Record<string, (event: unknown) => Promise<unknown>> = {
+      plan: createPlanTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: ECS_SOURCE }),
+      expand: createExpandTask(deps),
+      migrate: createMigrateTask(deps),
+      // By the first drain poll the new release was deployed, failed, and ECS rolled back to orders-api:41.
+      drain: async (event) => {
+        if ((event as { request?: string }).request === undefined) {
+          serviceRuns([deployment('PRIMARY', td(41)), deployment('INACTIVE', td(42), 'FAILED')], [td(41)]);
+        }
+        return drainFunction(event);
+      },
+      contract: createContractTask(deps),
+      finish: createFinishTask(deps),
+      recordFailure: createRecordFailureTask(deps),
+    };
+    // With payloadResponseOnly, a Task's local handler takes the evaluated Parameters and returns the payload.
+    const taskResourceLocalHandlers = Object.fromEntries(
+      [...synthesized.tasks].map(([state, fn]) => [state, (payload: unknown) => functions[fn]!(payload) as never]),
+    );
+    const entered: string[] = [];
+    let failed: { Error?: string; Cause?: unknown } | undefined;
+    const execution = new StateMachine(synthesized.definition).run({} as never, {
+      overrides: { taskResourceLocalHandlers },
+      context: { Execution: { Id: EXECUTION, Name: 'drain-plan' } } as never,
+    });
+    const collecting = (async () => {
+      for await (const event of execution.eventLogs) {
+        if (event.type === 'StateEntered') entered.push(event.state.name);
+        if (event.type === 'ExecutionFailed') failed = event;
+      }
+    })();
+    const error = await execution.result.then(() => undefined, (e: unknown) => e);
+    await collecting;
+    await fresh.drop();
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(entered.slice(0, 4)).toEqual(['Start upgrade', 'Old release to record?', 'Record old release', 'Expand schema']);
+    expect(entered.at(-1)).toBe('Upgrade failed');
+    // The poll knew orders-api:41 as the old release only from the record: a rollback to it fails the drain.
+    expect(failed?.Error).toBe('DrainFailedError');
+    expect(String(failed?.Cause)).toContain('"Check old release drained" failed with DrainFailedError: Drain check failed for ECS service prod/orders-api (rolled-back)');
   });
 
   it.each([

@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BUNDLE_FILE, HANDLER_ENTRIES, lambdaBundles, PACKAGED_BUNDLES } from '../lib/lambda-bundles.ts';
+import { BUNDLE_FILE, HANDLER_ENTRIES, lambdaBundles, LAMBDA_BUNDLE_OPTIONS, PACKAGED_BUNDLES, type HandlerEntry } from '../lib/lambda-bundles.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const scratch = mkdtempSync(join(tmpdir(), 'emc-bundles-choice-'));
@@ -33,5 +33,39 @@ describe('lambdaBundles: which bundles the construct deploys', () => {
   it('refuses a package whose bundles are missing, naming both places and the missing entries', () => {
     const root = packagedRoot('broken', HANDLER_ENTRIES.filter((entry) => entry !== 'migrate'));
     expect(() => lambdaBundles(root)).toThrow(/handler sources .*lambdas\/handlers.*packaged bundles .*lambda: missing migrate\)/);
+  });
+});
+
+/** Each entry's task factory (lambdas/handlers/tasks/): its name stays in the bundle, as `keepNames` keeps names. */
+const TASK_FACTORY: Record<HandlerEntry, string> = {
+  plan: 'createPlanTask',
+  expand: 'createExpandTask',
+  migrate: 'createMigrateTask',
+  'check-drain': 'createDrainTask',
+  contract: 'createContractTask',
+  finish: 'createFinishTask',
+  'record-failure': 'createRecordFailureTask',
+};
+
+describe('the bundles the construct deploys: one task each', () => {
+  const directory = lambdaBundles(ROOT);
+  const bundle = (entry: HandlerEntry) => readFileSync(join(directory, entry, BUNDLE_FILE), 'utf8');
+  /** The AWS SDK clients a bundle imports at run time (external: the Lambda runtime provides them). */
+  const sdkClients = (entry: HandlerEntry) => [...new Set(bundle(entry).match(/@aws-sdk\/client-[a-z0-9-]+/g))].sort();
+
+  it('keeps names (what the task markers below rely on)', () => {
+    expect(LAMBDA_BUNDLE_OPTIONS.keepNames).toBe(true);
+  });
+
+  it.each(HANDLER_ENTRIES)('%s imports the ECS client only if it is the drain function', (entry) => {
+    expect(sdkClients(entry)).toEqual(
+      entry === 'check-drain' ? ['@aws-sdk/client-ecs', '@aws-sdk/client-rds-data'] : ['@aws-sdk/client-rds-data'],
+    );
+  });
+
+  it.each(HANDLER_ENTRIES)('%s holds its own task and none of the others', (entry) => {
+    const text = bundle(entry);
+    const held = HANDLER_ENTRIES.filter((other) => text.includes(`"${TASK_FACTORY[other]}"`));
+    expect(held).toEqual([entry]);
   });
 });

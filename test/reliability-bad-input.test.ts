@@ -18,7 +18,9 @@ import {
 } from '../lambdas/core/index.ts';
 import { once } from '../lambdas/handlers/commons/dependencies.ts';
 import { TaskFailedError } from '../lambdas/handlers/commons/task.ts';
-import { createWorkflowHandlers, type WorkflowHandlers } from '../lambdas/handlers/workflow-handlers.ts';
+import { createContractTask } from '../lambdas/handlers/tasks/contract-task.ts';
+import { createMigrateTask } from '../lambdas/handlers/tasks/migrate-task.ts';
+import { createPlanTask } from '../lambdas/handlers/tasks/plan-task.ts';
 import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { DrainSource } from '../lib/drain-source.ts';
@@ -43,8 +45,8 @@ type Category = 'catalog' | 'execution input' | 'task event' | 'construct props'
 
 interface Context {
   readonly db: TestDatabase;
-  /** The real Lambda handlers over this database and the given migrations directory. */
-  handlers(migrations?: string, drain?: DrainSourceConfig): WorkflowHandlers;
+  /** The real Lambda task handlers over this database and the given migrations directory. */
+  handlers(migrations?: string, drain?: DrainSourceConfig): Record<'plan' | 'migrate' | 'contract', (event: unknown) => Promise<unknown>>;
 }
 
 interface BadInput {
@@ -98,6 +100,7 @@ function planFor(runId: string): UpgradePlan {
     startedAt: new Date().toISOString(),
     continuedFrom: null,
     oldTaskDefinitions: {},
+    recordOldRelease: false,
   };
 }
 
@@ -107,7 +110,7 @@ async function holdLease(ctx: Context, owner: string): Promise<void> {
 }
 
 const SESSION_DRAIN: DrainSourceConfig = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
-/** Refused before any ECS call: the handlers' ECS client throws. */
+/** Refused by the plan, which has no ECS client. */
 const ECS_DRAIN: DrainSourceConfig = { kind: 'ecs', services: [{ cluster: 'arn:aws:ecs:us-east-1:123456789012:cluster/prod', service: 'orders-api' }] };
 
 const plan = (input: unknown) => (ctx: Context) => ctx.handlers().plan({ executionArn: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
@@ -538,15 +541,12 @@ describe('bad input is refused, named, and changes nothing', () => {
       handlers: (migrations = DEMO_MIGRATIONS, drain = SESSION_DRAIN) => {
         const client = new PgSqlClient(db.url);
         clients.push(client);
-        return createWorkflowHandlers({
-          sql: async () => client,
-          catalog: once(() => loadCatalog(migrations)),
-          ecs: () => {
-            throw new Error('no ECS in this test');
-          },
-          settingsDefaults: { batchPauseMs: 0 },
-          drain: { source: drain, timeoutSeconds: 60 },
-        });
+        const deps = { sql: async () => client, catalog: once(() => loadCatalog(migrations)) };
+        return {
+          plan: createPlanTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: drain }),
+          migrate: createMigrateTask(deps),
+          contract: createContractTask(deps),
+        };
       },
     };
     try {

@@ -7,7 +7,7 @@ import { localRuntimeEnvironment } from '../bin/local/run-local-execution.ts';
 import { synthesizeStateMachine, type SynthesizedStateMachine } from '../bin/local/synthesized-state-machine.ts';
 import { acquireLease, ensureStateSchema, releaseLease } from '../lambdas/core/index.ts';
 import { RETRY_POLICIES } from '../lambdas/core/retry-policies.ts';
-import { TASKS, type TaskName } from '../lambdas/core/workflow/task-contract.ts';
+import { CONTROL_STATE_NAMES, WORKFLOW_TASKS, type WorkflowTask } from '../lambdas/core/workflow/state-names.ts';
 import { CATALOG_FILE_NAME } from '../lib/catalog-at-synth.ts';
 import { BUNDLE_FILE } from '../lib/lambda-bundles.ts';
 import { DrainSource } from '../lib/drain-source.ts';
@@ -24,6 +24,9 @@ let synthesized: SynthesizedStateMachine;
 let db: TestDatabase;
 let dataApi: DataApiEmulator;
 const lambdas: LocalLambda[] = [];
+/** Every function, by the task it is named after (the drain function also answers "Record old release"). */
+type FunctionName = WorkflowTask | 'recordFailure';
+const FUNCTIONS: readonly FunctionName[] = [...WORKFLOW_TASKS, 'recordFailure'];
 
 beforeAll(async () => {
   mkdirSync(ASSEMBLIES, { recursive: true });
@@ -45,13 +48,13 @@ afterAll(async () => {
   rmSync(outdir, { recursive: true, force: true });
 });
 
-function deployed(task: TaskName): DeployedFunction {
+function deployed(task: FunctionName): DeployedFunction {
   const fn = synthesized.functions.get(task);
   if (!fn) throw new Error(`no function for ${task}`);
   return fn;
 }
 
-function freshProcess(task: TaskName): LocalLambda {
+function freshProcess(task: FunctionName): LocalLambda {
   const local = new LocalLambda(deployed(task), {
     runtimeEnvironment: localRuntimeEnvironment(dataApi, 'SILENT'),
   });
@@ -72,7 +75,7 @@ const planOf = (runId: string) => planResult(runId, { startedAt: new Date().toIS
 
 describe('the shipped Lambda bundles', () => {
   it('are minified bundles whose code asset holds only the bundle and the compiled catalog', () => {
-    for (const task of TASKS) {
+    for (const task of FUNCTIONS) {
       const fn = deployed(task);
       expect(fn.handler, task).toBe('index.handler');
       expect(readdirSync(fn.codeDirectory).sort(), task).toEqual([CATALOG_FILE_NAME, BUNDLE_FILE]);
@@ -85,8 +88,12 @@ describe('the shipped Lambda bundles', () => {
     }
   });
 
-  it.each(TASKS)('%s reports a malformed event as InputError, its class name, from a fresh node process', async (task) => {
+  it.each(FUNCTIONS)('%s reports a malformed event as InputError, its class name, from a fresh node process', async (task) => {
     expect(await errorTypeOf(freshProcess(task).invoke({ unexpected: true }))).toBe('InputError');
+  });
+
+  it('the drain function reports a malformed "Record old release" request as InputError too', async () => {
+    expect(await errorTypeOf(freshProcess('drain').invoke({ request: 'record-old-release' }))).toBe('InputError');
   });
 
   it('report the engine refusals under their class names: LeaseHeldError, PhaseGateError', async () => {
@@ -102,15 +109,17 @@ describe('the shipped Lambda bundles', () => {
     await releaseLease(db.client, mine);
   });
 
-  it('can throw every error its Task retries: each Retry name is a transient class whose name the bundle holds', () => {
+  it('retry exactly the transient errors each can throw: every Retry name is a class whose name its bundle holds, and back', () => {
+    const transient = Object.keys(RETRY_POLICIES);
     for (const [stateName, task] of synthesized.tasks) {
       const state = synthesized.definition.States[stateName] as { Retry?: { ErrorEquals: string[] }[] };
       const bundle = readFileSync(join(deployed(task).codeDirectory, BUNDLE_FILE), 'utf8');
       const engineErrors = (state.Retry ?? []).flatMap((r) => r.ErrorEquals).filter((e) => !e.startsWith('Lambda.'));
-      for (const name of engineErrors) {
-        expect(Object.hasOwn(RETRY_POLICIES, name), `${stateName} retries ${name}`).toBe(true);
-        expect(bundle, `${stateName}'s bundle names ${name}`).toMatch(new RegExp(`["'\`]${name}["'\`]`));
-      }
+      for (const name of engineErrors) expect(Object.hasOwn(RETRY_POLICIES, name), `${stateName} retries ${name}`).toBe(true);
+      const thrown = transient.filter((name) => new RegExp(`["'\`]${name}["'\`]`).test(bundle));
+      // "Record failure" retries nothing of the engine's: it never throws a failure of its own (record-failure-task.ts).
+      expect(engineErrors.sort(), stateName).toEqual(stateName === CONTROL_STATE_NAMES.recordFailure ? [] : thrown.sort());
     }
   });
+
 });

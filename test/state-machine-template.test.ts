@@ -192,11 +192,10 @@ describe('the UpgradeStack template', () => {
     });
   });
 
-  it('grants the Data API on the one cluster and the one secret, ECS reads to the drain function, DescribeServices to the plan', () => {
+  it('grants the Data API on the one cluster and the one secret, ECS reads to the drain function alone', () => {
     const statements = statementsOf(template);
     const functionRoles = Object.values(stack.upgrade.functions).map((f) => logicalIdOf(stack, f.role));
     const drainRole = logicalIdOf(stack, stack.upgrade.functions.drain.role);
-    const planRole = logicalIdOf(stack, stack.upgrade.functions.plan.role);
 
     const dataApi = statements.filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('rds-data:')));
     expect(dataApi.flatMap((s) => s.roles).sort()).toEqual([...functionRoles].sort());
@@ -218,12 +217,8 @@ describe('the UpgradeStack template', () => {
     }
 
     const allEcs = statements.filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('ecs:')));
-    expect(new Set(allEcs.flatMap((s) => s.roles))).toEqual(new Set([drainRole, planRole]));
-    // The plan records the old release's task definitions: DescribeServices on the same services, nothing more.
-    const planEcs = allEcs.filter((s) => s.roles.includes(planRole));
-    expect(planEcs.map(({ statement }) => [actionsOf(statement), resolvePartition(statement.Resource)])).toEqual([
-      [['ecs:DescribeServices'], ['arn:aws:ecs:us-east-1:123456789012:service/prod/orders-api', 'arn:aws:ecs:us-east-1:123456789012:service/prod/orders-worker']],
-    ]);
+    // The drain function alone talks to ECS: it also records the old release before expand, for the plan.
+    expect(new Set(allEcs.flatMap((s) => s.roles))).toEqual(new Set([drainRole]));
     const ecs = allEcs.filter((s) => s.roles.includes(drainRole));
     const byAction = new Map(ecs.flatMap(({ statement }) => actionsOf(statement).map((a) => [a, statement] as const)));
     expect([...byAction.keys()].sort()).toEqual(['ecs:DescribeServices', 'ecs:DescribeTasks', 'ecs:ListTasks']);
@@ -409,10 +404,16 @@ describe('the synthesized state machine definition', () => {
       const retried = (state.Retry as { ErrorEquals: string[] }[]).map((r) => r.ErrorEquals);
       expect(retried.flat(), name).not.toContain('States.ALL');
       expect(retried.flat(), name).not.toContain('StepFailedError');
+      // Lock waits and index builds come only from the tasks that run catalog steps.
+      const runsSteps = ([STATE_NAMES.plan, STATE_NAMES.expand, STATE_NAMES.migrate, STATE_NAMES.contract] as string[]).includes(name);
       expect(retried, name).toEqual(
         name === 'Record failure'
           ? [LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED]
-          : [LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED, ...TRANSIENT_ERRORS],
+          : [
+              LAMBDA_SERVICE_ERRORS,
+              LAMBDA_THROTTLED,
+              ...TRANSIENT_ERRORS.filter((group) => runsSteps || !['LockTimeoutError', 'IndexBuildInProgressError'].includes(group[0]!)),
+            ],
       );
       // Every engine error a Retry names is one the compiler knows as transient (RETRY_POLICIES' keys).
       const engineRetried = retried.flat().filter((e) => !e.startsWith('Lambda.'));
@@ -499,6 +500,46 @@ describe('the synthesized state machine definition', () => {
       JSON.stringify(s).includes(`"Next":"${STATE_NAMES.contract}"`) || s.Default === STATE_NAMES.contract,
     );
     expect(intoContract.map(([name]) => name)).toEqual(['Old release drained?']);
+  });
+});
+
+describe('the definition with an ECS drain source', () => {
+  let definition: { StartAt: string; States: Record<string, any> };
+  let drainFunction: string;
+  beforeAll(() => {
+    const synthesized = synthesizeStateMachine({
+      migrationsDirectory: DEMO_MIGRATIONS,
+      drainSource: DrainSource.ecsServices([{ cluster: ECS_CLUSTER_ARN, serviceName: 'orders-api' }]),
+    });
+    definition = synthesized.definition as unknown as typeof definition;
+    drainFunction = definition.States[STATE_NAMES.drain].Resource;
+  });
+
+  it('is valid Amazon States Language', () => {
+    const result = aslValidator(structuredClone(definition), { checkPaths: true, checkArn: true });
+    expect(result.errorsText('\n')).toBe('');
+  });
+
+  it('records the old release between the plan and expand, when the plan asks, with the drain function', () => {
+    expect(definition.StartAt).toBe('Start upgrade');
+    expect(definition.States['Start upgrade'].Next).toBe('Old release to record?');
+    expect(definition.States['Old release to record?']).toEqual({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.plan.recordOldRelease', BooleanEquals: true, Next: 'Record old release' }],
+      Default: 'Expand schema',
+    });
+    const record = definition.States['Record old release'];
+    expect(record).toMatchObject({
+      Type: 'Task',
+      Resource: drainFunction,
+      Parameters: { request: 'record-old-release', 'plan.$': '$.plan' },
+      // Into the plan: the drain polls and the continuation read it there.
+      ResultPath: '$.plan.oldTaskDefinitions',
+      Next: 'Expand schema',
+      TimeoutSeconds: definition.States[STATE_NAMES.drain].TimeoutSeconds,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failedIn.recordOldRelease', Next: 'Record failure' }],
+    });
+    expect(record.Retry).toEqual(definition.States[STATE_NAMES.drain].Retry);
   });
 });
 

@@ -1,6 +1,6 @@
 import * as esbuild from 'esbuild';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isBuiltin } from 'node:module';
@@ -10,8 +10,8 @@ import { DEMO_MIGRATIONS } from '../../bin/local/demo-database.ts';
 import { compileCatalog } from '../../lambdas/core/catalog/compiled-catalog.ts';
 import type { DrainSourceConfig } from '../../lambdas/core/drain/drain-gate.ts';
 import { loadCatalog } from '../../lambdas/core/index.ts';
-import { ENV } from '../../lambdas/handlers/commons/environment.ts';
-import { LAMBDA_BUNDLE_OPTIONS } from '../../lib/lambda-bundles.ts';
+import { lambdaEnvironmentVariables } from '../../lambdas/handlers/commons/environment.ts';
+import { HANDLER_ENTRIES, LAMBDA_BUNDLE_OPTIONS } from '../../lib/lambda-bundles.ts';
 import { median } from '../lib/stats.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -93,9 +93,7 @@ export async function measureBundles(
   timed: 'all' | readonly string[],
   log: (line: string) => void,
 ): Promise<BundleFigures> {
-  const entries = readdirSync(HANDLERS)
-    .filter((f) => f.endsWith('.ts') && f !== 'workflow-handlers.ts' && statSync(join(HANDLERS, f)).isFile())
-    .sort();
+  const entries = [...HANDLER_ENTRIES].sort().map((entry) => `${entry}.ts`);
   rmSync(BUNDLE_DIR, { recursive: true, force: true });
   const catalogJson = JSON.stringify(compileCatalog(await loadCatalog(DEMO_MIGRATIONS)));
   const drain: DrainSourceConfig = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
@@ -105,13 +103,15 @@ export async function measureBundles(
     AWS_REGION: 'us-east-1',
     AWS_DEFAULT_REGION: 'us-east-1',
     POWERTOOLS_SERVICE_NAME: 'emc-upgrade',
-    [ENV.clusterArn]: 'arn:aws:rds:us-east-1:123456789012:cluster:bench',
-    [ENV.secretArn]: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
-    [ENV.databaseName]: 'postgres',
-    [ENV.catalogFile]: CATALOG_FILE_NAME,
-    [ENV.settings]: '{}',
-    [ENV.drainSource]: JSON.stringify(drain),
-    [ENV.drainTimeoutSeconds]: '3600',
+    ...lambdaEnvironmentVariables({
+      clusterArn: 'arn:aws:rds:us-east-1:123456789012:cluster:bench',
+      secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
+      databaseName: 'postgres',
+      catalogFile: CATALOG_FILE_NAME,
+      settings: {},
+      drainSource: drain,
+      drainTimeoutSeconds: 3600,
+    }),
   };
   const bundles: BundleFigure[] = [];
   for (const entry of entries) {

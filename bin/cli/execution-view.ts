@@ -64,10 +64,13 @@ export interface ExecutionView {
 
 const TASK_BY_STATE = new Map<string, TaskName>([
   ...(Object.entries(STATE_NAMES) as [WorkflowTask, string][]).map(([task, name]): [string, TaskName] => [name, task]),
+  [C.recordOldRelease, 'recordOldRelease'],
   [C.recordFailure, 'recordFailure'],
 ]);
 /** Choice, Pass and Wait states, by the phase they belong to. */
 const OTHER_STATES: Readonly<Record<string, WorkflowTask | 'failed' | 'complete'>> = {
+  [C.oldReleaseToRecord]: 'plan',
+  [C.recordOldRelease]: 'plan',
   [C.stopAfterExpand]: 'expand',
   [C.migrationFinished]: 'migrate',
   [C.stopAfterMigrate]: 'migrate',
@@ -82,7 +85,7 @@ const OTHER_STATES: Readonly<Record<string, WorkflowTask | 'failed' | 'complete'
 export function phaseOfState(state: string | null): ExecutionView['phase'] {
   if (state === null) return null;
   const task = TASK_BY_STATE.get(state);
-  return task !== undefined && task !== 'recordFailure' ? task : (OTHER_STATES[state] ?? null);
+  return task !== undefined && task !== 'recordFailure' && task !== 'recordOldRelease' ? task : (OTHER_STATES[state] ?? null);
 }
 
 /** DescribeExecution statuses after which an execution runs no more tasks (PENDING_REDRIVE: it is about to run again). */

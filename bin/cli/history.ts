@@ -141,6 +141,10 @@ function resultDetail(result: TaskResultEvent): string | null {
       const { target, versionBefore, pending } = result.value;
       return `target ${target}, version ${versionBefore}, pending expand ${pending.expand.length} / migrate ${pending.migrate.length} / contract ${pending.contract.length}`;
     }
+    case 'recordOldRelease': {
+      const services = Object.entries(result.value).map(([service, definitions]) => `${service} ${definitions.join(', ') || '(none)'}`);
+      return `old release: ${services.join('; ') || 'no service'}`;
+    }
     case 'expand':
     case 'contract': {
       const { stepsRun, versionAfter } = result.value;

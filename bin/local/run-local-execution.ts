@@ -4,7 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
-import { ENV } from '../../lambdas/handlers/commons/environment.ts';
+import { parseLambdaEnvironment } from '../../lambdas/handlers/commons/environment.ts';
 import type { DrainSource } from '../../lib/drain-source.ts';
 import { startDataApiEmulator, type DataApiEmulator } from './data-api-emulator/index.ts';
 import { newAssemblyDirectory } from './local-assemblies.ts';
@@ -83,8 +83,9 @@ export async function runLocalExecution(options: LocalExecutionOptions): Promise
       maxMigrateCallsPerExecution: options.maxMigrateCallsPerExecution,
     });
     options.onSynthesized?.(Date.now() - synthesisStarted);
-    const drainConfig = JSON.parse(synthesized.functions.get('drain')!.environment[ENV.drainSource] ?? '{}') as { kind?: string };
-    if (drainConfig.kind === 'ecs') {
+    const drainFunction = synthesized.functions.get('drain');
+    if (!drainFunction) throw new Error('The synthesized state machine has no drain function');
+    if (parseLambdaEnvironment(drainFunction.environment).drainSource.kind === 'ecs') {
       throw new Error('An ECS drain source cannot run locally (the drain function would call AWS ECS); use DrainSource.databaseSessions.');
     }
     const runtimeEnvironment = localRuntimeEnvironment(dataApi, options.logLevel ?? process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO');

@@ -1,5 +1,13 @@
-import { lambdaDependencies } from './commons/lambda-dependencies.ts';
-import { createWorkflowHandlers } from './workflow-handlers.ts';
+import { parseLambdaEnvironment } from './commons/environment.ts';
+import { compiledCatalog, dataApiSql } from './commons/lambda-dependencies.ts';
+import { createPlanTask } from './tasks/plan-task.ts';
+
+const environment = parseLambdaEnvironment(process.env);
 
 /** Lambda entry point of the "plan" task of the upgrade state machine. */
-export const handler = createWorkflowHandlers(lambdaDependencies()).plan;
+export const handler = createPlanTask({
+  sql: dataApiSql(environment),
+  catalog: compiledCatalog(environment),
+  settingsDefaults: environment.settings,
+  drainSource: environment.drainSource,
+});

@@ -1,5 +1,6 @@
-import { lambdaDependencies } from './commons/lambda-dependencies.ts';
-import { createWorkflowHandlers } from './workflow-handlers.ts';
+import { parseLambdaEnvironment } from './commons/environment.ts';
+import { dataApiSql } from './commons/lambda-dependencies.ts';
+import { createRecordFailureTask } from './tasks/record-failure-task.ts';
 
 /** Lambda entry point of the "recordFailure" task of the upgrade state machine. */
-export const handler = createWorkflowHandlers(lambdaDependencies()).recordFailure;
+export const handler = createRecordFailureTask({ sql: dataApiSql(parseLambdaEnvironment(process.env)) });

@@ -13,7 +13,7 @@ import {
 import type { AwsStub } from 'aws-sdk-client-mock';
 import { failureRecord, TaskFailedError } from '../../lambdas/handlers/commons/task.ts';
 import { resolveSettings } from '../../lambdas/core/settings.ts';
-import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
+import { TASK_STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
 import {
   RESULT_KEYS,
   type DrainTaskResult,
@@ -158,7 +158,7 @@ export class HistoryBuilder {
 }
 
 function stateOf(task: TaskName): string {
-  return task === 'recordFailure' ? CONTROL_STATE_NAMES.recordFailure : STATE_NAMES[task];
+  return TASK_STATE_NAMES[task];
 }
 
 /**
@@ -187,6 +187,7 @@ export function planResult(runId: string, overrides: Partial<UpgradePlan> = {}):
     lintOverrides: [],
     newTaskDefinitions: {},
     oldTaskDefinitions: {},
+    recordOldRelease: false,
     restartSteps: [],
     startedAt: '2025-06-01T10:00:01.000Z',
     continuedFrom: null,

@@ -3,7 +3,7 @@ import { formatVersion } from '../state/composite-version.ts';
 import { readState } from '../state/database-state.ts';
 import { DEFAULT_BOUNDS, readTransaction } from '../state/engine-transaction.ts';
 import { releaseLease } from '../state/lease.ts';
-import { CONTROL_STATE_NAMES, STATE_NAMES } from './state-names.ts';
+import { CONTROL_STATE_NAMES, TASK_STATE_NAMES } from './state-names.ts';
 import {
   errorMessageOf,
   FAILURE_SOURCES,
@@ -38,7 +38,7 @@ export async function reportFailure(
       .then((s) => formatVersion(s.version))
       .catch(() => version);
   }
-  const failedState = source === 'continuation' ? CONTROL_STATE_NAMES.continueInNewExecution : STATE_NAMES[source];
+  const failedState = source === 'continuation' ? CONTROL_STATE_NAMES.continueInNewExecution : TASK_STATE_NAMES[source];
   const message = record?.message ?? errorMessageOf(caught.Cause) ?? caught.Cause ?? '(no cause given)';
   return {
     error: caught.Error,

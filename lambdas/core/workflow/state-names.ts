@@ -1,3 +1,5 @@
+import type { TaskName } from './task-contract.ts';
+
 /**
  * The states an operator sees in the Step Functions console, keyed by the short name the workflow code uses. The
  * CDK definition and the failure report both read them from here, so the Cause of a failed execution names the
@@ -16,8 +18,13 @@ export type WorkflowTask = keyof typeof STATE_NAMES;
 
 export const WORKFLOW_TASKS = Object.keys(STATE_NAMES) as WorkflowTask[];
 
-/** The states that are not Lambda tasks: choices, the drain wait, and the two ends. */
+/**
+ * The other states: choices, passes, the drain wait, the two ends, and the two Lambda tasks that are not phases
+ * ("Record old release", which the drain function answers, and "Record failure").
+ */
 export const CONTROL_STATE_NAMES = {
+  oldReleaseToRecord: 'Old release to record?',
+  recordOldRelease: 'Record old release',
   stopAfterExpand: 'Stop after expand?',
   startMigrating: 'Start migrating',
   migrationFinished: 'Migration finished?',
@@ -30,3 +37,10 @@ export const CONTROL_STATE_NAMES = {
   failed: 'Upgrade failed',
   complete: 'Upgrade complete',
 } as const;
+
+/** The state of every Lambda task of the contract, as the console shows it. */
+export const TASK_STATE_NAMES = {
+  ...STATE_NAMES,
+  recordOldRelease: CONTROL_STATE_NAMES.recordOldRelease,
+  recordFailure: CONTROL_STATE_NAMES.recordFailure,
+} as const satisfies Record<TaskName, string>;

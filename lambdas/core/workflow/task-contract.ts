@@ -14,8 +14,11 @@ const nonEmpty = z.string().check(z.minLength(1));
 const count = z.number().check(z.int(), z.minimum(0));
 const stepIds = z.array(z.string());
 
-/** The tasks of the workflow, by the short name the code uses (STATE_NAMES gives the console's names). */
-export const TASKS = ['plan', 'expand', 'migrate', 'drain', 'contract', 'finish', 'recordFailure'] as const;
+/**
+ * The tasks of the workflow, by the short name the code uses (TASK_STATE_NAMES gives the console's names).
+ * `recordOldRelease` is a request the drain task's function answers (it alone holds the ECS client), not a function.
+ */
+export const TASKS = ['plan', 'recordOldRelease', 'expand', 'migrate', 'drain', 'contract', 'finish', 'recordFailure'] as const;
 export type TaskName = (typeof TASKS)[number];
 /** The tasks whose failure a Catch sends to "Record failure". */
 export type PhaseTask = Exclude<TaskName, 'recordFailure'>;
@@ -44,6 +47,12 @@ export const upgradePlanSchema = z.object({
    * continuation of a long migration passes it on.
    */
   oldTaskDefinitions: z.record(z.string(), z.array(z.string())),
+  /**
+   * ECS drain source: the old release is still to be recorded, by "Record old release" before expand (it writes
+   * `oldTaskDefinitions`). False when there is nothing to record: no drain in this execution, expand already ran, a
+   * continuation carries the record, or the drain source is database sessions. Absent in plans of older versions.
+   */
+  recordOldRelease: z._default(z.boolean(), false),
   /** The execution input's `restartSteps`, checked: partly-run migrate steps whose file changed, to run again. */
   restartSteps: z.array(z.string()),
   startedAt: z.string(),
@@ -91,6 +100,10 @@ export const migrateResultSchema = z.object({
 export type MigrateTaskResult = z.infer<typeof migrateResultSchema>;
 /** What "Start migrating" puts at `$.migrate` before the first call. */
 export const MIGRATE_LOOP_START = { calls: 0, finished: false } as const satisfies Partial<MigrateTaskResult>;
+
+/** "Record old release"'s result, which it writes into the plan (`$.plan.oldTaskDefinitions`). */
+export const oldReleaseResultSchema = z.record(z.string(), z.array(z.string()));
+export type OldReleaseTaskResult = z.infer<typeof oldReleaseResultSchema>;
 
 /** The drain gate's state between polls (`$.drain`). */
 export const drainResultSchema = z.object({
@@ -169,12 +182,22 @@ export type FailureReport = z.infer<typeof failureReportSchema>;
 export const caughtErrorSchema = z.object({ Error: z.string(), Cause: z.optional(z.string()) });
 export type CaughtError = z.infer<typeof caughtErrorSchema>;
 /** Where a Catch records an error: a phase task, or the start of the continuing execution. */
-export const FAILURE_SOURCES = ['plan', 'expand', 'migrate', 'drain', 'contract', 'finish', 'continuation'] as const;
+export const FAILURE_SOURCES = ['plan', 'recordOldRelease', 'expand', 'migrate', 'drain', 'contract', 'finish', 'continuation'] as const;
 export type FailureSource = (typeof FAILURE_SOURCES)[number];
+
+/** The `request` of "Record old release"'s event. */
+export const OLD_RELEASE_REQUEST = 'record-old-release';
+
+/** Whether an event of the drain task's function asks it to record the old release rather than to poll the gate. */
+export function isOldReleaseRequest(event: unknown): boolean {
+  return typeof event === 'object' && event !== null && 'request' in event && event.request === OLD_RELEASE_REQUEST;
+}
 
 /** Each task's event, as the state machine builds it. */
 export const TASK_EVENTS = {
   plan: z.object({ executionArn: nonEmpty, input: z.unknown() }),
+  /** Sent to the drain task's function; `request` tells it from a drain poll (isOldReleaseRequest). */
+  recordOldRelease: z.object({ request: z.literal(OLD_RELEASE_REQUEST), plan: upgradePlanSchema }),
   expand: withPlan,
   migrate: z.object({ plan: upgradePlanSchema, callsBefore: count }),
   drain: z.object({
@@ -196,6 +219,7 @@ export type TaskEvent<T extends TaskName> = z.infer<(typeof TASK_EVENTS)[T]>;
 
 const RESULT_SCHEMAS = {
   plan: upgradePlanSchema,
+  recordOldRelease: oldReleaseResultSchema,
   expand: schemaPhaseResultSchema,
   migrate: migrateResultSchema,
   drain: drainResultSchema,
@@ -210,6 +234,8 @@ export const TASK_RESULTS: { readonly [T in TaskName]: z.ZodMiniType<TaskResult<
 /** The key of each task's result in the execution's data (its ResultPath is `$.<key>`). */
 export const RESULT_KEYS = {
   plan: 'plan',
+  // Into the plan, which every later task receives (the drain gate, the continuation).
+  recordOldRelease: 'plan.oldTaskDefinitions',
   expand: 'expand',
   migrate: 'migrate',
   drain: 'drain',

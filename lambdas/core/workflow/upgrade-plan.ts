@@ -1,8 +1,6 @@
-import type { ECSClient } from '@aws-sdk/client-ecs';
 import type { Catalog } from '../catalog/step.ts';
 import type { DrainSourceConfig } from '../drain/drain-gate.ts';
-import { serviceLabel, type EcsServiceRef } from '../drain/ecs-names.ts';
-import { readOldTaskDefinitions } from '../drain/ecs-release.ts';
+import { serviceLabel } from '../drain/ecs-names.ts';
 import { plan } from '../phases/plan.ts';
 import { InputError } from '../errors.ts';
 import { resolveSettings, settingsProblems, type SettingsOverrides } from '../settings.ts';
@@ -15,11 +13,12 @@ import type { UpgradePlan } from './task-contract.ts';
 
 export type { UpgradePlan } from './task-contract.ts';
 
-/** What the plan needs to know of the drain gate: its source, and an ECS client for an ECS source. */
+/** What the plan needs to know of the drain gate: its source. The plan reads no ECS service itself. */
 export interface PlanDrainDependencies {
   readonly source: DrainSourceConfig;
-  readonly ecs: () => ECSClient;
 }
+
+type PlannedDrain = Pick<UpgradePlan, 'sessionPattern' | 'recordOldRelease'> & { oldTaskDefinitions?: UpgradePlan['oldTaskDefinitions'] };
 
 /**
  * The first state ("Start upgrade"): validates the execution input, previews the upgrade (`plan`, read-only), then
@@ -38,9 +37,7 @@ export async function startUpgrade(
   const restartSteps = input.restartSteps ?? [];
   const bounds = engineBounds(settings);
   const planned = await plan(client, catalog, input.targetRelease, { restartSteps, bounds });
-  const drain: { sessionPattern?: string; oldTaskDefinitions?: UpgradePlan['oldTaskDefinitions'] } = options.drain
-    ? await planDrain(options.drain, input, planned)
-    : {};
+  const drain: PlannedDrain = options.drain ? planDrain(options.drain, input, planned) : { recordOldRelease: false };
   await ensureStateSchema(client, bounds);
   await acquireLease(client, options.runId, settings.leaseTtlSeconds, { takeOverFrom: input.continueFrom, bounds });
   return {
@@ -66,40 +63,37 @@ export async function startUpgrade(
 
 /**
  * The drain gate's part of the plan, decided before anything is written. An ECS source records what the old
- * release runs while it is certainly the old one: before expand (the new release needs the expanded schema). An
- * execution that starts after expand (a continuation after `stopAfter`) cannot tell the old release from the new
- * one, so it must name the new release per service; otherwise a rollback would pass as drained.
+ * release runs while it is certainly the old one: before expand (the new release needs the expanded schema); the
+ * plan only decides that it must be recorded (`recordOldRelease`), and "Record old release" reads it from ECS before
+ * expand, in the drain task's function, so that this function carries no ECS client. An execution that starts after
+ * expand (a continuation after `stopAfter`) cannot tell the old release from the new one, so it must name the new
+ * release per service; otherwise a rollback would pass as drained.
  */
-async function planDrain(
-  deps: PlanDrainDependencies,
-  input: ExecutionInput,
-  planned: Awaited<ReturnType<typeof plan>>,
-): Promise<{ sessionPattern?: string; oldTaskDefinitions?: UpgradePlan['oldTaskDefinitions'] }> {
+function planDrain(deps: PlanDrainDependencies, input: ExecutionInput, planned: Awaited<ReturnType<typeof plan>>): PlannedDrain {
   const sessions = input.drain?.sessions;
-  if (deps.source.kind === 'database-sessions') return sessions === undefined ? {} : { sessionPattern: sessions };
+  if (deps.source.kind === 'database-sessions') {
+    return sessions === undefined ? { recordOldRelease: false } : { sessionPattern: sessions, recordOldRelease: false };
+  }
   if (sessions !== undefined) {
     throw new InputError(
       `Invalid execution input: "drain.sessions": this state machine's drain source is ECS services, not database sessions; name the new release with newTaskDefinitions instead.`,
     );
   }
   const drainRuns = input.stopAfter === undefined && planned.pending.contract.length > 0;
-  if (!drainRuns) return {};
+  if (!drainRuns) return { recordOldRelease: false };
   // A continuation of a long migration: the execution it continues recorded the old release before expand.
   const carried = input.continueFrom === undefined ? undefined : input.oldTaskDefinitions;
-  if (carried !== undefined && Object.keys(carried).length > 0) return { oldTaskDefinitions: carried };
+  if (carried !== undefined && Object.keys(carried).length > 0) return { oldTaskDefinitions: carried, recordOldRelease: false };
+  if (planned.pending.expand.length > 0) return { recordOldRelease: true };
   const requested = input.newTaskDefinitions ?? {};
-  const refs: EcsServiceRef[] = deps.source.services.map((s) => ({
-    cluster: s.cluster,
-    service: s.service,
-    newTaskDefinition: requested[s.service] ?? requested[serviceLabel(s.cluster, s.service)],
-  }));
-  if (planned.pending.expand.length > 0) return { oldTaskDefinitions: await readOldTaskDefinitions(deps.ecs(), refs) };
-  const unnamed = refs.filter((r) => r.newTaskDefinition === undefined).map((r) => r.service);
+  const unnamed = deps.source.services
+    .filter((s) => (requested[s.service] ?? requested[serviceLabel(s.cluster, s.service)]) === undefined)
+    .map((s) => s.service);
   if (unnamed.length > 0) {
     throw new InputError(
       `Invalid execution input: "newTaskDefinitions": expand already ran in an earlier execution, so the release the ECS services run now may be the new one or the old one (after a rollback); ` +
         `name the new release's task definition for ${unnamed.map((n) => `"${n}"`).join(', ')} (e.g. {"newTaskDefinitions": {"${unnamed[0]}": "${unnamed[0]}:42"}}, or emc start --new-task-definition).`,
     );
   }
-  return {};
+  return { recordOldRelease: false };
 }

@@ -5,17 +5,32 @@ import type { SettingsOverrides } from '../../core/settings.ts';
 import type { SqlClient } from '../../core/sql/sql-client.ts';
 
 /**
- * What the workflow handlers need from the outside world. In Lambda these come from the environment (Data API,
- * the compiled catalog in the bundle); the local runner passes node-postgres and a migrations directory. The
- * handlers themselves are the same code either way.
+ * What the task handlers need from the outside world, each task only its own part. In Lambda these come from the
+ * environment (Data API, the compiled catalog in the bundle, lambda-dependencies.ts); tests pass node-postgres and a
+ * migrations directory. The handlers themselves are the same code either way.
  */
-export interface HandlerDependencies {
+export interface SqlDependency {
   /** The SQL client; created once and reused across invocations of a warm function. */
   readonly sql: () => Promise<SqlClient>;
+}
+
+export interface CatalogDependency {
   readonly catalog: () => Promise<Catalog>;
-  readonly ecs: () => ECSClient;
+}
+
+/** Expand, migrate and contract. */
+export type PhaseDependencies = SqlDependency & CatalogDependency;
+
+export interface PlanDependencies extends SqlDependency, CatalogDependency {
   readonly settingsDefaults: SettingsOverrides;
-  readonly drain: { readonly source: DrainSourceConfig; readonly timeoutSeconds: number };
+  readonly drainSource: DrainSourceConfig;
+}
+
+/** The drain task: the only one with an ECS client (for an ECS drain source). */
+export interface DrainDependencies extends SqlDependency {
+  readonly ecs: () => ECSClient;
+  readonly drainSource: DrainSourceConfig;
+  readonly drainTimeoutSeconds: number;
 }
 
 /** Memoises an async factory: one client or catalog per process. */

@@ -1,6 +1,6 @@
 import type * as z from 'zod/mini';
 import { EmcError, InputError } from '../../core/errors.ts';
-import { STATE_NAMES } from '../../core/workflow/state-names.ts';
+import { TASK_STATE_NAMES } from '../../core/workflow/state-names.ts';
 import { parseWith, type PhaseTask, type TaskFailure } from '../../core/workflow/task-contract.ts';
 import { logger } from './logger.ts';
 
@@ -52,7 +52,7 @@ export function phaseTask<E, R>(
   work: (event: E) => Promise<R>,
 ): (event: unknown) => Promise<R> {
   return async (raw) => {
-    logger.appendKeys({ state: STATE_NAMES[name] });
+    logger.appendKeys({ state: TASK_STATE_NAMES[name] });
     try {
       const event = parseEvent(schema, raw);
       return await work(event);
