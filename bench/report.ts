@@ -1,4 +1,5 @@
 import type { UpgradeSettings } from '../lambdas/core/index.ts';
+import { MAX_ADAPTIVE_BATCH_SIZE } from '../lambdas/core/migrate/batch-size-controller.ts';
 import { markdownTable } from '../scripts/markdown-table.ts';
 import type { Machine } from './lib/machine.ts';
 import { bytes, ms, num, pct, times } from './lib/stats.ts';
@@ -389,8 +390,12 @@ export function renderReport(r: ReportInput): string {
   const sweepFixed = sweep.points.find((p) => p.targetBatchMs === 0);
   add(
     HEADINGS[8],
-    `For every target batch duration (\`targetBatchMs\`), one engine migrate() call with a budget of ` +
-      `${ms(sweep.windowMs)} on a fresh copy of the ${num(sweep.rows)}-row §1 table, with the §3 writer beside it, at ` +
+    `For every target batch duration (\`targetBatchMs\`), ` +
+      (sweep.rounds === 1
+        ? `one engine migrate() call with a budget of ${ms(sweep.windowMs)} on a fresh copy`
+        : `${sweep.rounds} engine migrate() calls with a budget of ${ms(sweep.windowMs)} each (every other round in ` +
+          `reverse order; the figures pool them), each on a fresh copy`) +
+      ` of the ${num(sweep.rows)}-row §1 table, with the §3 writer beside it, at ` +
       `the default batchSize ${sweep.engineDefault.batchSize} and batchPauseMs ${sweep.engineDefault.pauseMs}; last, ` +
       `the same with fixed batches of ${sweep.engineDefault.batchSize} (targetBatchMs 0) as the reference. batchSize ` +
       `is only the first batch of each migrate call: from there each batch is sized from the measured time of the ` +
@@ -422,6 +427,7 @@ export function renderReport(r: ReportInput): string {
           fixed ? 'fixed-batch reference' : '',
           !fixed && p.targetBatchMs === sweep.engineDefault.targetBatchMs ? 'engine default' : '',
           !fixed && p.targetBatchMs === sweep.recommended ? '**recommended**' : '',
+          p.finishedTable ? 'covered the whole table before the window ended' : '',
         ].filter(Boolean);
         return [
           fixed ? `0 (fixed ${num(p.batchSize)})` : `${p.targetBatchMs} ms`,
@@ -451,6 +457,10 @@ export function renderReport(r: ReportInput): string {
       sweepIdleDisagree &&
         `The two idle windows disagree (p99 ${sweep.idleWindowsP99Ms.map(ms).join(' and ')}): other load on the ` +
           `machine disturbed a baseline window, so the "vs idle" ratios in this table look better than they are.`,
+      sweep.points.some((p) => p.targetBatchMs > 0 && p.batchSizeMax >= MAX_ADAPTIVE_BATCH_SIZE) &&
+        `Batches of ${num(MAX_ADAPTIVE_BATCH_SIZE)} rows are the adaptive size's ceiling (\`MAX_ADAPTIVE_BATCH_SIZE\`): ` +
+          `a target whose batches reach it runs shorter batches than it asks for, and larger targets than that one ` +
+          `measure the same setting again.`,
       sweepFixed &&
         `The reference row is how the engine batched before batches sized themselves: every batch ` +
           `${num(sweepFixed.batchSize)} rows whatever it costs, ${ms(sweepFixed.batchP50Ms)} each here (median).`,

@@ -26,6 +26,11 @@ export interface SweepPoint extends SweepSetting {
   readonly batchSizeMax: number;
   readonly batchP50Ms: number;
   readonly batchMaxMs: number;
+  /**
+   * A window covered the whole table before its budget ran out: its rate includes the end of the step, and a larger
+   * table would be needed to tell this target from a larger one.
+   */
+  readonly finishedTable: boolean;
   readonly writer: WriterFigures;
   /** Writer p99 ÷ the pooled idle p99. */
   readonly p99Ratio: number;
@@ -36,6 +41,8 @@ export interface SweepPoint extends SweepSetting {
 export interface SweepFigures {
   readonly rows: number;
   readonly windowMs: number;
+  /** Windows per setting: its figures pool them (rates over all their keys and time, the writer's latencies). */
+  readonly rounds: number;
   readonly sampleIntervalMs: number;
   /** The idle windows before and after the sweep, pooled. */
   readonly idle: WriterFigures;
@@ -62,11 +69,11 @@ export function settingName(s: SweepSetting): string {
 }
 
 /**
- * Section 6: for every target batch duration, one migrate() call whose budget is the measurement window, on a fresh
- * copy of the §1 table with the §3 writer beside it, at the engine's default first batch and pause; then the same
- * with fixed batches of the default batchSize (targetBatchMs 0) as the reference. Every setting gets the same
- * window, so the writer's percentiles rest on the same number of statements; the idle baseline is the same writer
- * for one window before the sweep and one after it.
+ * Section 6: for every target batch duration, `rounds` migrate() calls whose budget is the measurement window, each
+ * on a fresh copy of the §1 table with the §3 writer beside it, at the engine's default first batch and pause; and
+ * the same with fixed batches of the default batchSize (targetBatchMs 0) as the reference. Every setting gets the
+ * same windows, so the writer's percentiles rest on the same number of statements; the idle baseline is the same
+ * writer for one window before the sweep and one after it.
  */
 export async function measureSweep(
   server: BenchServer,
@@ -75,6 +82,7 @@ export async function measureSweep(
   rows: number,
   targetsMs: readonly number[],
   windowMs: number,
+  rounds: number,
   engineDefault: SweepSetting,
   log: (line: string) => void,
 ): Promise<SweepFigures> {
@@ -91,41 +99,56 @@ export async function measureSweep(
     ...targetsMs.map((targetBatchMs) => ({ ...engineDefault, targetBatchMs })),
     { ...engineDefault, targetBatchMs: 0 },
   ];
-  const points: SweepPoint[] = [];
-  for (const setting of settings) {
-    const database = `bench_sweep_${setting.targetBatchMs}`;
-    const url = await server.freshCopy(database, template);
-    const { result, writer } = await withWriter(url, writerOptions, () =>
-      engineWindow(url, catalog, {
-        batchSize: setting.batchSize,
-        targetBatchMs: setting.targetBatchMs,
-        batchPauseMs: setting.pauseMs,
-        migrateBudgetMs: windowMs,
-      }),
-    );
-    await server.dropDatabase(database);
-    const point: SweepPoint = {
-      ...setting,
-      keys: result.keys,
-      migratedRows: result.rows,
-      durationMs: result.durationMs,
-      rowsPerSecond: (result.keys / result.durationMs) * 1000,
-      batches: result.batches,
-      batchSizeP50: median(result.batchSizes),
-      batchSizeMax: max(result.batchSizes),
-      batchP50Ms: median(result.batchDurationsMs),
-      batchMaxMs: max(result.batchDurationsMs),
-      writer,
-      p99Ratio: Number.NaN,
-      lockWaitMs: lockWaitUpperEstimateMs(writer, SAMPLE_INTERVAL_MS),
-    };
-    points.push(point);
-    log(
-      `  ${settingName(setting)}: ${Math.round(point.rowsPerSecond)} rows/s, batches of ${point.batchSizeP50} rows ` +
-        `(median), writer p99 ${writer.p99Ms.toFixed(2)} ms (${(writer.p99Ms / idleBefore.p99Ms).toFixed(2)}× the first ` +
-        `idle window), longest lock wait ≤ ${point.lockWaitMs.toFixed(1)} ms`,
-    );
+  const windows = new Map<SweepSetting, { result: Awaited<ReturnType<typeof engineWindow>>; writer: WriterFigures }[]>(
+    settings.map((setting) => [setting, []]),
+  );
+  for (let round = 0; round < rounds; round++) {
+    // Every other round in reverse order, so that no setting always runs first or after the same one.
+    for (const setting of round % 2 === 0 ? settings : [...settings].reverse()) {
+      const database = `bench_sweep_${setting.targetBatchMs}`;
+      const url = await server.freshCopy(database, template);
+      const window = await withWriter(url, writerOptions, () =>
+        engineWindow(url, catalog, {
+          batchSize: setting.batchSize,
+          targetBatchMs: setting.targetBatchMs,
+          batchPauseMs: setting.pauseMs,
+          migrateBudgetMs: windowMs,
+        }),
+      );
+      await server.dropDatabase(database);
+      windows.get(setting)!.push(window);
+      const { result, writer } = window;
+      log(
+        `  ${settingName(setting)}: ${Math.round((result.keys / result.durationMs) * 1000)} rows/s, batches of ` +
+          `${median(result.batchSizes)} rows (median), writer p99 ${writer.p99Ms.toFixed(2)} ms ` +
+          `(${(writer.p99Ms / idleBefore.p99Ms).toFixed(2)}× the first idle window), longest lock wait ≤ ` +
+          `${lockWaitUpperEstimateMs(writer, SAMPLE_INTERVAL_MS).toFixed(1)} ms`,
+      );
+    }
   }
+  const points: SweepPoint[] = settings.map((setting) => {
+    const measured = windows.get(setting)!;
+    const results = measured.map((m) => m.result);
+    const sum = (pick: (r: (typeof results)[number]) => number) => results.reduce((n, r) => n + pick(r), 0);
+    const sizes = results.flatMap((r) => r.batchSizes);
+    const durations = results.flatMap((r) => r.batchDurationsMs);
+    return {
+      ...setting,
+      keys: sum((r) => r.keys),
+      migratedRows: sum((r) => r.rows),
+      durationMs: sum((r) => r.durationMs),
+      rowsPerSecond: (sum((r) => r.keys) / sum((r) => r.durationMs)) * 1000,
+      batches: sum((r) => r.batches),
+      batchSizeP50: median(sizes),
+      batchSizeMax: max(sizes),
+      batchP50Ms: median(durations),
+      batchMaxMs: max(durations),
+      finishedTable: results.some((r) => r.keys >= rows),
+      writer: pooled(measured.map((m) => m.writer)),
+      p99Ratio: Number.NaN,
+      lockWaitMs: Math.max(...measured.map((m) => lockWaitUpperEstimateMs(m.writer, SAMPLE_INTERVAL_MS))),
+    };
+  });
   // The idle baseline is one window before the sweep and one after it, pooled: a single window's p99 moves by tens of
   // percent from one window to the next on a small VM, and this also catches a drift over the sweep.
   const idleAfter = await idleWindow();
@@ -135,6 +158,7 @@ export async function measureSweep(
   return {
     rows,
     windowMs,
+    rounds,
     sampleIntervalMs: SAMPLE_INTERVAL_MS,
     idle,
     idleWindowsP99Ms: [idleBefore.p99Ms, idleAfter.p99Ms],
