@@ -287,7 +287,7 @@ export function renderReport(r: ReportInput): string {
             `for a WAL flush that now carries the batches' changes too.`
           : `Lock waits are a visible part of the added latency.`),
       sweepDefault &&
-        `The same engine default measured again in §6 (one ${ms(sweep.windowMs)} window, its own idle windows): writer ` +
+        `The same engine default measured again in §6 (${sweep.rounds === 1 ? 'one' : sweep.rounds} × ${ms(sweep.windowMs)}, its own idle windows): writer ` +
           `p99 ${times(sweepDefault.p99Ratio)} idle, here ${times(withDefaults.p99Ratio)}. A p99 ratio moves by tens of ` +
           `percent between windows on this machine, so the target is judged on the worse of the two.`,
       idleDisagree &&
@@ -397,7 +397,7 @@ export function renderReport(r: ReportInput): string {
           `reverse order; the figures pool them), each on a fresh copy`) +
       ` of the ${num(sweep.rows)}-row §1 table, with the §3 writer beside it, at ` +
       `the default batchSize ${sweep.engineDefault.batchSize} and batchPauseMs ${sweep.engineDefault.pauseMs}; last, ` +
-      `the same with fixed batches of ${sweep.engineDefault.batchSize} (targetBatchMs 0) as the reference. batchSize ` +
+      `the same with fixed batches of ${num(sweep.engineDefault.batchSize)} (targetBatchMs 0) as the reference. batchSize ` +
       `is only the first batch of each migrate call: from there each batch is sized from the measured time of the ` +
       `ones before it toward the target, so the target is what this sweep chooses. The pause stays at its default: ` +
       `with batches of a set duration it idles the database a fixed share of the time (pause ÷ (target + pause)). ` +
