@@ -1,13 +1,13 @@
 import type { UpgradeSettings } from '../lambdas/core/index.ts';
+import { MAX_ADAPTIVE_BATCH_SIZE } from '../lambdas/core/migrate/batch-size-controller.ts';
 import { markdownTable } from '../scripts/markdown-table.ts';
 import type { Machine } from './lib/machine.ts';
-import { targetBatchMs } from './lib/postgres.ts';
 import { bytes, ms, num, pct, times } from './lib/stats.ts';
 import type { BundleFigures } from './sections/bundles.ts';
 import type { DataApiFigures } from './sections/data-api.ts';
 import type { ImpactFigures } from './sections/impact.ts';
 import type { PgbenchFigures } from './sections/pgbench.ts';
-import { P99_LIMIT, type SweepFigures } from './sections/sweep.ts';
+import { P99_LIMIT, settingName, type SweepFigures } from './sections/sweep.ts';
 import type { ThroughputFigures } from './sections/throughput.ts';
 import type { TransitionFigures } from './sections/transitions.ts';
 
@@ -52,18 +52,12 @@ export const HEADINGS = [
   '## 3. Application impact during migrate',
   '## 4. State transitions of a full execution',
   '## 5. Lambda bundle size and initialisation',
-  '## 6. Batch size and pause sweep',
+  '## 6. Target batch duration sweep',
   '## 7. Migrate through the RDS Data API (emulated latency)',
   '## 8. pgbench TPC-B during a backfill and a contract',
 ] as const;
 
 const passFail = (pass: boolean) => (pass ? '**PASS**' : '**FAIL**');
-
-/** `, targetBatchMs N` when the engine has that setting (read by name: see bench/lib/postgres.ts). */
-function targetSetting(settings: UpgradeSettings): string {
-  const target = targetBatchMs(settings);
-  return target === undefined ? '' : `, targetBatchMs ${target}`;
-}
 
 /** A bullet list from the notes that apply (falsy ones are left out). */
 function notes(...items: (string | false | undefined)[]): string {
@@ -103,30 +97,32 @@ export function renderReport(r: ReportInput): string {
         ['Load average (1 min)', r.load.map((l) => `${l.at} ${num(l.load1, 1)}`).join(', ')],
         [
           'Engine defaults',
-          `batchSize ${d.batchSize}, batchPauseMs ${d.batchPauseMs}, lockTimeoutMs ${d.lockTimeoutMs}, ` +
-            `batchStatementTimeoutMs ${d.batchStatementTimeoutMs}, migrateBudgetMs ${d.migrateBudgetMs}${targetSetting(d)}`,
+          `targetBatchMs ${d.targetBatchMs}, batchSize ${d.batchSize} (the first batch of each migrate call), ` +
+            `batchPauseMs ${d.batchPauseMs}, lockTimeoutMs ${d.lockTimeoutMs}, ` +
+            `batchStatementTimeoutMs ${d.batchStatementTimeoutMs}, migrateBudgetMs ${d.migrateBudgetMs}`,
         ],
         [
           '§1–2',
-          `${num(tp.rows)} rows; engine batchSize ${tp.batchSize}, batchPauseMs 0, other settings default; naive batches ` +
-            `of ${tp.batchSize}; ${tp.repeats} round${tp.repeats === 1 ? '' : 's'} per contender`,
+          `${num(tp.rows)} rows; engine first batch ${tp.batchSize}, then sized toward targetBatchMs ${d.targetBatchMs} ` +
+            `(default), batchPauseMs 0, other settings default; bare keyset and naive batches fixed at ${tp.batchSize}; ` +
+            `${tp.repeats} round${tp.repeats === 1 ? '' : 's'} per contender`,
         ],
         [
           '§3',
-          `${num(impact.rows)} rows; engine defaults and batchPauseMs 0; writer pauses ${impact.writerPauseMs} ms between ` +
+          `${num(impact.rows)} rows; engine defaults (adaptive batches, targetBatchMs ${impact.targetBatchMs}) and the same with batchPauseMs 0; writer pauses ${impact.writerPauseMs} ms between ` +
             `statements; pg_locks sampled every ${impact.sampleIntervalMs} ms; idle 2 × ${ms(impact.idleMs / 2)}`,
         ],
         ['§4', `demo release bexar (3 migrate steps), migrateBudgetMs ${num(tr.migrateBudgetMs)}, other settings the construct's defaults`],
         ['§5', `esbuild ${bd.esbuildVersion} with the options of lib/lambda-bundles.ts; imports timed on Node ${bd.nodeVersion}`],
         [
           '§6',
-          `${num(sweep.rows)} rows; batchSize ${[...new Set(sweep.points.map((p) => p.batchSize))].join('/')} × batchPauseMs ` +
-            `${[...new Set(sweep.points.map((p) => p.pauseMs))].join('/')}; one migrate call of migrateBudgetMs ` +
-            `${num(sweep.windowMs)} each; the §3 writer`,
+          `${num(sweep.rows)} rows; targetBatchMs ${sweep.points.filter((p) => p.targetBatchMs > 0).map((p) => p.targetBatchMs).join('/')} ` +
+            `and fixed batches of ${sweep.engineDefault.batchSize} (targetBatchMs 0); batchSize ${sweep.engineDefault.batchSize}, ` +
+            `batchPauseMs ${sweep.engineDefault.pauseMs}; one migrate call of migrateBudgetMs ${num(sweep.windowMs)} each; the §3 writer`,
         ],
         [
           '§7',
-          `${num(da.rows)} rows; engine defaults; ${da.points.map((p) => `${p.latencyMs}`).join('/')} ms added to every ` +
+          `${num(da.rows)} rows; engine defaults (adaptive batches, targetBatchMs ${d.targetBatchMs}); ${da.points.map((p) => `${p.latencyMs}`).join('/')} ms added to every ` +
             `Data API call by the emulator (assumed, see §7)`,
         ],
         [
@@ -167,7 +163,6 @@ export function renderReport(r: ReportInput): string {
   const bare = tp.contenders.find((c) => c.key === 'keyset-bare')!;
   const naive = tp.contenders.find((c) => c.key === 'naive')!;
   const rescan = tp.contenders.find((c) => c.key === 'naive-rescan')!;
-  const largestSweepBatch = [...sweep.points].filter((p) => p.pauseMs === 0).sort((a, b) => b.batchSize - a.batchSize)[0];
   add(
     HEADINGS[3],
     `The demo's migrate01 backfill (\`visibility\` from \`is_public\`, with the \`visibility IS NULL\` guard) on ` +
@@ -190,16 +185,13 @@ export function renderReport(r: ReportInput): string {
         `it commits (see §3) in one huge transaction: it is the limit, not an option.`,
       `Batching itself has a price: the bare keyset batches (BEGIN, the range query, the UPDATE, a COMMIT that waits ` +
         `for a WAL flush) reach ${pct(bare.ratioToSingle)} of the limit, ` +
-        `${ms((bare.durationMs - single.durationMs) / Math.max(1, bare.batches))} per batch over the single UPDATE. The ` +
-        `engine's own statements in each batch's transaction (lease renewal, timeouts, the cursor row) ` +
-        `add ${ms((keyset.durationMs - bare.durationMs) / Math.max(1, keyset.batches))} per batch, down to ` +
-        `${pct(keyset.ratioToSingle)}` +
-        (largestSweepBatch
-          ? `. Both are fixed costs per batch, so bigger batches amortise them (§6: batch ` +
-            `${num(largestSweepBatch.batchSize)} without a pause covered ${num(largestSweepBatch.rowsPerSecond)} rows/s ` +
-            `with the writer running, ${pct(largestSweepBatch.rowsPerSecond / single.rowsPerSecond)} of the single ` +
-            `UPDATE's rate here).`
-          : '.'),
+        `${ms((bare.durationMs - single.durationMs) / Math.max(1, bare.batches))} per batch over the single UPDATE, in ` +
+        `${num(bare.batches)} fixed batches of ${num(tp.batchSize)}. The engine adds its own bookkeeping to each batch ` +
+        `(lease check, timeouts, the cursor row) but sizes its batches itself: from a first batch of ${num(tp.batchSize)} ` +
+        `toward targetBatchMs ${d.targetBatchMs}, ${num(keyset.batches)} batches of ${num(keyset.rows / Math.max(1, keyset.batches))} ` +
+        `rows on average, ${pct(keyset.ratioToSingle)} of the limit. Its comparison with the bare batches therefore ` +
+        `includes the adaptive size, as the engine runs by default (§6 measures each target and fixed batches of ` +
+        `${num(sweep.engineDefault.batchSize)} side by side).`,
       naive.rowsPerSecond >= keyset.rowsPerSecond * 0.9 &&
         `Naive batching keeps up here (${pct(naive.ratioToSingle)}) only because of PostgreSQL's synchronized ` +
           `sequential scans: on a table larger than a quarter of shared_buffers a scan starts where the previous one ` +
@@ -235,7 +227,9 @@ export function renderReport(r: ReportInput): string {
 
   const idle = impact.runs.find((x) => x.key === 'idle')!;
   const withDefaults = impact.runs.find((x) => x.key === 'keyset-default')!;
-  const sweepDefault = sweep.points.find((p) => p.batchSize === d.batchSize && p.pauseMs === d.batchPauseMs);
+  const sweepDefault = sweep.points.find(
+    (p) => p.targetBatchMs === d.targetBatchMs && p.batchSize === d.batchSize && p.pauseMs === d.batchPauseMs,
+  );
   const idleP99s = impact.idleWindowsP99Ms;
   const disagree = (p99s: readonly number[]) => p99s.length === 2 && Math.max(...p99s) > 1.5 * Math.min(...p99s);
   const idleDisagree = disagree(idleP99s);
@@ -293,7 +287,7 @@ export function renderReport(r: ReportInput): string {
             `for a WAL flush that now carries the batches' changes too.`
           : `Lock waits are a visible part of the added latency.`),
       sweepDefault &&
-        `The same engine default measured again in §6 (one ${ms(sweep.windowMs)} window, its own idle windows): writer ` +
+        `The same engine default measured again in §6 (${sweep.rounds === 1 ? 'one' : sweep.rounds} × ${ms(sweep.windowMs)}, its own idle windows): writer ` +
           `p99 ${times(sweepDefault.p99Ratio)} idle, here ${times(withDefaults.p99Ratio)}. A p99 ratio moves by tens of ` +
           `percent between windows on this machine, so the target is judged on the worse of the two.`,
       idleDisagree &&
@@ -301,11 +295,9 @@ export function renderReport(r: ReportInput): string {
           `machine disturbed a baseline window, which makes every "vs idle" ratio in this table look better than it is.`,
       withDefaults.migrate &&
         `A write blocked by a batch waits at most for that batch's transaction: with the engine defaults the batches ` +
-          `took ${ms(withDefaults.migrate.batchP50Ms)} (median), ${ms(withDefaults.migrate.batchMaxMs)} at the longest` +
-          (impact.targetBatchMs === undefined
-            ? `; the engine has no target batch duration setting, so the Targets table holds the longest lock wait ` +
-              `against the median batch measured here.`
-            : `, against a target batch duration (targetBatchMs) of ${ms(impact.targetBatchMs)}.`),
+          `sized themselves toward targetBatchMs ${ms(impact.targetBatchMs)} and took ` +
+          `${ms(withDefaults.migrate.batchP50Ms)} (median), ${ms(withDefaults.migrate.batchMaxMs)} at the longest; the ` +
+          `Targets table holds the longest lock wait against the target.`,
       `The single UPDATE shows what batching avoids: a write to a row it already changed waits until the whole ` +
         `UPDATE commits (longest wait seen ≥ ${ms(impact.runs.find((x) => x.key === 'single')!.writer.longestLockWaitMs)}).`,
     ),
@@ -354,27 +346,6 @@ export function renderReport(r: ReportInput): string {
     ),
   );
 
-  const pauses = [...new Set(sweep.points.map((p) => p.pauseMs))].sort((a, b) => a - b);
-  const pauseEffect = (() => {
-    const from = pauses[0];
-    const to = pauses[pauses.length - 1];
-    if (from === undefined || to === undefined || from === to) return undefined;
-    const pairs = [...new Set(sweep.points.map((p) => p.batchSize))].flatMap((batchSize) => {
-      const a = sweep.points.find((p) => p.batchSize === batchSize && p.pauseMs === from);
-      const b = sweep.points.find((p) => p.batchSize === batchSize && p.pauseMs === to);
-      return a && b ? [[a, b] as const] : [];
-    });
-    const mean = (f: (a: (typeof pairs)[number][0], b: (typeof pairs)[number][1]) => number) =>
-      pairs.reduce((n, [a, b]) => n + f(a, b), 0) / pairs.length;
-    return {
-      from,
-      to,
-      rate: mean((a, b) => b.rowsPerSecond / a.rowsPerSecond - 1),
-      p50: mean((a, b) => b.writer.p50Ms / a.writer.p50Ms - 1),
-      p99: mean((a, b) => b.writer.p99Ms / a.writer.p99Ms - 1),
-    };
-  })();
-  const signed = (fraction: number) => `${fraction >= 0 ? '+' : '−'}${num(Math.abs(fraction) * 100)}%`;
   const timedRuns = Math.max(0, ...bd.bundles.map((b) => b.runs));
   const slowestExternal = [...bd.externalImports].sort((a, b) => b.importMs - a.importMs)[0];
   const timedImports = bd.bundles.filter((b) => b.runs > 0).map((b) => b.importMs);
@@ -416,59 +387,95 @@ export function renderReport(r: ReportInput): string {
     ),
   );
 
+  const sweepFixed = sweep.points.find((p) => p.targetBatchMs === 0);
   add(
     HEADINGS[8],
-    `For every batch size × pause, one engine migrate() call with a budget of ${ms(sweep.windowMs)} on a fresh copy ` +
-      `of the ${num(sweep.rows)}-row §1 table, with the §3 writer beside it: every setting gets the same window, so ` +
-      `the writer's percentiles rest on about the same number of writes. Rows/s is keys the cursor covered ÷ the ` +
-      `call's time. Idle writer, one window before the grid and one after it, pooled: p50 ${ms(sweep.idle.p50Ms)}, p99 ` +
-      `${ms(sweep.idle.p99Ms)} (${num(sweep.idle.statements)} writes; p99 of each window ` +
-      `${sweep.idleWindowsP99Ms.map(ms).join(' and ')}). A ✗ marks a writer p99 over the §3 target of ${P99_LIMIT}× idle.`,
+    `For every target batch duration (\`targetBatchMs\`), ` +
+      (sweep.rounds === 1
+        ? `one engine migrate() call with a budget of ${ms(sweep.windowMs)} on a fresh copy`
+        : `${sweep.rounds} engine migrate() calls with a budget of ${ms(sweep.windowMs)} each (every other round in ` +
+          `reverse order; the figures pool them), each on a fresh copy`) +
+      ` of the ${num(sweep.rows)}-row §1 table, with the §3 writer beside it, at ` +
+      `the default batchSize ${sweep.engineDefault.batchSize} and batchPauseMs ${sweep.engineDefault.pauseMs}; last, ` +
+      `the same with fixed batches of ${num(sweep.engineDefault.batchSize)} (targetBatchMs 0) as the reference. batchSize ` +
+      `is only the first batch of each migrate call: from there each batch is sized from the measured time of the ` +
+      `ones before it toward the target, so the target is what this sweep chooses. The pause stays at its default: ` +
+      `with batches of a set duration it idles the database a fixed share of the time (pause ÷ (target + pause)). ` +
+      `Every setting gets the same window, so the writer's percentiles rest on about the same number of writes. ` +
+      `Rows/s is keys the cursor covered ÷ the call's time. Idle writer, one window before the sweep and one after ` +
+      `it, pooled: p50 ${ms(sweep.idle.p50Ms)}, p99 ${ms(sweep.idle.p99Ms)} (${num(sweep.idle.statements)} writes; ` +
+      `p99 of each window ${sweep.idleWindowsP99Ms.map(ms).join(' and ')}). A ✗ marks a writer p99 over the §3 ` +
+      `target of ${P99_LIMIT}× idle, or a lock wait longer than the target.`,
     markdownTable(
-      ['Batch', 'Pause', 'Rows/s', 'Writes', 'Batch p50', 'Batch max', 'Writer p50', 'Writer p99', 'p99 vs idle', 'Longest lock wait (≥)', 'Note'],
+      [
+        'targetBatchMs',
+        'Rows/s',
+        'Batches',
+        'Batch rows (median / max)',
+        'Batch p50',
+        'Batch max',
+        'Writes',
+        'Writer p50',
+        'Writer p99',
+        'p99 vs idle',
+        'Longest lock wait (≤)',
+        'Note',
+      ],
       sweep.points.map((p) => {
+        const fixed = p.targetBatchMs === 0;
         const marks = [
-          p.batchSize === sweep.engineDefault.batchSize && p.pauseMs === sweep.engineDefault.pauseMs ? 'engine default' : '',
-          p.batchSize === sweep.recommended.batchSize && p.pauseMs === sweep.recommended.pauseMs ? '**recommended**' : '',
+          fixed ? 'fixed-batch reference' : '',
+          !fixed && p.targetBatchMs === sweep.engineDefault.targetBatchMs ? 'engine default' : '',
+          !fixed && p.targetBatchMs === sweep.recommended ? '**recommended**' : '',
+          p.finishedTable ? 'covered the whole table before the window ended' : '',
         ].filter(Boolean);
         return [
-          num(p.batchSize),
-          `${p.pauseMs} ms`,
+          fixed ? `0 (fixed ${num(p.batchSize)})` : `${p.targetBatchMs} ms`,
           num(p.rowsPerSecond),
-          num(p.writer.statements),
+          num(p.batches),
+          `${num(p.batchSizeP50)} / ${num(p.batchSizeMax)}`,
           ms(p.batchP50Ms),
           ms(p.batchMaxMs),
+          num(p.writer.statements),
           ms(p.writer.p50Ms),
           ms(p.writer.p99Ms),
           times(p.p99Ratio) + (p.p99Ratio <= P99_LIMIT ? '' : ' ✗'),
-          ms(p.writer.longestLockWaitMs),
+          (p.writer.lockWaits === 0 ? 'none seen' : ms(p.lockWaitMs)) + (!fixed && p.lockWaitMs > p.targetBatchMs ? ' ✗' : ''),
           marks.join(', '),
         ];
       }),
     ),
-    `**Recommended: batchSize ${sweep.recommended.batchSize}, batchPauseMs ${sweep.recommended.pauseMs}.** ${sweep.reason}`,
+    (sweep.recommended === undefined
+      ? `**No target recommended from this run.** `
+      : `**Recommended: targetBatchMs ${sweep.recommended}** (the engine default is ${sweep.engineDefault.targetBatchMs}). `) +
+      sweep.reason,
     notes(
-      pauseEffect &&
-        `A pause trades throughput for idle time between batches. From pause ${pauseEffect.from} ms to ` +
-          `${pauseEffect.to} ms, averaged over the batch sizes, throughput changed ${signed(pauseEffect.rate)}, the ` +
-          `writer's p50 ${signed(pauseEffect.p50)} and its p99 ${signed(pauseEffect.p99)}.`,
+      `Longest lock wait: the longest a writer statement was seen waiting on a lock, estimated from above as in the ` +
+        `Targets table (the sampled wait plus one ${sweep.sampleIntervalMs} ms sampling interval, at most that ` +
+        `statement's whole latency). A batch keeps its rows locked until it commits ("Batch p50/max"), so a write to ` +
+        `one of those rows waits at most about one batch: the target bounds it.`,
       sweepIdleDisagree &&
         `The two idle windows disagree (p99 ${sweep.idleWindowsP99Ms.map(ms).join(' and ')}): other load on the ` +
-          `machine disturbed a baseline window, so the "vs idle" ratios in this table look better than they are. The ` +
-          `recommendation does not depend on them: it compares each setting with the default measured in the same sweep.`,
-      `A batch keeps its rows locked until it commits ("Batch p50/max"): that bounds how long an application write ` +
-        `to one of those rows can wait, and it grows with the batch size.`,
+          `machine disturbed a baseline window, so the "vs idle" ratios in this table look better than they are.`,
+      sweep.points.some((p) => p.targetBatchMs > 0 && p.batchSizeMax >= MAX_ADAPTIVE_BATCH_SIZE) &&
+        `Batches of ${num(MAX_ADAPTIVE_BATCH_SIZE)} rows are the adaptive size's ceiling (\`MAX_ADAPTIVE_BATCH_SIZE\`): ` +
+          `a target whose batches reach it runs shorter batches than it asks for, and larger targets than that one ` +
+          `measure the same setting again.`,
+      sweepFixed &&
+        `The reference row is how the engine batched before batches sized themselves: every batch ` +
+          `${num(sweepFixed.batchSize)} rows whatever it costs, ${ms(sweepFixed.batchP50Ms)} each here (median).`,
       `Not measured here: Aurora's commit is a quorum write to storage in three zones, slower than this machine's ` +
         `local fsync; and through the RDS Data API every call is an HTTPS round trip (§7): the fixed cost per batch is ` +
-        `larger there, which favours larger batches still.`,
+        `larger there, so a given target holds fewer rows per batch there than here and the round trip is a larger ` +
+        `share of a short target.`,
     ),
   );
   const at = (latencyMs: number) => da.points.find((p) => p.latencyMs === latencyMs);
   const mid = at(10) ?? da.points[Math.floor(da.points.length / 2)];
   add(
     HEADINGS[9],
-    `What ships, over the wire: the engine's migrate with its default settings (batchSize ${d.batchSize}, batchPauseMs ` +
-      `${d.batchPauseMs}${targetSetting(d)}) on fresh copies of the §1 table seeded with ${num(da.rows)} rows, through the ` +
+    `What ships, over the wire: the engine's migrate with its default settings (batches sized toward targetBatchMs ` +
+      `${d.targetBatchMs} from a first batch of ${d.batchSize} rows, batchPauseMs ${d.batchPauseMs}) on fresh copies of the §1 table seeded with ${num(da.rows)} rows, through the ` +
       `real \`DataApiSqlClient\` and \`@aws-sdk/client-rds-data\` against the Data API emulator ` +
       `(\`bin/local/data-api-emulator\`), which waits the given latency before answering each call; beside it the single ` +
       `UPDATE as one ExecuteStatement through the same emulator at the same latency. Calls are counted by the emulator; ` +

@@ -2,7 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { num } from '../bench/lib/stats.ts';
 import { HEADINGS, runBenchmark } from '../bench/run.ts';
+import { DEFAULT_SETTINGS } from '../lambdas/core/index.ts';
 
 // A smoke test of `npm run bench`: the whole benchmark at its tiny size, in-process, writing to a temporary file.
 // It proves every section still runs and reports figures; it asserts nothing about how fast anything is.
@@ -41,9 +43,12 @@ describe('the benchmark', () => {
     for (const bundle of result.bundles.bundles) expect(bundle.bytes).toBeGreaterThan(0);
     expect(result.bundles.bundles.find((b) => b.handler === 'migrate')!.importMs).toBeGreaterThan(0);
 
-    expect(result.sweep.points).toHaveLength(result.sizes.sweepBatchSizes.length * result.sizes.sweepPauses.length);
-    expect(result.sweep.points.every((p) => p.keys > 0 && p.rowsPerSecond > 0 && p.writer.statements > 0)).toBe(true);
-    expect(result.sweep.reason).not.toBe('');
+    // Every target swept, then the fixed-batch reference (targetBatchMs 0) at the default batchSize.
+    expect(result.sweep.points.map((p) => p.targetBatchMs)).toEqual([...result.sizes.sweepTargetsMs, 0]);
+    expect(result.sweep.points.every((p) => p.keys > 0 && p.rowsPerSecond > 0 && p.writer.statements > 0 && p.batches > 0)).toBe(true);
+    expect(result.sweep.points.at(-1)!.batchSizeMax).toBe(result.sweep.points.at(-1)!.batchSize);
+    expect(result.sweep.reason).toMatch(/^The rule: /);
+    if (result.sweep.recommended !== undefined) expect(result.sizes.sweepTargetsMs).toContain(result.sweep.recommended);
 
     expect(result.dataApi.points.map((p) => p.latencyMs)).toEqual(result.sizes.dataApiLatenciesMs);
     for (const point of result.dataApi.points) {
@@ -74,6 +79,13 @@ describe('the benchmark', () => {
     expect(markdown).toBe(result.markdown);
     const lines = markdown.split('\n');
     for (const heading of HEADINGS) expect(lines).toContain(heading);
+    const sweepSection = markdown.slice(markdown.indexOf('## 6. Target batch duration sweep'), markdown.indexOf('## 7.'));
+    const sweepHeader = sweepSection.split('\n').find((line) => line.startsWith('| targetBatchMs |'));
+    expect(sweepHeader).toMatch(/\| Rows\/s \|.*\| Writer p50 \| Writer p99 \| p99 vs idle \| Longest lock wait \(≤\) \|/);
+    for (const target of result.sizes.sweepTargetsMs) expect(sweepSection).toContain(`| ${target} ms |`);
+    expect(sweepSection).toContain(`| 0 (fixed ${num(DEFAULT_SETTINGS.batchSize)}) |`);
+    expect(sweepSection).toMatch(/\*\*(Recommended: targetBatchMs \d+|No target recommended from this run\.)\*\*/);
+    expect(sweepSection).toContain('batchSize is only the first batch of each migrate call');
     expect(markdown).toMatch(/\*\*(PASS|FAIL)\*\*/);
     expect(markdown).toContain(result.date.slice(0, 10));
   }, 240_000);

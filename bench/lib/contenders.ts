@@ -52,18 +52,22 @@ export async function engineToEnd(
 
 /**
  * One migrate() call with `migrateBudgetMs` as the measurement window: the engine runs batches until the budget is
- * spent (or the step is done). `keys` is how far the cursor moved (keys_scanned), the work covered in the window.
+ * spent (or the step is done). `keys` is how far the cursor moved (keys_scanned), the work covered in the window;
+ * `batchSizes` the rows each batch was sized for (adaptive, or fixed).
  */
 export async function engineWindow(
   url: string,
   catalog: Catalog,
   overrides: SettingsOverrides & { migrateBudgetMs: number },
-): Promise<MigrateRun & { keys: number }> {
+): Promise<MigrateRun & { keys: number; batchSizes: readonly number[] }> {
   const client = new PgSqlClient(url, { applicationName: ENGINE_APPLICATION_NAME });
   const durations: number[] = [];
+  const sizes: number[] = [];
   try {
     const ctx = await engineContext(client, overrides, (event) => {
-      if (event.type === 'batch') durations.push(event.durationMs);
+      if (event.type !== 'batch') return;
+      durations.push(event.durationMs);
+      sizes.push(event.batchSize);
     });
     const started = performance.now();
     const result = await migrate(ctx, catalog);
@@ -75,6 +79,7 @@ export async function engineWindow(
       batches: durations.length,
       durationMs,
       batchDurationsMs: durations,
+      batchSizes: sizes,
       calls: 1,
     };
   } finally {

@@ -15,7 +15,6 @@ import {
   type RunContext,
   type SettingsOverrides,
   type SqlClient,
-  type UpgradeSettings,
 } from '../../lambdas/core/index.ts';
 
 /** The run id holding the lease in every benchmark database. */
@@ -151,13 +150,4 @@ export async function pendingVisibility(url: string): Promise<number> {
   } finally {
     await client.end();
   }
-}
-
-/**
- * The engine's target batch duration (`targetBatchMs`) in resolved settings, for engines that have the setting;
- * undefined for those that size batches by `batchSize` alone. Read by name so the benchmark runs on both.
- */
-export function targetBatchMs(settings: UpgradeSettings): number | undefined {
-  const value = (settings as unknown as Readonly<Record<string, unknown>>)['targetBatchMs'];
-  return typeof value === 'number' ? value : undefined;
 }

@@ -196,3 +196,11 @@ export async function withWriter<T>(
     },
   };
 }
+
+/**
+ * The longest lock wait a write saw, estimated from above: a sampled wait may have gone on up to one sampling
+ * interval after the last sample, and never longer than the whole statement that waited. 0 when none was seen.
+ */
+export function lockWaitUpperEstimateMs(writer: WriterFigures, sampleIntervalMs: number): number {
+  return Math.min(writer.longestLockWaitMs + sampleIntervalMs, writer.longestLockWaitUpperMs);
+}

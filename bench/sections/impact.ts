@@ -1,6 +1,6 @@
-import { resolveSettings, type Catalog } from '../../lambdas/core/index.ts';
+import type { Catalog } from '../../lambdas/core/index.ts';
 import { engineKeyset, singleUpdate, type MigrateRun } from '../lib/contenders.ts';
-import { targetBatchMs, type BenchServer } from '../lib/postgres.ts';
+import type { BenchServer } from '../lib/postgres.ts';
 import { max, median, ms, ratio } from '../lib/stats.ts';
 import { pooled, withWriter, type WriterFigures } from '../lib/writer.ts';
 
@@ -37,8 +37,8 @@ export interface ImpactFigures {
   readonly runs: readonly ImpactRun[];
   /** Writer p99 during migrate with the engine defaults ÷ idle p99 (target ≤ 2). */
   readonly p99Ratio: number;
-  /** The engine's target batch duration with the settings of the default run, if the engine has that setting. */
-  readonly targetBatchMs: number | undefined;
+  /** The engine's target batch duration in the default run (its batches size themselves toward it). */
+  readonly targetBatchMs: number;
 }
 
 export const WRITER_PAUSE_MS = 5;
@@ -46,8 +46,8 @@ export const SAMPLE_INTERVAL_MS = 10;
 
 /**
  * Section 3: the same writer on a fresh copy of the expanded template, idle (no migrate, `idleMs` in two halves) and
- * while the backfill runs: the engine with its default batch settings, the engine without a pause, and the single
- * UPDATE.
+ * while the backfill runs: the engine with its default batch settings (adaptive batches toward targetBatchMs, from a
+ * first batch of batchSize), the same without a pause, and the single UPDATE.
  */
 export async function measureImpact(
   server: BenchServer,
@@ -55,7 +55,7 @@ export async function measureImpact(
   catalog: Catalog,
   rows: number,
   idleMs: number,
-  defaults: { batchSize: number; batchPauseMs: number },
+  defaults: { batchSize: number; targetBatchMs: number; batchPauseMs: number },
   log: (line: string) => void,
 ): Promise<ImpactFigures> {
   // The idle baseline is two half windows, one before the migrate runs and one after them, pooled: it catches a
@@ -65,13 +65,13 @@ export async function measureImpact(
     ['idle', `idle (no migrate), before the runs`, undefined],
     [
       'keyset-default',
-      `engine keyset, defaults (batch ${defaults.batchSize}, pause ${defaults.batchPauseMs} ms)`,
-      (url) => engineKeyset(url, catalog, { batchSize: defaults.batchSize, batchPauseMs: defaults.batchPauseMs }),
+      `engine keyset, defaults (targetBatchMs ${defaults.targetBatchMs}, first batch ${defaults.batchSize}, pause ${defaults.batchPauseMs} ms)`,
+      (url) => engineKeyset(url, catalog, defaults),
     ],
     [
       'keyset-nopause',
-      `engine keyset, batch ${defaults.batchSize}, pause 0`,
-      (url) => engineKeyset(url, catalog, { batchSize: defaults.batchSize, batchPauseMs: 0 }),
+      `engine keyset, targetBatchMs ${defaults.targetBatchMs}, first batch ${defaults.batchSize}, pause 0`,
+      (url) => engineKeyset(url, catalog, { ...defaults, batchPauseMs: 0 }),
     ],
     ['single', 'one single UPDATE', (url) => singleUpdate(url)],
     ['idle-after', `idle (no migrate), after the runs`, undefined],
@@ -122,6 +122,6 @@ export async function measureImpact(
     sampleIntervalMs: SAMPLE_INTERVAL_MS,
     runs,
     p99Ratio: runs.find((r) => r.key === 'keyset-default')!.p99Ratio,
-    targetBatchMs: targetBatchMs(resolveSettings({ batchSize: defaults.batchSize, batchPauseMs: defaults.batchPauseMs })),
+    targetBatchMs: defaults.targetBatchMs,
   };
 }

@@ -48,7 +48,7 @@ export interface ThroughputFigures {
 
 const LABELS: Record<ContenderKey, string> = {
   single: 'one single UPDATE (the limit)',
-  keyset: 'engine keyset batches',
+  keyset: 'engine keyset batches (sized toward targetBatchMs)',
   'keyset-bare': 'bare keyset batches (range + UPDATE + COMMIT, no engine bookkeeping)',
   naive: 'naive batches (ANY(ARRAY(SELECT … LIMIT n)))',
   'naive-rescan': 'naive batches, synchronize_seqscans off',
