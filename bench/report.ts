@@ -377,12 +377,16 @@ export function renderReport(r: ReportInput): string {
           bd.externalImports.map((e) => `\`${e.name}\` ${ms(e.importMs)}`).join(', ') +
           `. They load from node_modules here (the bundles sit under \`bench/.out/\` inside the project) and from ` +
           `the runtime's own copy in Lambda.` +
+          ' ' +
+          bd.externalImports
+            .map((e) => {
+              const importers = bd.bundles.filter((b) => b.externals.includes(e.name)).map((b) => b.handler);
+              return `\`${e.name}\` is imported by ${importers.length === bd.bundles.length ? 'every handler' : importers.join(', ') || 'no handler'}`;
+            })
+            .join('; ') +
           (slowestExternal && timedBundleImport && slowestExternal.importMs >= timedBundleImport / 2
-            ? ` The AWS SDK clients are most of a handler's initialisation (\`${slowestExternal.name}\` alone ` +
-              `${ms(slowestExternal.importMs)} of ${ms(timedBundleImport)}), and every handler imports ` +
-              `${bd.bundles.every((b) => b.externals.length === bd.externalImports.length) ? 'all of them' : 'them'}, ` +
-              `whether its task uses them or not.`
-            : ''),
+            ? `: the AWS SDK clients are most of a handler's initialisation (median handler import ${ms(timedBundleImport)}).`
+            : '.'),
       `"Imports at run time" are the externals a bundle still imports; the Lambda Node.js runtime provides only \`@aws-sdk/*\`.`,
     ),
   );
