@@ -6,8 +6,11 @@
 export const MIN_ADAPTIVE_BATCH_SIZE = 10;
 export const MAX_ADAPTIVE_BATCH_SIZE = 50_000;
 
-/** At most this factor larger than the batch before it: a fast batch of cold pages may not predict the next. */
-const MAX_GROWTH = 2;
+/**
+ * At most this factor larger than the batch before it: a fast batch of cold pages may not predict the next, yet the
+ * first batches of a call (from `batchSize`) should reach the target within a few round trips.
+ */
+const MAX_GROWTH = 4;
 /** At most this factor smaller: a slow batch shrinks the next quickly, one outlier does not collapse it. */
 const MAX_SHRINK = 4;
 /** Weight of the newest batch in the smoothed rate; the rest is the batches before it. */
@@ -18,7 +21,7 @@ const NEWEST_WEIGHT = 0.5;
  * spirit of pt-online-schema-change's `--chunk-time`). Pure: feed it sizes and durations, read the next size.
  *
  * The rate (rows per ms, smoothed over recent batches) times the target gives the next size, within
- * [`MIN_ADAPTIVE_BATCH_SIZE`, `MAX_ADAPTIVE_BATCH_SIZE`] and at most ×2 / ÷4 of the previous one. `fixed` (a step's
+ * [`MIN_ADAPTIVE_BATCH_SIZE`, `MAX_ADAPTIVE_BATCH_SIZE`] and at most ×4 / ÷4 of the previous one. `fixed` (a step's
  * `emc:batch-size`, or `targetMs` 0) keeps every batch at `initial`.
  */
 export class BatchSizeController {
