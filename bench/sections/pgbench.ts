@@ -57,8 +57,9 @@ const DATABASE = 'bench_pgbench';
 
 /**
  * The release this section applies to pgbench's own tables, written as a user of the engine would: a new column
- * kept in step by a trigger while the application writes the old one, a keyset backfill, and a contract that
- * requires the column through a validated check constraint (the demo's contract03 pattern, one transaction).
+ * kept in step by a trigger while the application writes the old one, with a NOT VALID check that new writes must
+ * meet; a keyset backfill; and a contract that validates the check (no write blocked during its scan) and lets
+ * SET NOT NULL use it instead of scanning under an exclusive lock, as emc lint asks.
  */
 const RELEASE: Record<string, string> = {
   'expand01_add_abalance_cents.sql': `ALTER TABLE pgbench_accounts ADD COLUMN abalance_cents bigint;
@@ -72,6 +73,8 @@ $$;
 
 CREATE TRIGGER pgbench_accounts_sync_cents BEFORE INSERT OR UPDATE OF abalance ON pgbench_accounts
   FOR EACH ROW EXECUTE FUNCTION pgbench_accounts_sync_cents();
+
+ALTER TABLE pgbench_accounts ADD CONSTRAINT pgbench_accounts_cents_present CHECK (abalance_cents IS NOT NULL) NOT VALID;
 `,
   'migrate01_backfill_abalance_cents.sql': `-- emc:keyset table=pgbench_accounts key=aid
 -- emc:pending SELECT count(*) FROM pgbench_accounts WHERE abalance_cents IS NULL
@@ -80,8 +83,7 @@ SET abalance_cents = abalance::bigint * 100
 WHERE aid BETWEEN :from_key AND :to_key
   AND abalance_cents IS NULL;
 `,
-  'contract01_require_abalance_cents.sql': `ALTER TABLE pgbench_accounts ADD CONSTRAINT pgbench_accounts_cents_present CHECK (abalance_cents IS NOT NULL) NOT VALID;
-ALTER TABLE pgbench_accounts VALIDATE CONSTRAINT pgbench_accounts_cents_present;
+  'contract01_require_abalance_cents.sql': `ALTER TABLE pgbench_accounts VALIDATE CONSTRAINT pgbench_accounts_cents_present;
 ALTER TABLE pgbench_accounts ALTER COLUMN abalance_cents SET NOT NULL;
 ALTER TABLE pgbench_accounts DROP CONSTRAINT pgbench_accounts_cents_present;
 `,
