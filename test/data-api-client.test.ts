@@ -629,61 +629,63 @@ describe('over the Data API emulator', () => {
       catalog = await loadCatalog(DEMO_MIGRATIONS);
     });
 
-    it('runs the demo release (expand, migrate, contract) as over node-postgres', async () => {
-      const direct = await createTestDatabase();
-      const viaApi = await createTestDatabase();
-      // The service's own limits: a loaded machine must not turn a slow CREATE INDEX CONCURRENTLY into a timeout.
-      const serviceEmulator = await startDataApiEmulator({ postgresUrl: viaApi.url });
-      const serviceSdk = new RDSDataClient({
-        endpoint: serviceEmulator.endpoint,
+    /**
+     * A fresh database behind a Data API emulator of its own (the service's default limits: a loaded machine must not
+     * turn a slow CREATE INDEX CONCURRENTLY into a timeout), reached through the real SDK and DataApiSqlClient.
+     */
+    async function overDataApi(work: (api: DataApiSqlClient, db: TestDatabase, emulator: DataApiEmulator) => Promise<void>): Promise<void> {
+      const db = await createTestDatabase();
+      const emulator = await startDataApiEmulator({ postgresUrl: db.url });
+      const sdk = new RDSDataClient({
+        endpoint: emulator.endpoint,
         region: 'eu-west-1',
         credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
         maxAttempts: 1,
       });
       try {
-        await seedDemoDatabase(direct.client, 300);
-        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: serviceSdk });
-        await seedDemoDatabase(api, 300);
-        for (const client of [direct.client, api]) {
-          const ctx = await startRun(client, 'run-1', { batchSize: 50 });
-          await upgrade(ctx, catalog);
-          await endRun(ctx);
-        }
-        const [directState, apiState] = await Promise.all([readState(direct.client), readState(api)]);
-        expect(apiState.version).toEqual(directState.version);
-        const dump = (d: TestDatabase) =>
-          d.pool.query(`SELECT to_jsonb(i) - 'created_at' AS row FROM images i ORDER BY id`).then((r) => r.rows);
-        expect(await dump(viaApi)).toEqual(await dump(direct));
-        expect((await readHistory(api)).map((h) => [h.stepId, h.outcome])).toEqual(
-          (await readHistory(direct.client)).map((h) => [h.stepId, h.outcome]),
-        );
+        await work(new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: db.name, client: sdk }), db, emulator);
       } finally {
-        serviceSdk.destroy();
-        await serviceEmulator.stop();
+        sdk.destroy();
+        await emulator.stop();
+        await db.drop();
+      }
+    }
+
+    it('runs the demo release (expand, migrate, contract) as over node-postgres', async () => {
+      const direct = await createTestDatabase();
+      try {
+        await overDataApi(async (api, viaApi) => {
+          await seedDemoDatabase(direct.client, 300);
+          await seedDemoDatabase(api, 300);
+          for (const client of [direct.client, api]) {
+            const ctx = await startRun(client, 'run-1', { batchSize: 50 });
+            await upgrade(ctx, catalog);
+            await endRun(ctx);
+          }
+          const [directState, apiState] = await Promise.all([readState(direct.client), readState(api)]);
+          expect(apiState.version).toEqual(directState.version);
+          const dump = (d: TestDatabase) =>
+            d.pool.query(`SELECT to_jsonb(i) - 'created_at' AS row FROM images i ORDER BY id`).then((r) => r.rows);
+          expect(await dump(viaApi)).toEqual(await dump(direct));
+          expect((await readHistory(api)).map((h) => [h.stepId, h.outcome])).toEqual(
+            (await readHistory(direct.client)).map((h) => [h.stepId, h.outcome]),
+          );
+        });
+      } finally {
         await direct.drop();
-        await viaApi.drop();
       }
     });
 
     it('runs each migrate batch as one ExecuteStatement, keyset and repeat-until-zero alike, no transaction', async () => {
-      const viaApi = await createTestDatabase();
-      const serviceEmulator = await startDataApiEmulator({ postgresUrl: viaApi.url });
-      const serviceSdk = new RDSDataClient({
-        endpoint: serviceEmulator.endpoint,
-        region: 'eu-west-1',
-        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-        maxAttempts: 1,
-      });
-      try {
-        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: serviceSdk });
+      await overDataApi(async (api, _db, emulator) => {
         await seedDemoDatabase(api, 300);
         // Fixed batches of 50: several batches per step.
         const ctx = await startRun(api, 'run-calls', { batchSize: 50, targetBatchMs: 0 });
         await expand(ctx, catalog);
         const atBatch: { stepId: string; calls: Record<string, number> }[] = [];
-        const before = serviceEmulator.calls;
-        const result = await migrate({ ...ctx, onEvent: (e) => e.type === 'batch' && atBatch.push({ stepId: e.stepId, calls: serviceEmulator.calls }) }, catalog);
-        const after = serviceEmulator.calls;
+        const before = emulator.calls;
+        const result = await migrate({ ...ctx, onEvent: (e) => e.type === 'batch' && atBatch.push({ stepId: e.stepId, calls: emulator.calls }) }, catalog);
+        const after = emulator.calls;
         expect(result.finished).toBe(true);
         const perBatch = atBatch.slice(1).flatMap((b, i) => {
           const previous = atBatch[i]!;
@@ -698,44 +700,30 @@ describe('over the Data API emulator', () => {
         const others = total(after) - total(before) - result.batchesThisCall;
         expect(others).toBeLessThanOrEqual(MIGRATE_CALL_OVERHEAD_CALLS);
         await endRun(ctx);
-      } finally {
-        serviceSdk.destroy();
-        await serviceEmulator.stop();
-        await viaApi.drop();
-      }
+      });
     });
 
     it('gives up a batch behind an application row lock after lock_timeout, set inside the batch statement', async () => {
-      const viaApi = await createTestDatabase();
-      const serviceEmulator = await startDataApiEmulator({ postgresUrl: viaApi.url });
-      const serviceSdk = new RDSDataClient({
-        endpoint: serviceEmulator.endpoint,
-        region: 'eu-west-1',
-        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-        maxAttempts: 1,
+      await overDataApi(async (api, viaApi) => {
+        const app = await viaApi.pool.connect();
+        try {
+          await seedDemoDatabase(api, 300);
+          const ctx = await startRun(api, 'run-locked', { batchSize: 100, lockTimeoutMs: 300 });
+          await expand(ctx, catalog);
+          // The application holds a row of the second batch: no session state carries a lock_timeout between calls.
+          await app.query('BEGIN');
+          await app.query('SELECT * FROM images WHERE id = 150 FOR UPDATE');
+          const error = await rejection(migrate(ctx, catalog));
+          expect(error).toBeInstanceOf(LockTimeoutError);
+          expect((error as LockTimeoutError).stepId).toBe('bexar_migrate01');
+          expect(error.message).toContain('bexar/migrate01_backfill_visibility.sql');
+          const progress = await viaApi.pool.query(`SELECT cursor, batches::int FROM emc.migrate_progress WHERE step_id = 'bexar_migrate01'`);
+          expect(progress.rows).toEqual([{ cursor: '100', batches: 1 }]);
+          await app.query('ROLLBACK');
+        } finally {
+          app.release();
+        }
       });
-      const app = await viaApi.pool.connect();
-      try {
-        const api = new DataApiSqlClient({ resourceArn: RESOURCE_ARN, secretArn: SECRET_ARN, database: viaApi.name, client: serviceSdk });
-        await seedDemoDatabase(api, 300);
-        const ctx = await startRun(api, 'run-locked', { batchSize: 100, lockTimeoutMs: 300 });
-        await expand(ctx, catalog);
-        // The application holds a row of the second batch: no session state carries a lock_timeout between calls.
-        await app.query('BEGIN');
-        await app.query('SELECT * FROM images WHERE id = 150 FOR UPDATE');
-        const error = await rejection(migrate(ctx, catalog));
-        expect(error).toBeInstanceOf(LockTimeoutError);
-        expect((error as LockTimeoutError).stepId).toBe('bexar_migrate01');
-        expect(error.message).toContain('bexar/migrate01_backfill_visibility.sql');
-        const progress = await viaApi.pool.query(`SELECT cursor, batches::int FROM emc.migrate_progress WHERE step_id = 'bexar_migrate01'`);
-        expect(progress.rows).toEqual([{ cursor: '100', batches: 1 }]);
-        await app.query('ROLLBACK');
-      } finally {
-        app.release();
-        serviceSdk.destroy();
-        await serviceEmulator.stop();
-        await viaApi.drop();
-      }
     });
   });
 });
