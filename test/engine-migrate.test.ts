@@ -438,37 +438,6 @@ describe('adaptive batch sizes', () => {
   });
 });
 
-describe('a step\'s emc:batch-size with adaptive sizes on', () => {
-  it('fixes every batch of a repeat-until-zero step, which stops at the first batch that changes nothing', async () => {
-    const db = await freshDatabase();
-    await db.pool.query(`CREATE TABLE tags (id bigint PRIMARY KEY, name text NOT NULL)`);
-    await db.pool.query(
-      `INSERT INTO tags SELECT g, CASE WHEN g % 3 = 0 THEN ' tag' || g || ' ' ELSE 'tag' || g END FROM generate_series(1, 100) g`,
-    );
-    const catalog = await loadCatalog(
-      writeMigrations({
-        'r1/migrate01_trim.sql':
-          '-- emc:repeat-until-zero\n' +
-          '-- emc:batch-size 8\n' +
-          '-- emc:pending SELECT count(*) FROM tags WHERE name <> btrim(name)\n' +
-          'UPDATE tags SET name = btrim(name)\n' +
-          'WHERE id = ANY (ARRAY(SELECT id FROM tags WHERE name <> btrim(name) ORDER BY id LIMIT :batch_size));\n',
-      }),
-    );
-    // Adaptive sizes on for the run: the file's emc:batch-size still fixes every batch.
-    const { ctx, events } = recording(await startRun(db.client, 'repeat-run', { batchSize: 1000, targetBatchMs: 5000 }));
-    const result = await migrate(ctx, catalog);
-    expect(result.finished).toBe(true);
-    expect(result.rowsThisCall).toBe(33);
-    const batches = events.flatMap((e) => (e.type === 'batch' ? [e.rows] : []));
-    expect(batches).toEqual([8, 8, 8, 8, 1, 0]);
-    expect(events.filter((e) => e.type === 'batch').every((e) => e.type === 'batch' && e.cursor === undefined)).toBe(true);
-    const left = await db.pool.query(`SELECT count(*)::int AS n FROM tags WHERE name <> btrim(name)`);
-    expect(left.rows[0].n).toBe(0);
-    expect(await progressOf(db, 'r1_migrate01')).toMatchObject({ rows_done: 33, batches: 6, finished: true });
-  });
-});
-
 describe('the pending-query gate before contract', () => {
   it('refuses contract while old-release rows wait, names the step, and the next migrate sweeps them', async () => {
     const db = await freshDatabase();

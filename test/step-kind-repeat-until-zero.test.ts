@@ -14,7 +14,7 @@ const ROWS = (n: number) => `CREATE TABLE t (id int PRIMARY KEY, done boolean NO
 describe('a repeat-until-zero migration', () => {
   stepKindCases('repeat-until-zero', [
     {
-      name: 'binds :batch_size (the file overriding the run) and stops at the first batch that changes nothing',
+      name: 'binds :batch_size (the file overriding the run, adaptive sizes on) and stops at the first batch that changes nothing',
       setup: `CREATE TABLE tags (id bigint PRIMARY KEY, name text NOT NULL);
               INSERT INTO tags SELECT g, CASE WHEN g % 3 = 0 THEN ' tag' || g || ' ' ELSE 'tag' || g END FROM generate_series(1, 100) g;`,
       files: {
@@ -25,7 +25,8 @@ describe('a repeat-until-zero migration', () => {
           'UPDATE tags SET name = btrim(name)\n' +
           'WHERE id = ANY (ARRAY(SELECT id FROM tags WHERE name <> btrim(name) ORDER BY id LIMIT :batch_size));\n',
       },
-      settings: { batchSize: 1000 },
+      // Adaptive sizes on for the run, with a target far above these batches: the file's emc:batch-size still fixes each.
+      settings: { batchSize: 1000, targetBatchMs: 5000 },
       async afterMigrate(t) {
         const batches = t.events.flatMap((e) => (e.type === 'batch' ? [[e.rows, e.cursor]] : []));
         expect(batches).toEqual([8, 8, 8, 8, 1, 0].map((rows) => [rows, undefined]));
