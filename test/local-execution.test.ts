@@ -21,10 +21,11 @@ import { DEMO_MIGRATIONS, writeMigrations } from './support/catalog-fixtures.ts'
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 // Full executions of the synthesized state machine (what `cdk deploy` would deploy), each Task bound to the real
-// handler, on a real PostgreSQL. One migrate call runs batches for 1 s; the 150 ms pause between batches makes
-// the demo's 3000 rows take several calls, so the migrate loop really loops.
+// handler, on a real PostgreSQL. One migrate call runs batches for 1 s; fixed 500-row batches (targetBatchMs 0) and
+// the 150 ms pause between them make the demo's 3000 rows take several calls however fast the machine, so the
+// migrate loop really loops.
 const ROWS = 3000;
-const SETTINGS: SettingsOverrides = { migrateBudgetMs: 1000, batchSize: 500, batchPauseMs: 150 };
+const SETTINGS: SettingsOverrides = { migrateBudgetMs: 1000, batchSize: 500, targetBatchMs: 0, batchPauseMs: 150 };
 const DRAIN = DrainSource.databaseSessions('demo-app-old%');
 const EXPAND_HEAD = 'bexar_expand03';
 const FINAL_VERSION = 'bexar_expand03, bexar_contract03';

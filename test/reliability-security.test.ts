@@ -52,7 +52,8 @@ async function captured(migrationsDirectory: string): Promise<{ result: LocalExe
     migrationsDirectory,
     drainSource: DrainSource.databaseSessions('demo-app-old%'),
     input: {},
-    settings: { batchSize: 100, batchPauseMs: 250, migrateBudgetMs: 1000 },
+    // Fixed 100-row batches (targetBatchMs 0) with a pause: migrate needs several 1 s calls however fast the machine.
+    settings: { batchSize: 100, targetBatchMs: 0, batchPauseMs: 250, migrateBudgetMs: 1000 },
     waitMs: 20,
     retryMs: 20,
     logLevel: 'DEBUG',
