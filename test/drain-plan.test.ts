@@ -1,7 +1,7 @@
 import './support/quiet-handler-logs.ts';
 import { DescribeServicesCommand, DescribeTasksCommand, ECSClient, ListTasksCommand, type Deployment } from '@aws-sdk/client-ecs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
+import { ExecutionError, StateMachine } from '../bin/local/step-functions-interpreter.ts';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { seedDemoDatabase } from '../bin/local/demo-database.ts';

@@ -1,5 +1,3 @@
-import './promise-with-resolvers.ts';
-import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +7,7 @@ import type { DrainSource } from '../../lib/drain-source.ts';
 import { startDataApiEmulator, type DataApiEmulator } from './data-api-emulator/index.ts';
 import { newAssemblyDirectory } from './local-assemblies.ts';
 import { LambdaInvocationError, LocalLambda } from './local-lambda.ts';
+import { ExecutionError, StateMachine } from './step-functions-interpreter.ts';
 import {
   LOCAL_ENV,
   START_EXECUTION,

@@ -1,5 +1,4 @@
 import { App, Duration } from 'aws-cdk-lib';
-import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
@@ -8,6 +7,7 @@ import type { BatchSettings } from '../../lib/expand-migrate-contract-upgrade.ts
 import { UpgradeStack } from '../../lib/upgrade-stack.ts';
 import type { WorkflowTask } from '../../lambdas/core/workflow/state-names.ts';
 import type { DeployedFunction } from './local-lambda.ts';
+import type { StateMachineDefinition } from './step-functions-interpreter.ts';
 
 /** Placeholder identity of the local stack: nothing is deployed, the ARNs only need to be well formed. */
 export const LOCAL_ENV = { account: '123456789012', region: 'us-east-1' } as const;
