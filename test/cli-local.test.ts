@@ -132,6 +132,64 @@ describe('emc local with your own migrations', () => {
   });
 });
 
+describe('emc local refuses what cdk synth refuses, before any database is touched', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it.each([
+    ['an invalid catalog: exit 9, naming the file', { 'r1/expand01_rename.sql': 'ALTER TABLE gadgets RENAME COLUMN a TO b;\n' }, 9, 'r1/expand01_rename.sql'],
+    [
+      'a lock-safety finding: exit 12, as emc lint',
+      { 'r1/expand01_index.sql': 'CREATE INDEX gadgets_label_idx ON gadgets (label);\n' },
+      12,
+      'r1/expand01_index.sql:1: require-concurrent-index-creation',
+    ],
+  ])('%s', async (_, files, exitCode, named) => {
+    const run = await runEmc(['local', '--database-url', db.url, '--migrations', writeMigrations(files), '--drain-sessions', 'gadgets-v1%'], { runLocalDemo });
+    expect(run.exitCode).toBe(exitCode);
+    expect(run.stderr).toContain(named);
+    expect(run.stdout).not.toContain('Synthesizing');
+    const schemas = await db.pool.query(`SELECT nspname FROM pg_namespace WHERE nspname = 'emc'`);
+    expect(schemas.rowCount).toBe(0);
+  });
+});
+
+describe('emc local when a contract step fails', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.pool.query(`CREATE TABLE gadgets (id int PRIMARY KEY, old_name text)`);
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('prints the failure, the step history and the version table, and exits 1', async () => {
+    const broken = writeMigrations({
+      'r1/expand01_add_label.sql': 'ALTER TABLE gadgets ADD COLUMN label text;\n',
+      'r1/contract01_drop_old_name.sql': 'ALTER TABLE gadgets DROP COLUMN no_such_column;\n',
+    });
+
+    const run = await runEmc(['local', '--database-url', db.url, '--migrations', broken, '--drain-sessions', 'gadgets-v1%'], { runLocalDemo });
+
+    expect(run.exitCode).toBe(1);
+    const out = run.stdout.split('\n');
+    // Expand's result is still in the execution's data when contract fails: each state shows its own task's.
+    expect(out).toContainEqual(expect.stringMatching(/^ {2}<- Expand schema \(\d+ ms\): r1_expand01 -> r1_expand01$/));
+    expect(out).toContain('  Error: StepFailedError');
+    expect(run.stdout).toContain('r1/contract01_drop_old_name.sql');
+    expect(run.stdout).toContain('Step history:');
+    expect(out.filter(Boolean).at(-1)).toBe('The local run did not succeed.');
+    const version = await db.pool.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'gadgets' ORDER BY 1`);
+    expect(version.rows.map((r) => r.column_name)).toEqual(['id', 'label', 'old_name']);
+  }, 120_000);
+});
+
 /** Someone else's schema (a pg_dump 17.6 --schema-only dump) and two releases of theirs: see the fixture's README. */
 const LEDGER = join(import.meta.dirname, 'fixtures/ledger-schema');
 const LEDGER_SCHEMA = join(LEDGER, 'schema.sql');
@@ -253,6 +311,14 @@ describe('emc local refuses before anything runs', () => {
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain(`emc: --schema ${dump}:3: the psql meta-command \\connect cannot run here`);
     expect(run.stdout).not.toContain('Starting a throw-away embedded PostgreSQL');
+    expect(run.stderr).toContain('Next: Fix the file at the line named and run again; nothing was started or loaded.');
+  });
+
+  it('refuses a --schema file that does not exist, saying nothing was started', async () => {
+    const run = await runEmc(['local', '--schema', '/no/such/dump.sql', '--migrations', ownMigrations, '--drain-sessions', 'x%'], { runLocalDemo });
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('emc: --schema /no/such/dump.sql: cannot be read (ENOENT)');
+    expect(run.stderr).toContain('Next: Give a file that exists and can be read and run again; nothing was started or loaded.');
   });
 });
 
@@ -275,6 +341,7 @@ describe('loading a SQL dump', () => {
     const error = await loadSqlFiles(serverUrl(), database, files).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SqlFileError);
     expect((error as SqlFileError).message).toBe(`--schema ${broken}:${line}: column "total" of relation "invoices" does not exist (SQLSTATE 42703)`);
+    expect((error as SqlFileError).nextAction).toContain('Fix the file at the line named and run again; the throw-away database was recreated empty.');
     const url = new URL(serverUrl());
     url.pathname = `/${database}`;
     const client = new pg.Client({ connectionString: url.toString() });

@@ -7,15 +7,17 @@ import * as drainErrors from '../lambdas/core/drain/drain-errors.ts';
 import * as engineErrors from '../lambdas/core/errors.ts';
 import * as dataApiClient from '../lambdas/core/sql/data-api-client.ts';
 import * as sqlClient from '../lambdas/core/sql/sql-client.ts';
+import * as lambdaEnvironment from '../lambdas/handlers/commons/environment.ts';
 import { DrainSource } from '../lib/drain-source.ts';
 
 const RUNBOOK = join(import.meta.dirname, '../docs/runbook.md');
 
 /**
  * Every error class an execution can end with, by its name (the execution's Error): the exported Error subclasses
- * of the engine's error modules and of the SQL clients, except the abstract base every engine error extends.
+ * of the engine's error modules, of the SQL clients and of the functions' environment (checked as a function loads),
+ * except the abstract base every engine error extends.
  */
-const ERROR_CLASSES = [engineErrors, drainErrors, sqlClient, dataApiClient]
+const ERROR_CLASSES = [engineErrors, drainErrors, sqlClient, dataApiClient, lambdaEnvironment]
   .flatMap((module) => Object.values(module))
   .filter((value): value is new (...args: never[]) => Error => typeof value === 'function' && value.prototype instanceof Error)
   .filter((value) => (value as unknown) !== engineErrors.EmcError)

@@ -11,6 +11,7 @@ import {
   MigrateStepChangedError,
   SqlError,
 } from '../../lambdas/core/index.ts';
+import { formatLockFindings, type LockFinding } from '../../lambdas/core/lint/lock-lint.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 
 /**
@@ -37,6 +38,17 @@ export class UsageError extends CliError {
     readonly nextAction: string | undefined = undefined,
   ) {
     super(message);
+  }
+}
+
+/** Lock-safety findings no `emc:allow-lock` allows, in a command that runs the migrations (`emc lint` reports its own). */
+export class LockFindingsError extends CliError {
+  override readonly name = 'LockFindingsError';
+  readonly exitCode = EXIT.lintFindings;
+  readonly nextAction =
+    'Fix each finding, or allow it in its file with a line "-- emc:allow-lock <rule> <reason>" (docs/operators.md); `emc lint` checks the directory offline.';
+  constructor(readonly findings: readonly LockFinding[]) {
+    super(formatLockFindings(findings));
   }
 }
 

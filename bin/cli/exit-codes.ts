@@ -55,8 +55,8 @@ export const EXIT_CODE_HELP: readonly (readonly [ExitCode, string])[] = [
   [EXIT.catalogInvalid, 'the migrations directory is invalid'],
   [EXIT.waitTimedOut, '--timeout elapsed while waiting (the execution goes on)'],
   [EXIT.databaseMismatch, 'the database does not match the migrations (drift, newer database, order)'],
-  [EXIT.lintFindings, 'lint: lock-safety findings no emc:allow-lock directive allows'],
-  [EXIT.lintUnavailable, 'lint: squawk cannot run here (its binary for this platform is not installed)'],
+  [EXIT.lintFindings, 'lint, local: lock-safety findings no emc:allow-lock directive allows'],
+  [EXIT.lintUnavailable, 'lint, local: squawk cannot run here (its binary for this platform is not installed)'],
 ];
 
 export function exitCodeHelp(): string {

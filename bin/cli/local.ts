@@ -49,7 +49,7 @@ export function registerLocal(program: Command, host: CommandHost): void {
     .option('--verbose', 'show the handlers\' structured logs')
     .addHelpText(
       'after',
-      '\nExit codes: 0 the local execution succeeded, 1 it failed, 2 bad options (e.g. --drain-sessions missing, bad --settings, a --schema that does not load), 9 invalid migrations.',
+      '\nExit codes: 0 the local execution succeeded, 1 it failed, 2 bad options (e.g. --drain-sessions missing, bad --settings, a --schema that does not load), 9 invalid migrations, 12 lock-safety findings (as emc lint; both checked before any database starts).',
     )
     .action(
       host.action(async (flags: LocalFlags): Promise<ExitCode> => {

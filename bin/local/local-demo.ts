@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
+import type { Catalog } from '../../lambdas/core/catalog/step.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
+import { checkLockSafety } from '../../lambdas/core/lint/lock-lint.ts';
 import { resolveTarget } from '../../lambdas/core/phases/inspect.ts';
 import { resolveSettings, settingsProblems, type SettingsOverrides } from '../../lambdas/core/settings.ts';
 import { PgSqlClient } from '../../lambdas/core/sql/pg-client.ts';
@@ -11,8 +13,9 @@ import { sessionPatternProblem } from '../../lambdas/core/drain/session-drain.ts
 import { readState } from '../../lambdas/core/state/database-state.ts';
 import { parseExecutionInput, type ExecutionInput } from '../../lambdas/core/workflow/execution-input.ts';
 import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
+import { parseTaskResult, RESULT_KEYS } from '../../lambdas/core/workflow/task-contract.ts';
 import { DrainSource } from '../../lib/drain-source.ts';
-import { UsageError } from '../cli/cli-errors.ts';
+import { LockFindingsError, UsageError } from '../cli/cli-errors.ts';
 import { checkDatabaseUrl, describeConnectionString } from '../cli/connection-string.ts';
 import { table } from '../cli/output.ts';
 import { DEMO_MIGRATIONS, seedDemoDatabase } from './demo-database.ts';
@@ -100,7 +103,12 @@ export async function runLocalDemo(options: LocalDemoOptions = {}): Promise<Loca
   const problem = sessionPatternProblem(drainPattern);
   if (problem) throw new UsageError(`--drain-sessions: ${problem}`);
   const sqlFiles = await schemaFiles(options);
-  const input = await executionInput(migrationsDirectory, options);
+  // What `cdk synth` refuses is refused before any server starts: an invalid catalog (CatalogError, exit 9) or a
+  // lock-safety finding no emc:allow-lock allows (exit 12), as `emc lint` reports them.
+  const catalog = await loadCatalog(migrationsDirectory);
+  const { findings } = checkLockSafety(catalog);
+  if (findings.length > 0) throw new LockFindingsError(findings);
+  const input = executionInput(catalog, options);
 
   say(options.databaseUrl ? `Using ${describeConnectionString(options.databaseUrl)}.` : 'Starting a throw-away embedded PostgreSQL 17 (initdb takes a few seconds)...');
   const server = options.databaseUrl ? undefined : await startEmbeddedPostgres({ name: 'local' });
@@ -268,26 +276,35 @@ function report(out: (line: string) => void, result: LocalDemoResult, stopAfter:
   else out(`${done} No demo workload ran (${result.noWorkload}), so no application write was checked.`);
 }
 
-/** The part of a state's output an operator wants to see in the running log. */
+/** The part of a state's output an operator wants to see in the running log: the task's result, read with the contract. */
 function describeOutput(name: string, output: unknown): string {
-  const data = output as Record<string, Record<string, unknown> | undefined> | null;
-  if (!data) return '';
-  if (name === STATE_NAMES.migrate && data.migrate) {
-    const m = data.migrate;
+  const task = TASK_BY_STATE_NAME.get(name);
+  if (task === undefined || typeof output !== 'object' || output === null) return '';
+  const parsed = parseTaskResult(task, (output as Record<string, unknown>)[RESULT_KEYS[task]]);
+  if (!parsed.ok) return '';
+  const result = parsed.value;
+  if ('calls' in result) {
     // The steps this call worked on, each with its own progress: which step a slow migration is in.
-    const steps = ((m.steps ?? []) as { stepId: string; rowsDone: number; remaining: number | null; finished: boolean }[])
-      .map((step) => `${step.stepId} ${step.rowsDone} done, ${step.finished ? 'finished' : `${step.remaining ?? '?'} remaining`}`)
+    const steps = result.steps
+      .map((step) => `${step.stepId} ${step.rowsDone} done${step.finished ? ', finished' : `, ${step.remaining ?? '?'} remaining`}`)
       .join('; ');
-    return `: ${steps || 'no step to run'} (${m.rowsThisCall} rows this call; ${m.rowsDone} done, ${m.rowsRemaining ?? '?'} remaining in all${m.finished ? ', finished' : ''})`;
+    const total = result.finished ? 'all steps finished' : `${result.rowsRemaining ?? '?'} remaining in all`;
+    return `: ${steps || 'no step to run'} (${result.rowsThisCall} rows this call; ${result.rowsDone} done, ${total})`;
   }
-  if (name === STATE_NAMES.drain && data.drain) return `: ${data.drain.summary}`;
-  if ((name === STATE_NAMES.expand || name === STATE_NAMES.contract) && (data.expand || data.contract)) {
-    const phase = name === STATE_NAMES.expand ? data.expand! : data.contract!;
-    return `: ${(phase.stepsRun as string[]).join(', ') || 'nothing to do'} -> ${phase.versionAfter}`;
-  }
-  if (name === STATE_NAMES.plan && data.plan) return `: target ${data.plan.target}, version ${data.plan.versionBefore}`;
+  if ('polls' in result) return `: ${result.summary}`;
+  if ('stepsRun' in result) return `: ${result.stepsRun.join(', ') || 'nothing to do'} -> ${result.versionAfter}`;
+  if ('target' in result) return `: target ${result.target}, version ${result.versionBefore}`;
   return '';
 }
+
+/** The tasks whose results the running log describes, by the name of their state. */
+const TASK_BY_STATE_NAME = new Map<string, 'plan' | 'expand' | 'migrate' | 'drain' | 'contract'>([
+  [STATE_NAMES.plan, 'plan'],
+  [STATE_NAMES.expand, 'expand'],
+  [STATE_NAMES.migrate, 'migrate'],
+  [STATE_NAMES.drain, 'drain'],
+  [STATE_NAMES.contract, 'contract'],
+]);
 
 async function tableExists(client: PgSqlClient, name: string): Promise<boolean> {
   const result = await client.query<{ present: boolean }>('SELECT to_regclass(:name) IS NOT NULL AS present', { name });
@@ -322,7 +339,7 @@ async function schemaFiles(options: LocalDemoOptions): Promise<ParsedSqlFile[] |
  * The execution input of the run, validated as the plan state validates it (each field named, the settings'
  * ranges and their combination), before anything is started: an unknown release or bad settings fail here.
  */
-async function executionInput(migrationsDirectory: string, options: LocalDemoOptions): Promise<ExecutionInput> {
+function executionInput(catalog: Catalog, options: LocalDemoOptions): ExecutionInput {
   const input = parseExecutionInput({
     ...(options.release !== undefined ? { targetRelease: options.release } : {}),
     ...(options.stopAfter !== undefined ? { stopAfter: options.stopAfter } : {}),
@@ -330,6 +347,6 @@ async function executionInput(migrationsDirectory: string, options: LocalDemoOpt
   });
   const problems = settingsProblems(resolveSettings(LOCAL_SETTINGS, input.settings));
   if (problems.length > 0) throw new InputError(`Invalid execution input: "settings": ${problems.join('; ')}.`);
-  if (input.targetRelease !== undefined) resolveTarget(await loadCatalog(migrationsDirectory), input.targetRelease);
+  if (input.targetRelease !== undefined) resolveTarget(catalog, input.targetRelease);
   return input;
 }

@@ -9,17 +9,24 @@ import { EXIT } from '../cli/exit-codes.ts';
 export class SqlFileError extends CliError {
   override readonly name = 'SqlFileError';
   readonly exitCode = EXIT.usage;
-  readonly nextAction =
-    'Fix the file at the line named and run again; the throw-away database was recreated empty. A dump made with `pg_dump --schema-only --no-owner --no-privileges` (and rows with `pg_dump --data-only --inserts`) loads into an empty server.';
+  readonly nextAction: string;
+  /** `stage` says what had happened: the file was refused as it was read (no server yet), or failed while loading. */
   constructor(
     readonly option: string,
     readonly file: string,
     readonly line: number | undefined,
     message: string,
+    stage: 'read' | 'load',
   ) {
     super(`${option} ${file}${line === undefined ? '' : `:${line}`}: ${message}`);
+    const fix = line === undefined ? 'Give a file that exists and can be read' : 'Fix the file at the line named';
+    const state = stage === 'read' ? 'nothing was started or loaded' : 'the throw-away database was recreated empty';
+    this.nextAction = `${fix} and run again; ${state}. ${DUMP_HINT}`;
   }
 }
+
+const DUMP_HINT =
+  'A dump made with `pg_dump --schema-only --no-owner --no-privileges` (and rows with `pg_dump --data-only --inserts`) loads into an empty server.';
 
 export interface SqlFile {
   /** The option that named the file, for messages (`--schema`, `--seed`). */
@@ -72,7 +79,7 @@ function parseSqlFile(file: SqlFile): ParsedStatement[] {
   try {
     text = readFileSync(file.path, 'utf8');
   } catch (error) {
-    throw new SqlFileError(file.option, file.path, undefined, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new SqlFileError(file.option, file.path, undefined, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'read');
   }
   const lines = text.split('\n');
   const skipped = new Set<number>();
@@ -87,16 +94,17 @@ function parseSqlFile(file: SqlFile): ParsedStatement[] {
       file.path,
       meta.line,
       `the psql meta-command ${meta.command} cannot run here: emc local sends SQL statements to PostgreSQL, not psql input (COPY ... FROM stdin data needs psql; dump rows as INSERTs)`,
+      'read',
     );
   }
   const split = splitStatements(sql);
-  if (!split.ok) throw new SqlFileError(file.option, file.path, split.line, split.message);
+  if (!split.ok) throw new SqlFileError(file.option, file.path, split.line, split.message, 'read');
   // A \restrict line inside a string or a dollar-quoted body is text, not psql's: skipping it would have changed it.
   for (const statement of split.statements) {
     const last = statement.line + statement.sql.split('\n').length - 1;
     const inside = [...skipped].find((line) => line > statement.line && line < last);
     if (inside !== undefined) {
-      throw new SqlFileError(file.option, file.path, inside, `a \\restrict or \\unrestrict line inside the statement starting on line ${statement.line}; only pg_dump's own, between statements, can be skipped`);
+      throw new SqlFileError(file.option, file.path, inside, `a \\restrict or \\unrestrict line inside the statement starting on line ${statement.line}; only pg_dump's own, between statements, can be skipped`, 'read');
     }
   }
   return split.statements;
@@ -115,7 +123,7 @@ async function runStatements(url: string, file: SqlFile, statements: readonly Pa
         // PostgreSQL's position is 1-based, in characters of the statement: the line it falls on in the file.
         const offset = position === undefined ? 0 : Number(position) - 1;
         const line = statement.line + ([...statement.sql].slice(0, offset).join('').split('\n').length - 1);
-        throw new SqlFileError(file.option, file.path, line, `${message}${code ? ` (SQLSTATE ${code})` : ''}`);
+        throw new SqlFileError(file.option, file.path, line, `${message}${code ? ` (SQLSTATE ${code})` : ''}`, 'load');
       }
     }
   } finally {
