@@ -60,7 +60,8 @@ export function formatProblem(problem: CatalogProblem): string {
 export class CatalogError extends EmcError {
   override readonly name = 'CatalogError';
   readonly transient = false;
-  readonly nextAction = 'Fix the migration files listed and deploy again; the database was not touched.';
+  readonly nextAction =
+    'Fix the migration files listed (`emc lint --migrations DIR` checks them offline), then deploy or run again; the database was not touched.';
   constructor(readonly problems: readonly CatalogProblem[]) {
     super(
       `The migrations catalog has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n` +
