@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { EXIT } from '../bin/cli/exit-codes.ts';
 import { formatLintReport, lintMigrations } from '../bin/cli/lint.ts';
 import { CatalogError, LintToolUnavailableError } from '../lambdas/core/errors.ts';
-import { LOCK_RULES } from '../lambdas/core/lint/lock-rules.ts';
+import { EMC_LOCK_RULES, LOCK_RULES } from '../lambdas/core/lint/lock-rules.ts';
 import { squawkBinary } from '../lambdas/core/lint/squawk.ts';
 import { ConstructPropsError } from '../lib/construct-props-error.ts';
 import { DrainSource } from '../lib/drain-source.ts';
@@ -46,7 +46,16 @@ describe('emc lint keeps the lock-safety findings that matter in each phase', ()
     [
       'a NOT VALID CHECK validated in the transaction that added it',
       { 'expand01_x.sql': ADD, 'contract01_x.sql': 'ALTER TABLE t ADD CONSTRAINT t_c_present CHECK (c IS NOT NULL) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT t_c_present;\n' },
-      [['r1/contract01_x.sql', 2, 'constraint-missing-not-valid']],
+      [
+        ['r1/contract01_x.sql', 2, 'constraint-missing-not-valid'],
+        ['r1/contract01_x.sql', 2, 'validate-constraint-after-other-statements'],
+      ],
+    ],
+    [
+      // emc's own rule: squawk sees each statement, not that the scan runs under the DROP's ACCESS EXCLUSIVE lock.
+      'a VALIDATE CONSTRAINT after a DROP COLUMN of another table, in one transaction',
+      { 'expand01_x.sql': ADD, 'contract01_x.sql': 'ALTER TABLE u DROP COLUMN old;\nALTER TABLE t VALIDATE CONSTRAINT t_c_present;\n' },
+      [['r1/contract01_x.sql', 2, 'validate-constraint-after-other-statements']],
     ],
     [
       'a foreign key without NOT VALID in expand',
@@ -71,6 +80,15 @@ describe('emc lint keeps the lock-safety findings that matter in each phase', ()
     ['an ADD COLUMN (no timeout or transaction noise)', { 'expand01_x.sql': 'ALTER TABLE t ADD COLUMN c text DEFAULT \'x\';\n' }],
     ['dropping NOT NULL in contract, once the old release is gone', { 'expand01_x.sql': ADD, 'contract01_x.sql': 'ALTER TABLE t ALTER COLUMN c DROP NOT NULL;\n' }],
     ['dropping a column in contract, where columns are dropped', { 'expand01_x.sql': ADD, 'contract01_x.sql': 'ALTER TABLE t DROP COLUMN old;\n' }],
+    ['a VALIDATE CONSTRAINT in a step of its own', { 'expand01_x.sql': ADD, 'contract01_x.sql': 'ALTER TABLE t VALIDATE CONSTRAINT t_c_present;\n' }],
+    [
+      'VALIDATE CONSTRAINTs first in the step, then SET NOT NULL using them',
+      {
+        'expand01_x.sql': ADD,
+        'contract01_x.sql':
+          'ALTER TABLE t VALIDATE CONSTRAINT t_c_present;\nALTER TABLE t VALIDATE CONSTRAINT t_c_short;\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\nALTER TABLE t DROP CONSTRAINT t_c_present;\n',
+      },
+    ],
     // emc itself rebuilds an invalid index left by a crash, so the named build needs no IF NOT EXISTS.
     ['a named CREATE INDEX CONCURRENTLY in a no-transaction step', { 'expand01_x.sql': '-- emc:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n' }],
     [
@@ -125,7 +143,7 @@ describe('-- emc:allow-lock <rule> <reason>', () => {
 
   it.each([
     ['without a reason', '-- emc:allow-lock require-concurrent-index-creation\n', /r1\/expand01_x\.sql:1: "emc:allow-lock require-concurrent-index-creation" needs a reason after the rule/],
-    ['naming no squawk rule', '-- emc:allow-lock no-such-rule because\n', /r1\/expand01_x\.sql:1: "emc:allow-lock" names no squawk rule emc knows: "no-such-rule"/],
+    ['naming no rule', '-- emc:allow-lock no-such-rule because\n', /r1\/expand01_x\.sql:1: "emc:allow-lock" names no lock-safety rule emc knows: "no-such-rule"/],
     ['naming a rule emc does not report in the phase', '-- emc:allow-lock require-lock-timeout emc sets it\n', /"emc:allow-lock require-lock-timeout" allows nothing: emc does not report require-lock-timeout in expand steps/],
     ['twice for one rule', '-- emc:allow-lock require-concurrent-index-creation small\n-- emc:allow-lock require-concurrent-index-creation tiny\n', /r1\/expand01_x\.sql:2: "emc:allow-lock require-concurrent-index-creation" appears more than once \(line 1\)/],
   ])('makes the catalog invalid %s', async (_, directive, message) => {
@@ -137,6 +155,15 @@ describe('-- emc:allow-lock <rule> <reason>', () => {
   it('makes the catalog invalid when it allows a rule the file does not break', async () => {
     const linted = lintMigrations(release({ 'expand01_x.sql': `-- emc:allow-lock changing-column-type just in case\n${ADD}` }));
     await expect(linted).rejects.toThrow(/r1\/expand01_x\.sql:1: "emc:allow-lock changing-column-type" allows nothing: squawk reports no changing-column-type finding in this file/);
+  });
+
+  it("allows emc's own rule as it allows squawk's", async () => {
+    const reason = 'u is empty until the new release ships';
+    const step = `-- emc:allow-lock validate-constraint-after-other-statements ${reason}\nALTER TABLE u DROP COLUMN old;\nALTER TABLE t VALIDATE CONSTRAINT t_c_present;\n`;
+    const report = await lintMigrations(release({ 'expand01_x.sql': ADD, 'contract01_x.sql': step }));
+
+    expect(report.findings).toEqual([]);
+    expect(report.allowed).toMatchObject([{ file: 'r1/contract01_x.sql', line: 3, rule: 'validate-constraint-after-other-statements', reason }]);
   });
 
   it('is the only override: a squawk-ignore comment in the file is not obeyed', async () => {
@@ -231,10 +258,10 @@ describe('the rule table', () => {
 });
 
 describe('docs/operators.md', () => {
-  it('lists every squawk rule with the phases emc reports it in, or why it does not', () => {
+  it('lists every squawk rule and every rule of emc\'s own with the phases emc reports it in, or why it does not', () => {
     const doc = readFileSync(join(ROOT, 'docs/operators.md'), 'utf8');
     const section = doc.slice(doc.indexOf('### Lock-safety lint'), doc.indexOf('### Keyset keys'));
-    for (const [rule, where] of Object.entries(LOCK_RULES)) {
+    for (const [rule, where] of Object.entries({ ...LOCK_RULES, ...EMC_LOCK_RULES })) {
       const phases = (['expand', 'migrate', 'contract'] as const).filter((phase) => where[phase]);
       if (phases.length > 0) expect(section, rule).toContain(`| \`${rule}\` | ${phases.join(', ')} |`);
       if (where.off) expect(section, rule).toContain(`| \`${rule}\` | ${where.off} |`);

@@ -89,7 +89,8 @@ function kindOf(objectType: string): string {
   return objectType.replace(/^OBJECT_/, '').toLowerCase().replace('matview', 'materialized view');
 }
 
-function alterCommands(node: Record<string, unknown>): Record<string, unknown>[] {
+/** The commands of an ALTER TABLE statement's parse tree (`AlterTableCmd` bodies). */
+export function alterCommands(node: Record<string, unknown>): Record<string, unknown>[] {
   const cmds = (node.cmds as { AlterTableCmd?: Record<string, unknown> }[] | undefined) ?? [];
   return cmds.flatMap((c) => (c.AlterTableCmd ? [c.AlterTableCmd] : []));
 }

@@ -2,12 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scanSync } from 'libpg-query';
 import { readDirectives } from '../catalog/directives.ts';
-import { splitStatements } from '../catalog/sql-statements.ts';
+import { alterCommands } from '../catalog/phase-lint.ts';
+import { splitStatements, type ParsedStatement } from '../catalog/sql-statements.ts';
 import type { Catalog, Phase } from '../catalog/step.ts';
 import { CatalogError, type CatalogProblem } from '../errors.ts';
 import { withPlaceholdersAsParams } from '../sql/named-parameters.ts';
 import type { Step } from '../steps/step-kind.ts';
-import { LOCK_RULES, whyInPhase } from './lock-rules.ts';
+import { knownLockRule, whyInPhase } from './lock-rules.ts';
 import { runSquawk } from './squawk.ts';
 
 /** A lock-safety finding in a step's file: refuses the catalog unless the file allows it with a reason. */
@@ -58,10 +59,13 @@ export function allowLockDirective(rule: string): string {
 function lintLocks(catalog: Catalog, options: { readonly binary?: string } = {}): LockLintReport {
   const steps = catalog.steps.map((step) => readStepForLint(catalog.directory, step));
   // Every kind but a no-transaction step runs in one transaction (a migration: each batch in one).
-  const raw = runSquawk(
-    steps.map((s) => ({ text: s.squawkText, transactional: s.step.kind !== 'statement-by-statement' })),
-    ...(options.binary ? [options.binary] : []),
-  );
+  const raw = [
+    ...runSquawk(
+      steps.map((s) => ({ text: s.squawkText, transactional: s.step.kind !== 'statement-by-statement' })),
+      ...(options.binary ? [options.binary] : []),
+    ),
+    ...steps.flatMap((s, input) => s.emcFindings.map((f) => ({ ...f, input }))),
+  ];
   const findings: LockFinding[] = [];
   const allowed: (LockFinding & { reason: string })[] = [];
   const problems: CatalogProblem[] = steps.flatMap((s) => s.problems);
@@ -100,6 +104,8 @@ function engineMakesSafe(step: Step, rule: string, line: number): boolean {
 interface StepForLint {
   readonly step: Step;
   readonly squawkText: string;
+  /** Findings of emc's own rules (`EMC_LOCK_RULES`). */
+  readonly emcFindings: readonly { readonly rule: string; readonly line: number; readonly message: string }[];
   readonly allows: ReadonlyMap<string, { readonly reason: string; readonly line: number }>;
   readonly problems: readonly CatalogProblem[];
 }
@@ -115,13 +121,38 @@ function readStepForLint(directory: string, step: Step): StepForLint {
     const [rule = '', ...words] = d.argument.split(/\s+/);
     const reason = words.join(' ');
     const problem = (message: string) => problems.push({ file: step.file, line: d.line, message });
-    if (!Object.hasOwn(LOCK_RULES, rule)) problem(`"emc:allow-lock" names no squawk rule emc knows: "${rule}" (the rules are in docs/operators.md, "Lock-safety lint")`);
+    if (!knownLockRule(rule)) problem(`"emc:allow-lock" names no lock-safety rule emc knows: "${rule}" (the rules are in docs/operators.md, "Lock-safety lint")`);
     else if (!whyInPhase(rule, step.phase)) problem(`"emc:allow-lock ${rule}" allows nothing: emc does not report ${rule} in ${step.phase} steps`);
     else if (!reason) problem(`"emc:allow-lock ${rule}" needs a reason after the rule: ${allowLockDirective(rule)}`);
     else if (allows.has(rule)) problem(`"emc:allow-lock ${rule}" appears more than once (line ${allows.get(rule)!.line})`);
     else allows.set(rule, { reason, line: d.line });
   }
-  return { step, squawkText: forSquawk(text), allows, problems };
+  const statements = split.ok ? split.statements : [];
+  return { step, squawkText: forSquawk(text), emcFindings: validationsAfterOtherStatements(step, statements), allows, problems };
+}
+
+/**
+ * `validate-constraint-after-other-statements`: a VALIDATE CONSTRAINT after another statement in a step that runs
+ * its statements in one transaction (a no-transaction step commits each one; a migration has one). Validations
+ * before it are harmless: they take only SHARE UPDATE EXCLUSIVE, which blocks no read or write.
+ */
+function validationsAfterOtherStatements(step: Step, statements: readonly ParsedStatement[]): StepForLint['emcFindings'] {
+  if (step.kind !== 'transactional') return [];
+  const firstOther = statements.findIndex((s) => !isValidation(s));
+  if (firstOther < 0) return [];
+  return statements
+    .slice(firstOther + 1)
+    .filter(isValidation)
+    .map((s) => ({
+      rule: 'validate-constraint-after-other-statements',
+      line: s.line,
+      message: `VALIDATE CONSTRAINT runs after the statement on line ${statements[firstOther]!.line} in the step's transaction, under the locks it took.`,
+    }));
+}
+
+function isValidation(statement: ParsedStatement): boolean {
+  const commands = statement.type === 'AlterTableStmt' ? alterCommands(statement.node) : [];
+  return commands.length > 0 && commands.every((cmd) => cmd.subtype === 'AT_ValidateConstraint');
 }
 
 /**

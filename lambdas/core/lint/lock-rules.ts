@@ -69,6 +69,16 @@ export const LOCK_RULES: Record<string, LockRule> = {
   'unused-ignore': off('emc removes comments before squawk reads a file: only emc:allow-lock overrides a finding'),
 };
 
+/**
+ * emc's own rules, for what squawk does not see: a problem of how the engine runs a step rather than of one
+ * statement. Reported, allowed and listed in docs/operators.md like squawk's.
+ */
+export const EMC_LOCK_RULES: Record<string, LockRule> = {
+  'validate-constraint-after-other-statements': both(
+    "VALIDATE CONSTRAINT scans the whole table inside the step's transaction, under every lock the statements before it took (a DROP TRIGGER, DROP COLUMN, SET NOT NULL or ALTER of another table takes ACCESS EXCLUSIVE, blocking that table's reads and writes until the scan ends): validate first in the step, or in a step of its own",
+  ),
+};
+
 /** Why a rule matters in each phase where it is kept; `off` says why it is not reported anywhere else. */
 export interface LockRule {
   readonly expand?: string;
@@ -94,7 +104,14 @@ function off(why: string): LockRule {
  * squawk other than the pinned one, `emc lint --squawk`) is reported in every phase rather than silently dropped.
  */
 export function whyInPhase(rule: string, phase: Phase): string | undefined {
-  return Object.hasOwn(LOCK_RULES, rule) ? LOCK_RULES[rule]![phase] : UNDECIDED_RULE;
+  const known = knownLockRule(rule);
+  return known ? known[phase] : UNDECIDED_RULE;
+}
+
+/** A rule of squawk's or of emc's own that emc has decided, or undefined. */
+export function knownLockRule(rule: string): LockRule | undefined {
+  if (Object.hasOwn(LOCK_RULES, rule)) return LOCK_RULES[rule];
+  return Object.hasOwn(EMC_LOCK_RULES, rule) ? EMC_LOCK_RULES[rule] : undefined;
 }
 
 const UNDECIDED_RULE =
