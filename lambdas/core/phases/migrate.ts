@@ -53,9 +53,7 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
   const inspection = await reading(ctx, 'reading the upgrade state before migrate', (tx) => inspect(tx, catalog, target));
   refuseChangedMigrateSteps(catalog, inspection, restart);
   if (inspection.pending.expand.length > 0) {
-    throw new PhaseGateError('migrate', [
-      `expand steps are not applied yet: ${inspection.pending.expand.map((s) => s.id).join(', ')}`,
-    ]);
+    throw new PhaseGateError('migrate', [{ kind: 'expand-pending', steps: inspection.pending.expand.map((s) => s.id) }]);
   }
   // Every step's kind checks what it needs of the database before anything is written (a keyset: KeysetKeyError).
   const pending: ReadyStep[] = [];
