@@ -1,17 +1,29 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { pollDrainGate, type DrainGateState } from '../../lambdas/core/drain/drain-gate.ts';
-import { PhaseGateError } from '../../lambdas/core/errors.ts';
-import { contract } from '../../lambdas/core/phases/contract.ts';
-import { expand, type SchemaPhaseResult } from '../../lambdas/core/phases/expand.ts';
-import { migrate, type MigrateResult } from '../../lambdas/core/phases/migrate.ts';
-import { contractGates } from '../../lambdas/core/phases/gates.ts';
-import { inspect } from '../../lambdas/core/phases/inspect.ts';
-import { leased, reading, type EngineEvent, type RunContext } from '../../lambdas/core/phases/run-context.ts';
-import { engineBounds } from '../../lambdas/core/state/engine-transaction.ts';
-import { releaseLease } from '../../lambdas/core/state/lease.ts';
-import { finishUpgrade, type RunSummary } from '../../lambdas/core/workflow/run-summary.ts';
-import { migrateStepResultSchema } from '../../lambdas/core/workflow/task-contract.ts';
-import { startUpgrade, type UpgradePlan } from '../../lambdas/core/workflow/upgrade-plan.ts';
+import {
+  contract,
+  contractGates,
+  engineBounds,
+  expand,
+  inspect,
+  leased,
+  migrate,
+  PhaseGateError,
+  pollDrainGate,
+  reading,
+  releaseLease,
+  type DrainGateState,
+  type EngineEvent,
+  type MigrateResult,
+  type RunContext,
+  type SchemaPhaseResult,
+} from '../../lambdas/core/index.ts';
+import {
+  finishUpgrade,
+  migrateStepResultSchema,
+  startUpgrade,
+  type RunSummary,
+  type UpgradePlan,
+} from '../../lambdas/core/workflow/index.ts';
 import { UsageError } from './cli-errors.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 import { positiveNumber, type CommandHost } from './host.ts';
