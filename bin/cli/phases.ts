@@ -6,7 +6,7 @@ import {
   expand,
   inspect,
   leased,
-  migrate,
+  migrateToEnd,
   PhaseGateError,
   pollDrainGate,
   reading,
@@ -119,18 +119,15 @@ export function runMigrate(
   },
 ): Promise<HandRun<MigrateRun>> {
   return handRun(deps, 'migrate', options, async (ctx, plan) => {
-    // The engine's own clock: its budget is measured with Date.now().
-    const deadline = options.maxSeconds === undefined ? Infinity : Date.now() + options.maxSeconds * 1000;
-    const calls: MigrateResult[] = [];
-    for (;;) {
-      const budget = Math.max(1, Math.min(PROGRESS_INTERVAL_MS, deadline - Date.now()));
-      const result = await migrate({ ...ctx, settings: { ...ctx.settings, migrateBudgetMs: budget } }, deps.catalog, plan.target, {
-        restartSteps: plan.restartSteps ?? [],
-      });
-      calls.push(result);
-      options.onProgress?.(result);
-      if (result.finished || Date.now() >= deadline) return { finished: result.finished, calls };
-    }
+    const calls = await migrateToEnd({ ...ctx, settings: { ...ctx.settings, migrateBudgetMs: PROGRESS_INTERVAL_MS } }, deps.catalog, {
+      target: plan.target,
+      restartSteps: plan.restartSteps ?? [],
+      // The engine's own clock: its budget is measured with Date.now().
+      ...(options.maxSeconds === undefined ? {} : { deadline: Date.now() + options.maxSeconds * 1000 }),
+      maxCalls: Infinity,
+      afterCall: options.onProgress,
+    });
+    return { finished: calls.at(-1)!.finished, calls };
   });
 }
 
