@@ -4,6 +4,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DrainTimeoutError } from '../lambdas/core/drain/drain-errors.ts';
 import { pollDrainGate } from '../lambdas/core/drain/drain-gate.ts';
+import { parseTaskResult } from '../lambdas/core/workflow/task-contract.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 /** The drain gate's loop state across polls, on both sources: database sessions (real PostgreSQL) and ECS. */
@@ -66,6 +67,22 @@ describe('drain gate, database-session source', () => {
     const late = poll({ startedAt: first.startedAt, polls: 1 }, new Date('2026-11-25T04:05:01Z'), 300);
     await expect(late).rejects.toBeInstanceOf(DrainTimeoutError);
     await expect(late).rejects.toThrow(/did not drain within 300 s[\s\S]*orders-api\/v41 worker-7/);
+  });
+
+  it('returns a state the task contract parses back from the execution history, report included, and refuses a changed report', async () => {
+    await connectInstance('orders-api/v41 worker-3');
+    const state = await poll();
+    // What the state machine keeps at $.drain is JSON: an undefined field is gone when the next task reads it.
+    const stored: unknown = JSON.parse(JSON.stringify(state));
+    const parsed = parseTaskResult('drain', stored);
+    expect(parsed).toEqual({ ok: true, value: stored });
+    expect(state.report).toMatchObject({ source: 'database-sessions', blockers: [{ applicationName: 'orders-api/v41 worker-3', sessions: 1 }] });
+
+    const report = structuredClone(stored) as { report: { blockers: { sessions: unknown }[]; source: unknown } };
+    report.report.blockers[0]!.sessions = 'one';
+    expect(parseTaskResult('drain', report)).toMatchObject({ ok: false, problems: expect.stringContaining('"report.blockers.0.sessions"') });
+    report.report.source = 'kubernetes';
+    expect(parseTaskResult('drain', report)).toMatchObject({ ok: false, problems: expect.stringContaining('"report.source"') });
   });
 
   it('opens at once when nothing of the old release is connected, timeout or not', async () => {

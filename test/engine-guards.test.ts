@@ -12,6 +12,7 @@ import {
   loadCatalog,
   migrate,
   PhaseGateError,
+  type GateReason,
   plan,
   readHistory,
   readState,
@@ -68,38 +69,65 @@ describe('phase gates', () => {
     await seedDemoDatabase(db.client, 300);
     const ctx = await startRun(db.client, 'gate-run', { batchSize: 100 });
     const drained = { drainConfirmed: true };
-    const refuseContract = async (options: { drainConfirmed: boolean }, reason: RegExp) => {
+    const refuseContract = async (options: { drainConfirmed: boolean }, reasons: GateReason[], message: RegExp) => {
       const error = await expectRefused(db, ['images'], PhaseGateError, () => contract(ctx, demo, undefined, options));
       expect(error.phase).toBe('contract');
       expect(error.transient).toBe(false);
-      expect(error.reasons.some((r) => reason.test(r))).toBe(true);
-      expect(error.message).toMatch(reason);
+      expect(error.reasons).toEqual(reasons);
+      expect(error.message).toMatch(message);
       return error;
     };
+    const allMigrations = ['bexar_migrate01', 'bexar_migrate02', 'bexar_migrate03'];
 
-    await refuseContract(drained, /expand steps are not applied yet: bexar_expand01, bexar_expand02, bexar_expand03/);
+    await refuseContract(
+      drained,
+      [
+        { kind: 'expand-pending', steps: ['bexar_expand01', 'bexar_expand02', 'bexar_expand03'] },
+        { kind: 'migrate-unfinished', steps: allMigrations },
+      ],
+      /expand steps are not applied yet: bexar_expand01, bexar_expand02, bexar_expand03; migrations are not finished/,
+    );
 
     // Expand not at the target's head: contract and migrate are both refused.
     await applySteps(ctx, demo.steps.filter((s) => s.id === 'bexar_expand01'));
-    await refuseContract(drained, /expand steps are not applied yet: bexar_expand02, bexar_expand03/);
+    await refuseContract(
+      drained,
+      [
+        { kind: 'expand-pending', steps: ['bexar_expand02', 'bexar_expand03'] },
+        { kind: 'migrate-unfinished', steps: allMigrations },
+      ],
+      /expand steps are not applied yet: bexar_expand02, bexar_expand03/,
+    );
     const migrateRefused = await expectRefused(db, ['images'], PhaseGateError, () => migrate(ctx, demo));
     expect(migrateRefused.phase).toBe('migrate');
-    expect(migrateRefused.message).toContain('bexar_expand02, bexar_expand03');
+    expect(migrateRefused.reasons).toEqual([{ kind: 'expand-pending', steps: ['bexar_expand02', 'bexar_expand03'] }]);
+    expect(migrateRefused.message).toBe('Migrate refused: expand steps are not applied yet: bexar_expand02, bexar_expand03.');
     expect(await version(db)).toBe('bexar_expand01');
 
     await expand(ctx, demo);
-    await refuseContract(drained, /migrations are not finished: bexar_migrate01, bexar_migrate02, bexar_migrate03/);
+    await refuseContract(
+      drained,
+      [{ kind: 'migrate-unfinished', steps: allMigrations }],
+      /migrations are not finished: bexar_migrate01, bexar_migrate02, bexar_migrate03/,
+    );
 
     // Half-way: migrate01 done, the others not (short calls of at most ten paused batches of 20 rows).
     const slow = { ...ctx, settings: { ...ctx.settings, batchSize: 20, batchPauseMs: 100, migrateBudgetMs: 1000 } };
     const calls = await migrateToEnd(slow, demo, { until: (r) => r.stepsFinished.includes('bexar_migrate01') });
     expect(calls.at(-1)!.finished).toBe(false);
-    const midway = await refuseContract(drained, /migrations are not finished: bexar_migrate02, bexar_migrate03/);
+    const midway = await refuseContract(
+      drained,
+      [{ kind: 'migrate-unfinished', steps: ['bexar_migrate02', 'bexar_migrate03'] }],
+      /migrations are not finished: bexar_migrate02, bexar_migrate03/,
+    );
     expect(midway.message).not.toContain('bexar_migrate01');
 
     await migrateToEnd(ctx, demo);
-    const undrained = await refuseContract({ drainConfirmed: false }, /not been confirmed drained/);
-    expect(undrained.reasons).toHaveLength(1);
+    await refuseContract(
+      { drainConfirmed: false },
+      [{ kind: 'not-drained' }],
+      /^Contract refused: the old release has not been confirmed drained \(tasks of it may still be running\)\.$/,
+    );
     expect(await version(db)).toBe('bexar_expand03');
 
     const done = await contract(ctx, demo, undefined, drained);

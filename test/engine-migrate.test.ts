@@ -466,8 +466,8 @@ describe('the pending-query gate before contract', () => {
     const before = { schema: await publicSchema(db.pool), rows: await tableRows(db.pool, 'users'), engine: await engineState(db.pool) };
     const error = await rejectionOf(contract(ctx, catalog, undefined, { drainConfirmed: true }));
     expect(error).toBeInstanceOf(PhaseGateError);
-    expect(error.message).toContain('r1_migrate01');
-    expect(error.message).toContain('finds 2 rows');
+    expect((error as PhaseGateError).reasons).toEqual([{ kind: 'pending-rows', stepId: 'r1_migrate01', rows: 2 }]);
+    expect(error.message).toContain('r1_migrate01 finished, but its pending query finds 2 rows still to migrate');
     expect({ schema: await publicSchema(db.pool), rows: await tableRows(db.pool, 'users'), engine: await engineState(db.pool) }).toEqual(before);
     expect((await plan(db.client, catalog)).contractBlockedBy.join('\n')).toContain('r1_migrate01');
 

@@ -1,10 +1,15 @@
 import { StopExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { Command } from 'commander';
-import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
-import { DEFAULT_BOUNDS, boundedTransaction, readTransaction } from '../../lambdas/core/state/engine-transaction.ts';
-import { recordAbort } from '../../lambdas/core/state/history.ts';
-import { currentLease, releaseLease } from '../../lambdas/core/state/lease.ts';
-import { ensureStateSchema } from '../../lambdas/core/state/schema.ts';
+import {
+  boundedTransaction,
+  currentLease,
+  DEFAULT_BOUNDS,
+  ensureStateSchema,
+  readTransaction,
+  recordAbort,
+  releaseLease,
+  type SqlClient,
+} from '../../lambdas/core/index.ts';
 import { describeExecution, sfnCall } from './aws.ts';
 import { CliError } from './cli-errors.ts';
 import { addDatabaseOptions, databaseTarget, type DatabaseFlags } from './database.ts';

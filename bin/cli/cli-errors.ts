@@ -6,12 +6,13 @@ import {
   DatabaseUnavailableError,
   DriftError,
   EmcError,
+  formatLockFindings,
   InputError,
   LintToolUnavailableError,
   MigrateStepChangedError,
   SqlError,
+  type LockFinding,
 } from '../../lambdas/core/index.ts';
-import { formatLockFindings, type LockFinding } from '../../lambdas/core/lint/lock-lint.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 
 /**

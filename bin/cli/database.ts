@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import type { Command } from 'commander';
-import { PgSqlClient, type SqlClient } from '../../lambdas/core/index.ts';
-import { DataApiSqlClient } from '../../lambdas/core/sql/data-api-client.ts';
+import { DataApiSqlClient, PgSqlClient, type SqlClient } from '../../lambdas/core/index.ts';
 import { UsageError } from './cli-errors.ts';
 import { checkDatabaseUrl } from './connection-string.ts';
 

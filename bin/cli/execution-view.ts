@@ -1,15 +1,17 @@
 import type { DescribeExecutionOutput, HistoryEvent } from '@aws-sdk/client-sfn';
-import { CONTROL_STATE_NAMES as C, STATE_NAMES, type WorkflowTask } from '../../lambdas/core/workflow/state-names.ts';
 import {
+  CONTROL_STATE_NAMES as C,
   executionOutputSchema,
   parseTaskResult,
   parseWith,
+  STATE_NAMES,
   type ExecutionOutput,
   type FailureReport,
   type TaskName,
   type TaskResult,
   type UpgradePlan,
-} from '../../lambdas/core/workflow/task-contract.ts';
+  type WorkflowTask,
+} from '../../lambdas/core/workflow/index.ts';
 import { ExecutionContractError } from './cli-errors.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import type { Command } from 'commander';
-import { errorMessageOf, taskFailureOf } from '../../lambdas/core/workflow/task-contract.ts';
+import { errorMessageOf, taskFailureOf } from '../../lambdas/core/workflow/index.ts';
 import { describeExecution, readExecutionHistory } from './aws.ts';
 import { taskResultOf, type ExecutionStatus, type TaskResultEvent } from './execution-view.ts';
 import { EXIT } from './exit-codes.ts';

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
-import { checkLockSafety, formatLockFindings, type LockSafety } from '../../lambdas/core/lint/lock-lint.ts';
+import { checkLockSafety, formatLockFindings, loadCatalog, type LockSafety } from '../../lambdas/core/index.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 import { addJsonOption, addMigrationsOption, type CommandHost } from './host.ts';
 import { printJson, println } from './output.ts';

@@ -1,10 +1,17 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { DIRECTIVES, type DirectiveName } from '../../lambdas/core/catalog/directives.ts';
-import { RELEASE_NAME, RELEASES_FILE, STEP_FILE } from '../../lambdas/core/catalog/load-catalog.ts';
-import { PHASES, stepId, type Phase } from '../../lambdas/core/catalog/step.ts';
-import { CatalogError } from '../../lambdas/core/errors.ts';
+import {
+  CatalogError,
+  DIRECTIVES,
+  PHASES,
+  RELEASE_NAME,
+  RELEASES_FILE,
+  STEP_FILE,
+  stepId,
+  type DirectiveName,
+  type Phase,
+} from '../../lambdas/core/index.ts';
 import { UsageError } from './cli-errors.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 import { addJsonOption, addMigrationsOption, type CommandHost } from './host.ts';

@@ -1,17 +1,29 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { pollDrainGate, type DrainGateState } from '../../lambdas/core/drain/drain-gate.ts';
-import { PhaseGateError } from '../../lambdas/core/errors.ts';
-import { contract } from '../../lambdas/core/phases/contract.ts';
-import { expand, type SchemaPhaseResult } from '../../lambdas/core/phases/expand.ts';
-import { migrate, type MigrateResult } from '../../lambdas/core/phases/migrate.ts';
-import { contractGates } from '../../lambdas/core/phases/gates.ts';
-import { inspect } from '../../lambdas/core/phases/inspect.ts';
-import { leased, reading, type EngineEvent, type RunContext } from '../../lambdas/core/phases/run-context.ts';
-import { engineBounds } from '../../lambdas/core/state/engine-transaction.ts';
-import { releaseLease } from '../../lambdas/core/state/lease.ts';
-import { finishUpgrade, type RunSummary } from '../../lambdas/core/workflow/run-summary.ts';
-import { migrateStepResultSchema } from '../../lambdas/core/workflow/task-contract.ts';
-import { startUpgrade, type UpgradePlan } from '../../lambdas/core/workflow/upgrade-plan.ts';
+import {
+  contract,
+  contractGates,
+  engineBounds,
+  expand,
+  inspect,
+  leased,
+  migrateToEnd,
+  PhaseGateError,
+  pollDrainGate,
+  reading,
+  releaseLease,
+  type DrainGateState,
+  type EngineEvent,
+  type MigrateResult,
+  type RunContext,
+  type SchemaPhaseResult,
+} from '../../lambdas/core/index.ts';
+import {
+  finishUpgrade,
+  migrateStepResultSchema,
+  startUpgrade,
+  type RunSummary,
+  type UpgradePlan,
+} from '../../lambdas/core/workflow/index.ts';
 import { UsageError } from './cli-errors.ts';
 import { EXIT, type ExitCode } from './exit-codes.ts';
 import { positiveNumber, type CommandHost } from './host.ts';
@@ -107,18 +119,15 @@ export function runMigrate(
   },
 ): Promise<HandRun<MigrateRun>> {
   return handRun(deps, 'migrate', options, async (ctx, plan) => {
-    // The engine's own clock: its budget is measured with Date.now().
-    const deadline = options.maxSeconds === undefined ? Infinity : Date.now() + options.maxSeconds * 1000;
-    const calls: MigrateResult[] = [];
-    for (;;) {
-      const budget = Math.max(1, Math.min(PROGRESS_INTERVAL_MS, deadline - Date.now()));
-      const result = await migrate({ ...ctx, settings: { ...ctx.settings, migrateBudgetMs: budget } }, deps.catalog, plan.target, {
-        restartSteps: plan.restartSteps ?? [],
-      });
-      calls.push(result);
-      options.onProgress?.(result);
-      if (result.finished || Date.now() >= deadline) return { finished: result.finished, calls };
-    }
+    const calls = await migrateToEnd({ ...ctx, settings: { ...ctx.settings, migrateBudgetMs: PROGRESS_INTERVAL_MS } }, deps.catalog, {
+      target: plan.target,
+      restartSteps: plan.restartSteps ?? [],
+      // The engine's own clock: its budget is measured with Date.now().
+      ...(options.maxSeconds === undefined ? {} : { deadline: Date.now() + options.maxSeconds * 1000 }),
+      maxCalls: Infinity,
+      afterCall: options.onProgress,
+    });
+    return { finished: calls.at(-1)!.finished, calls };
   });
 }
 

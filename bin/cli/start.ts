@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { DescribeExecutionCommand, StartExecutionCommand, type DescribeExecutionOutput, type SFNClient } from '@aws-sdk/client-sfn';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { resolveTarget, type Catalog } from '../../lambdas/core/index.ts';
-import { parseExecutionInput, type ExecutionInput } from '../../lambdas/core/workflow/execution-input.ts';
+import { parseExecutionInput, type ExecutionInput } from '../../lambdas/core/workflow/index.ts';
 import { describeExecution, executionArnOf, sfnCall } from './aws.ts';
 import { errorName, UsageError } from './cli-errors.ts';
 import { isTerminal, type ExecutionStatus } from './execution-view.ts';

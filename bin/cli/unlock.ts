@@ -1,9 +1,13 @@
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { Command } from 'commander';
-import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
-import { DEFAULT_BOUNDS, readTransaction } from '../../lambdas/core/state/engine-transaction.ts';
-import { currentLease, releaseLease } from '../../lambdas/core/state/lease.ts';
-import { stateSchemaExists } from '../../lambdas/core/state/schema.ts';
+import {
+  currentLease,
+  DEFAULT_BOUNDS,
+  readTransaction,
+  releaseLease,
+  stateSchemaExists,
+  type SqlClient,
+} from '../../lambdas/core/index.ts';
 import { describeExecution, isExecutionArn } from './aws.ts';
 import { CliError, NotFoundError, UsageError } from './cli-errors.ts';
 import { addDatabaseOptions, databaseTarget, type DatabaseFlags } from './database.ts';

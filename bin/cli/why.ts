@@ -1,13 +1,11 @@
 import { ListExecutionsCommand, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
 import type { Command } from 'commander';
-import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
-import { CONTROL_STATE_NAMES as C } from '../../lambdas/core/workflow/state-names.ts';
-import type { Catalog } from '../../lambdas/core/catalog/step.ts';
+import { loadCatalog, type Catalog } from '../../lambdas/core/index.ts';
+import { CONTROL_STATE_NAMES as C, type TaskFailure } from '../../lambdas/core/workflow/index.ts';
 import { describeExecution, readExecutionHistory, sfnCall } from './aws.ts';
 import { viewExecution, type ExecutionStatus } from './execution-view.ts';
 import { NotFoundError } from './cli-errors.ts';
 import { EXIT } from './exit-codes.ts';
-import type { TaskFailure } from '../../lambdas/core/workflow/task-contract.ts';
 import { failureOf } from './history.ts';
 import { addAwsOptions, addJsonOption, type AwsFlags, type CommandHost } from './host.ts';
 import { keyValues, printJson, println } from './output.ts';

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { splitStatements } from '../../lambdas/core/catalog/sql-statements.ts';
 import { ensureParserLoaded } from '../../lambdas/core/sql/parser.ts';
-import type { SqlClient } from '../../lambdas/core/sql/sql-client.ts';
+import type { SqlClient } from '../../lambdas/core/index.ts';
 
 const DEMO = join(dirname(fileURLToPath(import.meta.url)), '../../demo');
 

@@ -1,19 +1,30 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadCatalog } from '../../lambdas/core/catalog/load-catalog.ts';
-import type { Catalog } from '../../lambdas/core/catalog/step.ts';
-import { InputError } from '../../lambdas/core/errors.ts';
-import { checkLockSafety } from '../../lambdas/core/lint/lock-lint.ts';
-import { resolveTarget } from '../../lambdas/core/phases/inspect.ts';
-import { resolveSettings, settingsProblems, type SettingsOverrides } from '../../lambdas/core/settings.ts';
-import { PgSqlClient } from '../../lambdas/core/sql/pg-client.ts';
-import { formatVersion, type CompositeVersion } from '../../lambdas/core/state/composite-version.ts';
-import { readHistory, type HistoryEntry } from '../../lambdas/core/state/history.ts';
-import { sessionPatternProblem } from '../../lambdas/core/drain/session-drain.ts';
-import { readState } from '../../lambdas/core/state/database-state.ts';
-import { parseExecutionInput, type ExecutionInput } from '../../lambdas/core/workflow/execution-input.ts';
-import { CONTROL_STATE_NAMES, STATE_NAMES } from '../../lambdas/core/workflow/state-names.ts';
-import { parseTaskResult, RESULT_KEYS } from '../../lambdas/core/workflow/task-contract.ts';
+import {
+  checkLockSafety,
+  formatVersion,
+  InputError,
+  loadCatalog,
+  PgSqlClient,
+  readHistory,
+  readState,
+  resolveSettings,
+  resolveTarget,
+  sessionPatternProblem,
+  settingsProblems,
+  type Catalog,
+  type CompositeVersion,
+  type HistoryEntry,
+  type SettingsOverrides,
+} from '../../lambdas/core/index.ts';
+import {
+  CONTROL_STATE_NAMES,
+  parseExecutionInput,
+  parseTaskResult,
+  RESULT_KEYS,
+  STATE_NAMES,
+  type ExecutionInput,
+} from '../../lambdas/core/workflow/index.ts';
 import { DrainSource } from '../../lib/drain-source.ts';
 import { LockFindingsError, UsageError } from '../cli/cli-errors.ts';
 import { checkDatabaseUrl, describeConnectionString } from '../cli/connection-string.ts';

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
+import type { SettingsOverrides } from '../../lambdas/core/index.ts';
 import { parseLambdaEnvironment } from '../../lambdas/handlers/commons/environment.ts';
 import type { DrainSource } from '../../lib/drain-source.ts';
 import { startDataApiEmulator, type DataApiEmulator } from './data-api-emulator/index.ts';

@@ -1,11 +1,11 @@
 import { App, Duration } from 'aws-cdk-lib';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SettingsOverrides } from '../../lambdas/core/settings.ts';
+import type { SettingsOverrides } from '../../lambdas/core/index.ts';
+import type { WorkflowTask } from '../../lambdas/core/workflow/index.ts';
 import type { DrainSource } from '../../lib/drain-source.ts';
 import type { BatchSettings } from '../../lib/expand-migrate-contract-upgrade.ts';
 import { UpgradeStack } from '../../lib/upgrade-stack.ts';
-import type { WorkflowTask } from '../../lambdas/core/workflow/state-names.ts';
 import type { DeployedFunction } from './local-lambda.ts';
 import type { StateMachineDefinition } from './step-functions-interpreter.ts';
 

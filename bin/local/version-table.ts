@@ -1,5 +1,4 @@
-import { formatVersion, type CompositeVersion } from '../../lambdas/core/state/composite-version.ts';
-import type { HistoryEntry } from '../../lambdas/core/state/history.ts';
+import { formatVersion, type CompositeVersion, type HistoryEntry } from '../../lambdas/core/index.ts';
 
 export interface VersionTableRow {
   readonly stage: 'E' | 'M' | 'C';

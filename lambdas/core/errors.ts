@@ -196,6 +196,33 @@ export class LeaseBusyError extends EmcError {
   }
 }
 
+/**
+ * Why a phase gate is closed. Callers decide on `kind` (the read-only plan leaves out what only expand and migrate
+ * can change); `describeGateReason` gives the sentence operators read.
+ */
+export type GateReason =
+  /** Expand steps up to the target are not applied yet. */
+  | { readonly kind: 'expand-pending'; readonly steps: readonly string[] }
+  /** Migrate steps up to the target have not finished. */
+  | { readonly kind: 'migrate-unfinished'; readonly steps: readonly string[] }
+  /** A finished migrate step's pending query finds rows again (the old release wrote them after it finished). */
+  | { readonly kind: 'pending-rows'; readonly stepId: string; readonly rows: number }
+  /** The drain gate has not confirmed that the old release stopped. */
+  | { readonly kind: 'not-drained' };
+
+export function describeGateReason(reason: GateReason): string {
+  switch (reason.kind) {
+    case 'expand-pending':
+      return `expand steps are not applied yet: ${reason.steps.join(', ')}`;
+    case 'migrate-unfinished':
+      return `migrations are not finished: ${reason.steps.join(', ')}`;
+    case 'pending-rows':
+      return `${reason.stepId} finished, but its pending query finds ${reason.rows} rows still to migrate (old-release writes after it finished; run the upgrade again and migrate will sweep them)`;
+    case 'not-drained':
+      return 'the old release has not been confirmed drained (tasks of it may still be running)';
+  }
+}
+
 /** A phase was asked for before its gates were open: migrate before expand finished, contract too early. */
 export class PhaseGateError extends EmcError {
   override readonly name = 'PhaseGateError';
@@ -203,9 +230,9 @@ export class PhaseGateError extends EmcError {
   readonly nextAction: string;
   constructor(
     readonly phase: 'migrate' | 'contract',
-    readonly reasons: readonly string[],
+    readonly reasons: readonly GateReason[],
   ) {
-    super(`${phase === 'migrate' ? 'Migrate' : 'Contract'} refused: ${reasons.join('; ')}.`);
+    super(`${phase === 'migrate' ? 'Migrate' : 'Contract'} refused: ${reasons.map(describeGateReason).join('; ')}.`);
     this.nextAction =
       phase === 'migrate'
         ? 'Run the upgrade from the start (expand first); the database was not touched.'

@@ -10,11 +10,8 @@ import { decodeUtf8, type DecodedText } from './file-text.ts';
 import { forbiddenInAnyStep, lintPhase } from './phase-lint.ts';
 import { psqlMetaCommands, splitStatements } from './sql-statements.ts';
 import { oversizedStatements } from './sql-text-limit.ts';
-import { keysetMigration } from '../steps/keyset-migration.ts';
-import { repeatUntilZeroMigration } from '../steps/repeat-until-zero-migration.ts';
-import { statementByStatementStep } from '../steps/statement-by-statement-step.ts';
+import { ALL_STEP_KINDS } from '../steps/run-steps.ts';
 import type { Step, StepFile } from '../steps/step-kind.ts';
-import { transactionalSchemaStep } from '../steps/transactional-schema-step.ts';
 import { PHASES, stepId, type Catalog, type Phase } from './step.ts';
 
 /** The file in the migrations directory that declares the order of releases. */
@@ -270,25 +267,25 @@ function loadStep(
   return step;
 }
 
+/** What a phase's directives choose between, as the problems asking for a choice name it. */
+const KIND_CHOICE: Readonly<Record<Phase, string>> = { expand: 'step kind', migrate: 'batch strategy', contract: 'step kind' };
+
 /**
- * The step's kind, chosen by its phase and directives, and that kind's part of the validation: expand and contract
- * steps are transactional unless marked `emc:no-transaction`; a migrate step names its batch strategy.
+ * The step's kind, chosen by its phase and directives as each kind declares (`phases`, `selectedBy`), and that kind's
+ * part of the validation: expand and contract steps are transactional unless marked `emc:no-transaction`; a migrate
+ * step names its batch strategy.
  */
 function parseStep(file: StepFile<Phase>): Step | undefined {
   const { phase } = file.common;
-  if (phase !== 'migrate') {
-    const schemaFile = { ...file, common: { ...file.common, phase } };
-    return file.directive('no-transaction') ? statementByStatementStep.parse(schemaFile) : transactionalSchemaStep.parse(schemaFile);
-  }
-  const migrateFile = { ...file, common: { ...file.common, phase } };
-  const keyset = file.directive('keyset');
-  const repeat = file.directive('repeat-until-zero');
-  if (keyset && !repeat) return keysetMigration.parse(migrateFile);
-  if (repeat && !keyset) return repeatUntilZeroMigration.parse(migrateFile);
+  const kinds = ALL_STEP_KINDS.filter((k) => k.phases.includes(phase));
+  const selecting = kinds.flatMap((k) => (k.selectedBy === 'default' ? [] : [{ kind: k, ...k.selectedBy }]));
+  const chosen = selecting.filter((s) => file.directive(s.directive));
+  const kind = chosen.length === 0 ? kinds.find((k) => k.selectedBy === 'default') : chosen.length === 1 ? chosen[0]!.kind : undefined;
+  if (kind) return kind.parse(file);
   file.problem(
-    keyset
-      ? 'choose one batch strategy: "emc:keyset" or "emc:repeat-until-zero", not both'
-      : 'a migrate step must declare its batch strategy: "-- emc:keyset table=<table> key=<column>" or "-- emc:repeat-until-zero"',
+    chosen.length > 1
+      ? `choose one ${KIND_CHOICE[phase]}: ${chosen.map((s) => `"emc:${s.directive}"`).join(' or ')}, not ${chosen.length === 2 ? 'both' : 'several'}`
+      : `a ${phase} step must declare its ${KIND_CHOICE[phase]}: ${selecting.map((s) => `"${s.example}"`).join(' or ')}`,
   );
   return undefined;
 }

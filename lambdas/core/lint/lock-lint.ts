@@ -7,6 +7,8 @@ import { splitStatements, type ParsedStatement } from '../catalog/sql-statements
 import type { Catalog, Phase } from '../catalog/step.ts';
 import { CatalogError, type CatalogProblem } from '../errors.ts';
 import { withPlaceholdersAsParams } from '../sql/named-parameters.ts';
+import { kindOf } from '../steps/run-steps.ts';
+import type { StandaloneStatement } from '../steps/statement-by-statement-step.ts';
 import type { Step } from '../steps/step-kind.ts';
 import { knownLockRule, whyInPhase } from './lock-rules.ts';
 import { runSquawk } from './squawk.ts';
@@ -58,10 +60,10 @@ export function allowLockDirective(rule: string): string {
  */
 function lintLocks(catalog: Catalog, options: { readonly binary?: string } = {}): LockLintReport {
   const steps = catalog.steps.map((step) => readStepForLint(catalog.directory, step));
-  // Every kind but a no-transaction step runs in one transaction (a migration: each batch in one).
+  // squawk judges a file by whether its statements share one transaction (a migration: each batch is one).
   const raw = [
     ...runSquawk(
-      steps.map((s) => ({ text: s.squawkText, transactional: s.step.kind !== 'statement-by-statement' })),
+      steps.map((s) => ({ text: s.squawkText, transactional: kindOf(s.step).transactional })),
       ...(options.binary ? [options.binary] : []),
     ),
     ...steps.flatMap((s, input) => s.emcFindings.map((f) => ({ ...f, input }))),
@@ -94,10 +96,13 @@ function lintLocks(catalog: Catalog, options: { readonly binary?: string } = {})
   return { findings: findings.sort(order), allowed: allowed.sort(order), problems };
 }
 
-/** A named CREATE INDEX CONCURRENTLY is made safe to repeat by the engine itself (an invalid leftover is rebuilt). */
+/**
+ * A named CREATE INDEX CONCURRENTLY is made safe to repeat by the engine itself (an invalid leftover is rebuilt); it
+ * only runs in a step whose statements run one by one.
+ */
 function engineMakesSafe(step: Step, rule: string, line: number): boolean {
-  if (rule !== 'prefer-robust-stmts' || step.kind !== 'statement-by-statement') return false;
-  const statement = step.statements.findLast((s) => s.line <= line);
+  if (rule !== 'prefer-robust-stmts' || kindOf(step).transactional) return false;
+  const statement: StandaloneStatement | undefined = step.statements.findLast((s) => s.line <= line);
   return statement?.concurrentIndex !== undefined;
 }
 
@@ -137,7 +142,7 @@ function readStepForLint(directory: string, step: Step): StepForLint {
  * before it are harmless: they take only SHARE UPDATE EXCLUSIVE, which blocks no read or write.
  */
 function validationsAfterOtherStatements(step: Step, statements: readonly ParsedStatement[]): StepForLint['emcFindings'] {
-  if (step.kind !== 'transactional') return [];
+  if (!kindOf(step).transactional) return [];
   const firstOther = statements.findIndex((s) => !isValidation(s));
   if (firstOther < 0) return [];
   return statements

@@ -1,4 +1,3 @@
-import { unreachable, type Migration } from '../steps/step-kind.ts';
 import type { KeysetMigration } from '../steps/keyset-migration.ts';
 import type { RepeatUntilZeroMigration } from '../steps/repeat-until-zero-migration.ts';
 import { KeysetKeyError } from '../errors.ts';
@@ -216,20 +215,6 @@ export async function repeatUntilZeroSource(client: SqlSession, step: RepeatUnti
     },
     estimateRemaining: async () => undefined,
   };
-}
-
-/** The step's batch strategy as its directive says it, stored with its progress: `keyset table=images key=id`. */
-export function describeStrategy(step: Migration): string {
-  switch (step.kind) {
-    case 'repeat-until-zero':
-      return 'repeat-until-zero';
-    case 'keyset': {
-      const table = step.table.schema ? `${step.table.schema}.${step.table.name}` : step.table.name;
-      return `keyset table=${table} key=${step.keys.join(',')}`;
-    }
-    default:
-      return unreachable(step);
-  }
 }
 
 function quote(identifier: string): string {

@@ -1,4 +1,5 @@
 import type { Catalog } from '../catalog/step.ts';
+import type { GateReason } from '../errors.ts';
 import type { ReadOnlySession } from '../state/engine-transaction.ts';
 import type { Inspection } from './inspect.ts';
 import { pendingRows } from './pending-query.ts';
@@ -13,19 +14,17 @@ export async function contractGates(
   catalog: Catalog,
   inspection: Inspection,
   drainConfirmed: boolean,
-): Promise<string[]> {
-  const reasons: string[] = [];
+): Promise<GateReason[]> {
+  const reasons: GateReason[] = [];
   const { expand, migrate, contract } = inspection.pending;
-  if (expand.length > 0) reasons.push(`expand steps are not applied yet: ${expand.map((s) => s.id).join(', ')}`);
-  if (migrate.length > 0) reasons.push(`migrations are not finished: ${migrate.map((s) => s.id).join(', ')}`);
+  if (expand.length > 0) reasons.push({ kind: 'expand-pending', steps: expand.map((s) => s.id) });
+  if (migrate.length > 0) reasons.push({ kind: 'migrate-unfinished', steps: migrate.map((s) => s.id) });
   const releasesToContract = new Set(contract.map((s) => s.release));
   for (const step of catalog.steps) {
     if (step.phase !== 'migrate' || !releasesToContract.has(step.release) || migrate.includes(step)) continue;
     const rows = await pendingRows(tx, step);
-    if (rows !== undefined && rows > 0) {
-      reasons.push(`${step.id} finished, but its pending query finds ${rows} rows still to migrate (old-release writes after it finished; run the upgrade again and migrate will sweep them)`);
-    }
+    if (rows !== undefined && rows > 0) reasons.push({ kind: 'pending-rows', stepId: step.id, rows });
   }
-  if (!drainConfirmed) reasons.push('the old release has not been confirmed drained (tasks of it may still be running)');
+  if (!drainConfirmed) reasons.push({ kind: 'not-drained' });
   return reasons;
 }

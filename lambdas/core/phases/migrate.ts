@@ -1,11 +1,10 @@
 import type { Catalog } from '../catalog/step.ts';
 import { PhaseGateError, StepFailedError } from '../errors.ts';
-import { describeStrategy } from '../migrate/batch-source.ts';
 import { ensureStateSchema } from '../state/schema.ts';
 import { readAllProgress, reopenProgress, restartProgress } from '../state/migrate-progress.ts';
 import { recordHistory } from '../state/history.ts';
 import { engineBounds } from '../state/engine-transaction.ts';
-import { prepareStep, runSteps, type ReadyStep, type StepResult } from '../steps/run-steps.ts';
+import { kindOf, prepareStep, runSteps, type ReadyStep, type StepResult } from '../steps/run-steps.ts';
 import type { Migration } from '../steps/step-kind.ts';
 import { inspect, partlyRunChanged, refuseChangedMigrateSteps, type Inspection } from './inspect.ts';
 import { pendingRows } from './pending-query.ts';
@@ -53,9 +52,7 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
   const inspection = await reading(ctx, 'reading the upgrade state before migrate', (tx) => inspect(tx, catalog, target));
   refuseChangedMigrateSteps(catalog, inspection, restart);
   if (inspection.pending.expand.length > 0) {
-    throw new PhaseGateError('migrate', [
-      `expand steps are not applied yet: ${inspection.pending.expand.map((s) => s.id).join(', ')}`,
-    ]);
+    throw new PhaseGateError('migrate', [{ kind: 'expand-pending', steps: inspection.pending.expand.map((s) => s.id) }]);
   }
   // Every step's kind checks what it needs of the database before anything is written (a keyset: KeysetKeyError).
   const pending: ReadyStep[] = [];
@@ -110,7 +107,7 @@ async function restartChangedSteps(ctx: RunContext, catalog: Catalog, inspection
     const step = catalog.steps.find((s): s is Migration => s.id === change.stepId && s.phase === 'migrate')!;
     await leased(ctx, `restarting ${step.id} from its first key`, async (tx) => {
       const seen = { checksum: change.progressChecksum, batches: change.batches };
-      if (!(await restartProgress(tx, step, describeStrategy(step), seen))) {
+      if (!(await restartProgress(tx, step, kindOf(step).describe(step), seen))) {
         throw new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run while it was restarted', {
           transactional: true,
         });

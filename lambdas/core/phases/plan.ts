@@ -1,4 +1,5 @@
 import type { Catalog, Phase } from '../catalog/step.ts';
+import { describeGateReason } from '../errors.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
 import { DEFAULT_BOUNDS, readTransaction, type EngineBounds } from '../state/engine-transaction.ts';
 import { currentLease } from '../state/lease.ts';
@@ -31,7 +32,10 @@ export interface Plan {
   };
   /** The first phase with work left, or null when the database is at the target. */
   readonly nextPhase: Phase | null;
-  /** Why contract could not run now, besides the drain (which only the drain gate can tell). */
+  /**
+   * Why contract could not run now besides its pending steps and the drain (which only the drain gate can tell), as
+   * `describeGateReason` sentences.
+   */
   readonly contractBlockedBy: readonly string[];
   /** Checks overridden (`emc:allow-destructive`, `emc:no-pending`) in steps still to run, with their reasons. */
   readonly lintOverrides: readonly { stepId: string; reason: string; findings: readonly string[] }[];
@@ -58,9 +62,10 @@ export async function plan(
     refuseChangedMigrateSteps(catalog, inspection, restartSteps);
     const { expand, migrate, contract } = inspection.pending;
     const lease = (await stateSchemaExists(tx)) ? await currentLease(tx) : undefined;
-    const blockedBy = (await contractGates(tx, catalog, inspection, true)).filter(
-      (r) => !r.startsWith('expand steps') && !r.startsWith('migrations are not'),
-    );
+    // Pending expand and migrate steps are listed above; only what running them would not clear blocks contract.
+    const blockedBy = (await contractGates(tx, catalog, inspection, true))
+      .filter((r) => r.kind !== 'expand-pending' && r.kind !== 'migrate-unfinished')
+      .map(describeGateReason);
     const summary = (s: Step): PlannedStep => ({ stepId: s.id, file: s.file, transactional: kindOf(s).transactional });
     return {
       target: inspection.target,

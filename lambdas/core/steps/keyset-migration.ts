@@ -21,6 +21,13 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 export const keysetMigration: StepKind<KeysetMigration> = {
   kind: 'keyset',
   transactional: true,
+  phases: ['migrate'],
+  selectedBy: { directive: 'keyset', example: '-- emc:keyset table=<table> key=<column>' },
+
+  describe(step) {
+    const table = step.table.schema ? `${step.table.schema}.${step.table.name}` : step.table.name;
+    return `keyset table=${table} key=${step.keys.join(',')}`;
+  },
 
   parse(file) {
     return parseMigration(file, 'keyset', ['from_key', 'to_key'], () => {
@@ -32,7 +39,7 @@ export const keysetMigration: StepKind<KeysetMigration> = {
   async prepare(ctx, step) {
     // The key is checked against the database before anything is written (KeysetKeyError).
     const source = await reading(ctx, `describing the batches of ${step.id}`, (tx) => keysetSource(tx, step));
-    return preparedMigration(ctx, step, source);
+    return preparedMigration(ctx, step, source, keysetMigration.describe(step));
   },
 };
 

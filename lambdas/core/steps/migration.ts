@@ -2,7 +2,7 @@ import { DATA_MODIFYING, writesOfSelect } from '../catalog/parse-tree.ts';
 import type { ParsedStatement } from '../catalog/sql-statements.ts';
 import type { Statement } from '../catalog/step.ts';
 import { MigrateRunawayError, PendingRowsRemainError, StepFailedError } from '../errors.ts';
-import { describeStrategy, type BatchSource } from '../migrate/batch-source.ts';
+import type { BatchSource } from '../migrate/batch-source.ts';
 import { BatchSizeController } from '../migrate/batch-size-controller.ts';
 import { runBatch } from '../migrate/run-batch.ts';
 import { pendingRows } from '../phases/pending-query.ts';
@@ -133,15 +133,16 @@ export function parseMigration<K extends Migration['kind'], T extends object>(
 }
 
 /** A migration over its `BatchSource`: run batches for a budget, and tell what remains. */
-export function preparedMigration(ctx: RunContext, step: Migration, source: BatchSource): PreparedStep {
+/** `strategy`: the kind's `describe` of the step, stored with its progress. */
+export function preparedMigration(ctx: RunContext, step: Migration, source: BatchSource, strategy: string): PreparedStep {
   return {
-    run: (budget) => runMigration(ctx, step, source, budget),
+    run: (budget) => runMigration(ctx, step, source, strategy, budget),
     remaining: async (tx, progress) =>
       (await pendingRows(tx, step)) ?? (await source.estimateRemaining(tx, progress?.keysScanned ?? 0)),
   };
 }
 
-async function runMigration(ctx: RunContext, step: Migration, source: BatchSource, budget: Budget): Promise<StepOutcome> {
+async function runMigration(ctx: RunContext, step: Migration, source: BatchSource, strategy: string, budget: Budget): Promise<StepOutcome> {
   const startedAt = new Date();
   const { deadline, mustProgress } = budget;
   const sizes = new BatchSizeController(
@@ -152,7 +153,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
   let rows = 0;
   let batches = 0;
   try {
-    let progress = await leased(ctx, `starting ${step.id}`, (tx) => startProgress(tx, step, describeStrategy(step)));
+    let progress = await leased(ctx, `starting ${step.id}`, (tx) => startProgress(tx, step, strategy));
     let lastBatchMs = 0;
     while ((mustProgress && batches === 0) || Date.now() + lastBatchMs < deadline) {
       const batchSize = sizes.next;

@@ -17,6 +17,9 @@ export interface RepeatUntilZeroMigration extends MigrationCommon {
 export const repeatUntilZeroMigration: StepKind<RepeatUntilZeroMigration> = {
   kind: 'repeat-until-zero',
   transactional: true,
+  phases: ['migrate'],
+  selectedBy: { directive: 'repeat-until-zero', example: '-- emc:repeat-until-zero' },
+  describe: () => 'repeat-until-zero',
 
   parse(file) {
     return parseMigration(file, 'repeat-until-zero', ['batch_size'], (statement) => ({ tables: tablesNamedBy(statement.node) }));
@@ -24,6 +27,6 @@ export const repeatUntilZeroMigration: StepKind<RepeatUntilZeroMigration> = {
 
   async prepare(ctx, step) {
     const source = await reading(ctx, `describing the batches of ${step.id}`, (tx) => repeatUntilZeroSource(tx, step));
-    return preparedMigration(ctx, step, source);
+    return preparedMigration(ctx, step, source, repeatUntilZeroMigration.describe(step));
   },
 };

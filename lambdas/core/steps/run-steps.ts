@@ -13,6 +13,9 @@ const STEP_KINDS: { readonly [K in Step['kind']]: StepKind<Extract<Step, { kind:
   'repeat-until-zero': repeatUntilZeroMigration,
 };
 
+/** Every kind, in the order load-catalog asks them which one a file is. */
+export const ALL_STEP_KINDS: readonly StepKind<Step>[] = Object.values(STEP_KINDS);
+
 export function kindOf(step: Step): StepKind<Step> {
   return STEP_KINDS[step.kind];
 }

@@ -35,6 +35,9 @@ export interface StatementByStatementStep extends StepCommon {
 export const statementByStatementStep: StepKind<StatementByStatementStep> = {
   kind: 'statement-by-statement',
   transactional: false,
+  phases: ['expand', 'contract'],
+  selectedBy: { directive: 'no-transaction', example: '-- emc:no-transaction' },
+  describe: () => 'no-transaction',
 
   parse(file) {
     const statements: StandaloneStatement[] = [];

@@ -1,4 +1,4 @@
-import type { Directive } from '../catalog/directives.ts';
+import type { Directive, DirectiveName } from '../catalog/directives.ts';
 import type { ParsedStatement, SplitResult } from '../catalog/sql-statements.ts';
 import type { Phase, Statement } from '../catalog/step.ts';
 import type { RunContext } from '../phases/run-context.ts';
@@ -13,10 +13,11 @@ import type { TransactionalSchemaStep } from './transactional-schema-step.ts';
  * A step is one migration file, and each kind of step is a member of the `Step` union with a file of its own in this
  * folder: its data (what the compiled catalog ships) and a `StepKind` (how it is read from its file and how it runs).
  * The runner (`run-steps.ts`) never asks which kind it holds; it calls the kind's `prepare`, then `run` for a budget,
- * and asks it what remains. Adding a kind is one file here (its data type, `parse` and `prepare`), its member in
- * `Step` and its entry in `STEP_KINDS` (the compiler refuses a kind missing from either), where load-catalog chooses
- * it from the file's directives, and one table-driven test file `test/step-kind-<kind>.test.ts` (its cases run by
- * `test/support/step-kind-cases.ts`: checks after expand, migrate and contract, failures, refusals at load).
+ * and asks it what remains. Adding a kind is one file here (its data type, the directive that selects it, `parse`,
+ * `describe` and `prepare`), its member in `Step` and its entry in `STEP_KINDS` (the compiler refuses a kind missing
+ * from either; load-catalog chooses among `STEP_KINDS` by their `phases` and `selectedBy`), and one table-driven test
+ * file `test/step-kind-<kind>.test.ts` (its cases run by `test/support/step-kind-cases.ts`: checks after expand,
+ * migrate and contract, failures, refusals at load).
  */
 export type Step = SchemaStep | Migration;
 /** Expand and contract steps: DDL applied whole. */
@@ -100,6 +101,16 @@ export interface StepKind<S extends Step> {
    * its batches does): the failure's next action and plan's "transaction" column say so.
    */
   readonly transactional: boolean;
+  /** The phases whose files may be of this kind. */
+  readonly phases: readonly S['phase'][];
+  /**
+   * How load-catalog chooses this kind for a file of its phases: the directive that selects it (with a line showing
+   * it, for the problem that asks for one), or `default` for the kind of a file with none of its phases' directives.
+   * A phase has at most one default.
+   */
+  readonly selectedBy: { readonly directive: DirectiveName; readonly example: string } | 'default';
+  /** The step's kind as its file states it (`keyset table=images key=id`): stored with a migration's progress. */
+  describe(step: S): string;
   /**
    * This kind's part of load-catalog's validation: its own directives and statements. Reports every problem through
    * `file.problem`; load-catalog keeps the step only if no problem was reported (undefined: none to keep).
@@ -107,9 +118,4 @@ export interface StepKind<S extends Step> {
   parse(file: StepFile<S['phase']>): S | undefined;
   /** Checks what the step needs of the database before anything is written (e.g. a keyset's index). */
   prepare(ctx: RunContext, step: S): Promise<PreparedStep>;
-}
-
-/** Exhaustiveness: a `switch` over a union that forgets a member does not compile. */
-export function unreachable(value: never): never {
-  throw new Error(`unhandled step kind ${JSON.stringify(value)}`);
 }

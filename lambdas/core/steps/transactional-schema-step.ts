@@ -22,6 +22,9 @@ export interface TransactionalSchemaStep extends StepCommon {
 export const transactionalSchemaStep: StepKind<TransactionalSchemaStep> = {
   kind: 'transactional',
   transactional: true,
+  phases: ['expand', 'contract'],
+  selectedBy: 'default',
+  describe: () => 'transactional',
 
   parse(file) {
     for (const statement of file.statements) {

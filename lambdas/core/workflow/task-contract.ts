@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import '../validation.ts';
-import type { DrainReport } from '../drain/drain-report.ts';
+import { drainReportSchema } from '../drain/drain-report.ts';
 import { resolveSettings, settingsOverridesSchema } from '../settings.ts';
 
 /**
@@ -113,7 +113,8 @@ export const drainResultSchema = z.object({
   summary: z.string(),
   /** ECS: the new task definition per service, pinned at the first poll so a later rollback cannot pass as drained. */
   newTaskDefinitions: z.record(z.string(), z.string()),
-  report: z.custom<DrainReport>((value) => typeof value === 'object' && value !== null),
+  /** What the last poll found (drain/drain-report.ts). */
+  report: drainReportSchema,
 });
 export type DrainTaskResult = z.infer<typeof drainResultSchema>;
 /** What "Start waiting for old release to drain" puts at `$.drain` before the first poll. */
