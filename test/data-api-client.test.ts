@@ -32,6 +32,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { endRun, startRun, upgrade } from './support/engine.ts';
 import { expand } from '../lambdas/core/phases/expand.ts';
 import { migrate } from '../lambdas/core/phases/migrate.ts';
+import { migrate01Catalog } from '../bench/lib/postgres.ts';
 
 const RESOURCE_ARN = 'arn:aws:rds:eu-west-1:123456789012:cluster:emc';
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:emc-abc123';
@@ -43,6 +44,13 @@ const META = { $metadata: {} };
  * ceiling, so that an added call is seen.
  */
 const MIGRATE_CALL_OVERHEAD_CALLS = 85;
+
+/**
+ * The Data API calls of a migrate call that runs one keyset step from its first batch to its end (5 batches), by
+ * operation: the state schema check, the state read, the key check, the step's start, its batches, the pending
+ * query, the step's record and the report.
+ */
+const ONE_KEYSET_STEP_CALLS = { BeginTransaction: 7, CommitTransaction: 7, ExecuteStatement: 29, RollbackTransaction: 0 };
 
 const rejection = (promise: Promise<unknown>) =>
   promise.then(
@@ -699,6 +707,24 @@ describe('over the Data API emulator', () => {
         // The rest of the call: its reads, and each step's start, end of pass and record (see the report).
         const others = total(after) - total(before) - result.batchesThisCall;
         expect(others).toBeLessThanOrEqual(MIGRATE_CALL_OVERHEAD_CALLS);
+        await endRun(ctx);
+      });
+    });
+
+    it('makes a fixed number of calls besides its batches in a migrate call that runs one keyset step to its end', async () => {
+      // Over the Data API every call is a round trip: the calls of a migrate call are pinned, so none grows back unseen.
+      const oneStep = await migrate01Catalog();
+      await overDataApi(async (api, _db, emulator) => {
+        await seedDemoDatabase(api, 300);
+        // 300 rows in fixed batches of 70: four full batches and a last one of 20 keys that ends the pass.
+        const ctx = await startRun(api, 'run-one-step', { batchSize: 70, targetBatchMs: 0 });
+        await expand(ctx, oneStep);
+        const before = emulator.calls;
+        const result = await migrate(ctx, oneStep);
+        const after = emulator.calls;
+        expect(result).toMatchObject({ finished: true, batchesThisCall: 5, stepsFinished: ['bexar_migrate01'] });
+        const calls = Object.fromEntries(Object.entries(after).map(([op, n]) => [op, n - before[op as keyof typeof before]]));
+        expect(calls).toEqual(ONE_KEYSET_STEP_CALLS);
         await endRun(ctx);
       });
     });
