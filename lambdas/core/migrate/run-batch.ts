@@ -1,10 +1,9 @@
 import type { Migration } from '../steps/step-kind.ts';
-import { LeaseBusyError, LeaseLostError, StepFailedError } from '../errors.ts';
-import { reading, type RunContext } from '../phases/run-context.ts';
+import { StepFailedError } from '../errors.ts';
+import { leaseError, type RunContext } from '../phases/run-context.ts';
 import { SqlError } from '../sql/sql-client.ts';
 import type { ProgressRow } from '../state/migrate-progress.ts';
-import { currentLease } from '../state/lease.ts';
-import { BATCH_LEASE_BUSY, BATCH_LEASE_NOT_HELD, BATCH_PROGRESS_MOVED, STATE_SCHEMA } from '../state/schema.ts';
+import { BATCH_PROGRESS_MOVED, STATE_SCHEMA } from '../state/schema.ts';
 import type { BatchSource } from './batch-source.ts';
 
 /**
@@ -72,27 +71,11 @@ export async function runBatch(
 
 /** The engine's own conditions the batch function raises, by SQLSTATE; anything else is the step's (`failStep`). */
 async function batchError(ctx: RunContext, step: Migration, error: unknown): Promise<unknown> {
-  if (!(error instanceof SqlError)) return error;
-  switch (error.sqlState) {
-    case BATCH_LEASE_NOT_HELD: {
-      // Who holds it instead, for the message: one more call, on this failure path only.
-      const lease = await reading(ctx, 'reading the upgrade lease', (tx) => currentLease(tx)).catch(() => undefined);
-      return new LeaseLostError(
-        lease
-          ? `Run ${ctx.runId} does not hold the upgrade lease: ${lease.owner} holds it until ${lease.expiresAt.toISOString()}.`
-          : `Run ${ctx.runId} does not hold the upgrade lease (it expired or was released).`,
-      );
-    }
-    case BATCH_LEASE_BUSY:
-      return new LeaseBusyError(undefined, ctx.settings.lockTimeoutMs, `run ${ctx.runId} could not renew its lease; nothing was written.`, {
-        cause: error,
-      });
-    case BATCH_PROGRESS_MOVED:
-      return new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run during a batch', {
-        cause: error,
-        transactional: true,
-      });
-    default:
-      return error;
+  if (error instanceof SqlError && error.sqlState === BATCH_PROGRESS_MOVED) {
+    return new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run during a batch', {
+      cause: error,
+      transactional: true,
+    });
   }
+  return leaseError(ctx, error);
 }

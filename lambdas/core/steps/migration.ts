@@ -6,12 +6,11 @@ import { describeStrategy, type BatchSource } from '../migrate/batch-source.ts';
 import { BatchSizeController } from '../migrate/batch-size-controller.ts';
 import { runBatch } from '../migrate/run-batch.ts';
 import { pendingRows } from '../phases/pending-query.ts';
-import { leased, reading, type RunContext } from '../phases/run-context.ts';
+import { autocommitted, leased, leasedCall, reading, type RunContext } from '../phases/run-context.ts';
 import { failStep } from '../phases/step-errors.ts';
 import { formatVersion } from '../state/composite-version.ts';
-import { isApplied, readState, recordApplied } from '../state/database-state.ts';
 import { recordHistory } from '../state/history.ts';
-import { markFinished, readProgress, startPass, startProgress, type ProgressRow } from '../state/migrate-progress.ts';
+import { finishMigration, readProgress, startPass, startProgress, type ProgressRow } from '../state/migrate-progress.ts';
 import type { Budget, Migration, PreparedStep, StepCommon, StepFile, StepOutcome } from './step-kind.ts';
 
 /**
@@ -152,7 +151,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
   let rows = 0;
   let batches = 0;
   try {
-    let progress = await leased(ctx, `starting ${step.id}`, (tx) => startProgress(tx, step, describeStrategy(step)));
+    let progress = await leasedCall(ctx, `starting ${step.id}`, (session, lease) => startProgress(session, lease, step, describeStrategy(step)));
     let lastBatchMs = 0;
     while ((mustProgress && batches === 0) || Date.now() + lastBatchMs < deadline) {
       const batchSize = sizes.next;
@@ -177,7 +176,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
       if (batch.passEnded) {
         const version = await finishOrRestartPass(ctx, step, progress, rows, startedAt);
         if (version !== undefined) return { finished: true, rows, batches, version };
-        progress = (await reading(ctx, `reading the progress of ${step.id}`, (tx) => readProgress(tx, step.id)))!;
+        progress = (await readProgress(autocommitted(ctx, `reading the progress of ${step.id}`), step.id))!;
       } else {
         const runaway = source.runaway(progress.passRows, batchSize);
         if (runaway) throw new MigrateRunawayError(step.id, `${runaway} (${step.file})`);
@@ -203,7 +202,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
 
 /**
  * At the end of a pass: if the step's pending query finds no rows (or it has none), the step is finished and
- * recorded as applied in one transaction; returns the version. Otherwise rows are left that the pass did not change:
+ * recorded as applied in one statement (`emc.finish_migration`); returns the version. Otherwise rows are left that the pass did not change:
  * written by the old release behind a keyset cursor, or locked by the application when a batch came by. Another pass
  * starts, after a growing pause, a bounded number of times; returns undefined.
  */
@@ -225,11 +224,8 @@ async function finishOrRestartPass(
     ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: progress.pass + 1 });
     return undefined;
   }
-  return leased(ctx, `recording ${step.id} as applied`, async (tx) => {
-    await markFinished(tx, step.id);
-    // A step reopened after it finished (rows pending again) is applied already: the version stays.
-    const version = (await isApplied(tx, step.id)) ? (await readState(tx)).version : await recordApplied(tx, step, ctx.runId);
-    await recordHistory(tx, { runId: ctx.runId, step, startedAt, rowsAffected: rowsThisCall, outcome: 'succeeded' });
-    return formatVersion(version);
-  });
+  const version = await leasedCall(ctx, `recording ${step.id} as applied`, (session, lease) =>
+    finishMigration(session, lease, { step, runId: ctx.runId, startedAt, rowsAffected: rowsThisCall }),
+  );
+  return formatVersion(version);
 }
