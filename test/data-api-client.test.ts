@@ -50,7 +50,7 @@ const MIGRATE_CALL_OVERHEAD_CALLS = 85;
  * operation: the state schema check, the state read, the key check, the step's start, its batches, the pending
  * query, the step's record and the report.
  */
-const ONE_KEYSET_STEP_CALLS = { BeginTransaction: 5, CommitTransaction: 5, ExecuteStatement: 21, RollbackTransaction: 0 };
+const ONE_KEYSET_STEP_CALLS = { BeginTransaction: 1, CommitTransaction: 1, ExecuteStatement: 13, RollbackTransaction: 0 };
 
 const rejection = (promise: Promise<unknown>) =>
   promise.then(

@@ -14,7 +14,8 @@ import { STATE_SCHEMA } from './schema.ts';
 const LEASE_NAME = 'upgrade';
 
 // Timestamps cross both SQL clients as epoch milliseconds: the Data API returns timestamptz as text without zone.
-const EXPIRES_MS = `(extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms`;
+const EXPIRES_MS_VALUE = `(extract(epoch FROM expires_at) * 1000)::float8`;
+const EXPIRES_MS = `${EXPIRES_MS_VALUE} AS expires_ms`;
 
 /** What an engine function that writes is told, to hold the lease itself (`emc.hold_lease`, state/schema.ts). */
 export interface LeaseHold {
@@ -131,7 +132,7 @@ export function leaseLost(owner: string, holder: Lease | undefined): LeaseLostEr
  * The live lease as a JSON value (`{ owner, expires_ms }`, or null when none is held), for a select list that reads
  * it beside other state in one statement; `leaseFromJson` reads it back.
  */
-export const LEASE_JSON = `(SELECT json_build_object('owner', owner, 'expires_ms', ${EXPIRES_MS.replace(' AS expires_ms', '')})
+export const LEASE_JSON = `(SELECT json_build_object('owner', owner, 'expires_ms', ${EXPIRES_MS_VALUE})
    FROM ${STATE_SCHEMA}.lease WHERE name = '${LEASE_NAME}' AND expires_at > now())`;
 
 export function leaseFromJson(json: { owner: string; expires_ms: number } | null): Lease | undefined {

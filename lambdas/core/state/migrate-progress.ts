@@ -48,15 +48,16 @@ const PROGRESS_ROWS = `SELECT row_to_json(p)::text AS row FROM ${STATE_SCHEMA}.m
 /** Every step's row, by step id. The state schema must exist. */
 export async function readAllProgress(session: SqlSession): Promise<Map<string, ProgressRow>> {
   const progress = await session.query<{ row: string }>(PROGRESS_ROWS);
-  return new Map(progress.rows.map((r) => toProgress(r.row)).map((p) => [p.stepId, p]));
+  return new Map(progress.rows.map((r) => progressFromJson(r.row)).map((p) => [p.stepId, p]));
 }
 
 export async function readProgress(session: SqlSession, stepId: string): Promise<ProgressRow | undefined> {
   const result = await session.query<{ row: string }>(`${PROGRESS_ROWS} WHERE step_id = :step`, { step: stepId });
-  return result.rows[0] && toProgress(result.rows[0].row);
+  return result.rows[0] && progressFromJson(result.rows[0].row);
 }
 
-function toProgress(json: string): ProgressRow {
+/** A row as `row_to_json` gives it (as text). */
+export function progressFromJson(json: string): ProgressRow {
   const r = JSON.parse(json) as ProgressRowJson;
   return {
     stepId: r.step_id,
@@ -91,7 +92,7 @@ export async function startProgress(
     `SELECT ${STATE_SCHEMA}.start_migration(${HOLD}, CAST(:step AS text), CAST(:checksum AS text), CAST(:strategy AS text)) AS row`,
     { ...holdParams(lease), step: step.id, checksum: step.checksum, strategy },
   );
-  return toProgress(result.rows[0]!.row);
+  return progressFromJson(result.rows[0]!.row);
 }
 
 /**
