@@ -33,6 +33,10 @@ import { endRun, startRun, upgrade } from './support/engine.ts';
 import { expand } from '../lambdas/core/phases/expand.ts';
 import { migrate } from '../lambdas/core/phases/migrate.ts';
 import { migrate01Catalog } from '../bench/lib/postgres.ts';
+import { describeStrategy, keysetSource } from '../lambdas/core/migrate/batch-source.ts';
+import { runBatch } from '../lambdas/core/migrate/run-batch.ts';
+import { startProgress } from '../lambdas/core/state/migrate-progress.ts';
+import type { KeysetMigration } from '../lambdas/core/steps/keyset-migration.ts';
 
 const RESOURCE_ARN = 'arn:aws:rds:eu-west-1:123456789012:cluster:emc';
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:emc-abc123';
@@ -641,9 +645,12 @@ describe('over the Data API emulator', () => {
      * A fresh database behind a Data API emulator of its own (the service's default limits: a loaded machine must not
      * turn a slow CREATE INDEX CONCURRENTLY into a timeout), reached through the real SDK and DataApiSqlClient.
      */
-    async function overDataApi(work: (api: DataApiSqlClient, db: TestDatabase, emulator: DataApiEmulator) => Promise<void>): Promise<void> {
+    async function overDataApi(
+      work: (api: DataApiSqlClient, db: TestDatabase, emulator: DataApiEmulator) => Promise<void>,
+      options: { latencyMs?: number } = {},
+    ): Promise<void> {
       const db = await createTestDatabase();
-      const emulator = await startDataApiEmulator({ postgresUrl: db.url });
+      const emulator = await startDataApiEmulator({ postgresUrl: db.url, ...options });
       const sdk = new RDSDataClient({
         endpoint: emulator.endpoint,
         region: 'eu-west-1',
@@ -727,6 +734,38 @@ describe('over the Data API emulator', () => {
         expect(calls).toEqual(ONE_KEYSET_STEP_CALLS);
         await endRun(ctx);
       });
+    });
+
+    it("tells a batch's time outside the database (its round trip), which counts toward the pause before the next batch", async () => {
+      await overDataApi(
+        async (api, db) => {
+          await db.pool.query(`CREATE TABLE nums (id int PRIMARY KEY, v int NOT NULL)`);
+          await db.pool.query(`INSERT INTO nums SELECT g, g FROM generate_series(1, 10) g`);
+          const catalog = await loadCatalog(
+            writeMigrations({
+              'r1/expand01_add_doubled.sql': 'ALTER TABLE nums ADD COLUMN doubled int;\n',
+              'r1/migrate01_double.sql':
+                '-- emc:keyset table=nums key=id\n' +
+                'UPDATE nums SET doubled = v * 2 FROM (SELECT pg_sleep(0.2)) pause WHERE id BETWEEN :from_key AND :to_key;\n',
+            }),
+          );
+          const ctx = await startRun(api, 'run-pause', { batchSize: 100 });
+          await expand(ctx, catalog);
+          const step = catalog.steps.find((s): s is KeysetMigration => s.kind === 'keyset')!;
+          const source = await keysetSource(api, step);
+          const lease = { owner: ctx.runId, ttlSeconds: ctx.settings.leaseTtlSeconds, lockTimeoutMs: ctx.settings.lockTimeoutMs };
+          const progress = await startProgress(api, lease, step, describeStrategy(step));
+          const started = performance.now();
+          const batch = await runBatch(ctx, step, source, progress, 100);
+          const callMs = performance.now() - started;
+          expect(batch).toMatchObject({ ran: true, rows: 10 });
+          // The emulator waits 30 ms before it answers; the 200 ms asleep in the statement are the database's own.
+          expect(batch.outsideDatabaseMs).toBeGreaterThanOrEqual(30);
+          expect(batch.outsideDatabaseMs).toBeLessThan(callMs - 200);
+          await endRun(ctx);
+        },
+        { latencyMs: 30 },
+      );
     });
 
     it('gives up a batch behind an application row lock after lock_timeout, set inside the batch statement', async () => {

@@ -186,9 +186,11 @@ describe('the state tables of an earlier release of the tool', () => {
     await ensureStateSchema(db.client);
     const body = `SELECT prosrc FROM pg_proc WHERE oid = 'emc.run_batch'::regproc`;
     const current = (await db.pool.query(body)).rows[0].prosrc as string;
-    // An earlier release's function under the same signature, and its schema version.
+    // An earlier release's function under the same arguments (without the result column database_ms of version 4),
+    // and its schema version.
     await db.pool.query(`
-      CREATE OR REPLACE FUNCTION emc.run_batch(p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
+      DROP FUNCTION emc.run_batch;
+      CREATE FUNCTION emc.run_batch(p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
           p_step text, p_checksum text, p_previous text, p_pass integer, p_batch_size integer,
           p_range_sql text, p_multi_key boolean, p_statement text,
           OUT ran boolean, OUT batch_rows bigint, OUT batch_keys integer, OUT cursor_after text, OUT last_of_pass boolean)
@@ -207,10 +209,10 @@ describe('the state tables of an earlier release of the tool', () => {
     const functions = `SELECT proname, prosrc FROM pg_proc WHERE pronamespace = 'emc'::regnamespace ORDER BY proname`;
     const current = (await db.pool.query(functions)).rows;
     expect(current.map((f) => f.proname)).toEqual(['finish_migration', 'hold_lease', 'run_batch', 'start_migration']);
-    // Version 3 had the batch function alone, renewing the lease itself.
+    // Version 3 had the batch function alone, renewing the lease itself and without database_ms.
     await db.pool.query(`
-      DROP FUNCTION emc.start_migration, emc.finish_migration;
-      CREATE OR REPLACE FUNCTION emc.run_batch(p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
+      DROP FUNCTION emc.start_migration, emc.finish_migration, emc.run_batch;
+      CREATE FUNCTION emc.run_batch(p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
           p_step text, p_checksum text, p_previous text, p_pass integer, p_batch_size integer,
           p_range_sql text, p_multi_key boolean, p_statement text,
           OUT ran boolean, OUT batch_rows bigint, OUT batch_keys integer, OUT cursor_after text, OUT last_of_pass boolean)

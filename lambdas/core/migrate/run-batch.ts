@@ -6,6 +6,18 @@ import type { ProgressRow } from '../state/migrate-progress.ts';
 import { BATCH_PROGRESS_MOVED, STATE_SCHEMA } from '../state/schema.ts';
 import type { BatchSource } from './batch-source.ts';
 
+export interface BatchOutcome {
+  readonly ran: boolean;
+  readonly rows: number;
+  readonly passEnded: boolean;
+  readonly progress: ProgressRow;
+  /**
+   * The call's time outside the database: this process's time for it less the statement's own (`database_ms`). The
+   * database was not working on this batch meanwhile, so it counts toward the pause before the next one.
+   */
+  readonly outsideDatabaseMs: number;
+}
+
 /**
  * One batch, one statement (one RDS Data API call, autocommitted): the batch function (`run_batch`, state/schema.ts)
  * renews the lease, reads the next key range, runs the user's statement and moves the cursor, all or nothing. The
@@ -22,13 +34,21 @@ export async function runBatch(
   source: BatchSource,
   progress: ProgressRow,
   batchSize: number,
-): Promise<{ ran: boolean; rows: number; passEnded: boolean; progress: ProgressRow }> {
-  let batch: { ran: boolean; batch_rows: number | string; batch_keys: number; cursor_after: string | null; last_of_pass: boolean };
+): Promise<BatchOutcome> {
+  let batch: {
+    ran: boolean;
+    batch_rows: number | string;
+    batch_keys: number;
+    cursor_after: string | null;
+    last_of_pass: boolean;
+    database_ms: number;
+  };
+  const started = performance.now();
   try {
     // Every argument cast: the Data API sends strings as varchar, integers as bigint and NULL untyped, and a function
     // is found by its argument types. The function is named on the first line, which is what a report shows.
     const result = await ctx.client.query<typeof batch>(
-      `SELECT ran, batch_rows, batch_keys, cursor_after, last_of_pass FROM ${STATE_SCHEMA}.run_batch(
+      `SELECT ran, batch_rows, batch_keys, cursor_after, last_of_pass, database_ms FROM ${STATE_SCHEMA}.run_batch(
          CAST(:owner AS text), CAST(:ttl AS integer), CAST(:lock_ms AS integer), CAST(:step AS text),
          CAST(:checksum AS text), CAST(:previous AS text), CAST(:pass AS integer), CAST(:batch_size AS integer),
          CAST(:range_sql AS text), CAST(:multi_key AS boolean), CAST(:statement AS text))`,
@@ -51,13 +71,15 @@ export async function runBatch(
   } catch (error) {
     throw await batchError(ctx, step, error);
   }
-  if (!batch.ran) return { ran: false, rows: 0, passEnded: true, progress };
+  const outsideDatabaseMs = Math.max(0, performance.now() - started - Number(batch.database_ms));
+  if (!batch.ran) return { ran: false, rows: 0, passEnded: true, progress, outsideDatabaseMs };
   const rows = Number(batch.batch_rows);
   const keys = Number(batch.batch_keys);
   return {
     ran: true,
     rows,
     passEnded: batch.last_of_pass || source.endsPass(rows),
+    outsideDatabaseMs,
     progress: {
       ...progress,
       cursor: batch.cursor_after ?? undefined,

@@ -29,6 +29,9 @@ export const BATCH_PROGRESS_MOVED = 'EM003';
  *   is run with `$1` / `$2` the first / last key (text[], cast back by the statement) and `$3` the batch size.
  * - The cursor moves only from `p_previous`, the value the caller read: two runners can never both apply a batch.
  * - A single-column cursor is the key's text; a row key's is the JSON array of its columns' texts.
+ * - `database_ms` is the statement's own time in the database so far (from `statement_timestamp()`): the caller's
+ *   time for the call less this is the round trip, which already leaves the database a gap between two batches
+ *   (`batchPauseMs`). Version 4 added it; a function's result columns cannot be replaced in place, hence the DROP.
  */
 /**
  * The first thing every engine function that writes does: fails unless `p_owner` holds a live lease, and extends
@@ -118,7 +121,8 @@ const BATCH_FUNCTION = `CREATE OR REPLACE FUNCTION ${STATE_SCHEMA}.run_batch(
      p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
      p_step text, p_checksum text, p_previous text, p_pass integer, p_batch_size integer,
      p_range_sql text, p_multi_key boolean, p_statement text,
-     OUT ran boolean, OUT batch_rows bigint, OUT batch_keys integer, OUT cursor_after text, OUT last_of_pass boolean)
+     OUT ran boolean, OUT batch_rows bigint, OUT batch_keys integer, OUT cursor_after text, OUT last_of_pass boolean,
+     OUT database_ms float8)
    LANGUAGE plpgsql VOLATILE AS $fn$
    DECLARE
      first_key text[];
@@ -126,6 +130,7 @@ const BATCH_FUNCTION = `CREATE OR REPLACE FUNCTION ${STATE_SCHEMA}.run_batch(
    BEGIN
      PERFORM ${STATE_SCHEMA}.hold_lease(p_owner, p_ttl_seconds, p_lock_timeout_ms);
      ran := false;
+     database_ms := 0;
      batch_rows := 0;
      batch_keys := 0;
      cursor_after := p_previous;
@@ -137,6 +142,7 @@ const BATCH_FUNCTION = `CREATE OR REPLACE FUNCTION ${STATE_SCHEMA}.run_batch(
               ELSE ARRAY[p_previous] END;
        IF first_key IS NULL THEN
          batch_keys := 0;
+         database_ms := extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000;
          RETURN;
        END IF;
        cursor_after := CASE WHEN p_multi_key THEN to_json(last_key)::text ELSE last_key[1] END;
@@ -153,6 +159,7 @@ const BATCH_FUNCTION = `CREATE OR REPLACE FUNCTION ${STATE_SCHEMA}.run_batch(
          USING ERRCODE = '${BATCH_PROGRESS_MOVED}';
      END IF;
      ran := true;
+     database_ms := extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000;
    END
    $fn$`;
 
@@ -221,8 +228,9 @@ const STATE_DDL = [
      expires_at timestamptz NOT NULL
    )`,
   // Version 3: one migrate batch in one statement (see `BATCH_FUNCTION`). Version 4: the lease held by one function
-  // every writing function calls, and a migrate step's start and end in one statement each.
+  // every writing function calls, a migrate step's start and end in one statement each, and the batch's own time.
   HOLD_LEASE_FUNCTION,
+  `DROP FUNCTION IF EXISTS ${STATE_SCHEMA}.run_batch(text, integer, integer, text, text, text, integer, integer, text, boolean, text)`,
   BATCH_FUNCTION,
   START_MIGRATION_FUNCTION,
   FINISH_MIGRATION_FUNCTION,

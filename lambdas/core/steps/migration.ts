@@ -182,9 +182,12 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
         if (runaway) throw new MigrateRunawayError(step.id, `${runaway} (${step.file})`);
       }
       if (ctx.settings.batchPauseMs > 0) {
+        // batchPauseMs is the database's gap between two batches: the part of the call's round trip spent outside it
+        // (over the Data API, the HTTPS request there and back) already gave it some of that.
+        const pauseMs = Math.max(0, ctx.settings.batchPauseMs - batch.outsideDatabaseMs);
         // No time left for the pause: stop here rather than run the next batches without one.
-        if (Date.now() + ctx.settings.batchPauseMs >= deadline) break;
-        await new Promise((resolve) => setTimeout(resolve, ctx.settings.batchPauseMs));
+        if (Date.now() + pauseMs >= deadline) break;
+        if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
       }
     }
     // A call whose budget ran out before this step's first batch did no work on it: nothing to record.
