@@ -32,6 +32,11 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { endRun, startRun, upgrade } from './support/engine.ts';
 import { expand } from '../lambdas/core/phases/expand.ts';
 import { migrate } from '../lambdas/core/phases/migrate.ts';
+import { migrate01Catalog } from '../bench/lib/postgres.ts';
+import { keysetSource } from '../lambdas/core/migrate/batch-source.ts';
+import { runBatch } from '../lambdas/core/migrate/run-batch.ts';
+import { startProgress } from '../lambdas/core/state/migrate-progress.ts';
+import { keysetMigration, type KeysetMigration } from '../lambdas/core/steps/keyset-migration.ts';
 
 const RESOURCE_ARN = 'arn:aws:rds:eu-west-1:123456789012:cluster:emc';
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:emc-abc123';
@@ -40,9 +45,18 @@ const META = { $metadata: {} };
 /**
  * The Data API calls of one migrate call of the demo release's three migrate steps besides their batches, as counted
  * (the state schema check, the state read, each step's key check, start, pending check and record, the report): a
- * ceiling, so that an added call is seen.
+ * ceiling, so that an added call is seen. 85 before a step's start, its record and migrate's reads became one
+ * statement each.
  */
-const MIGRATE_CALL_OVERHEAD_CALLS = 85;
+const MIGRATE_CALL_OVERHEAD_CALLS = 26;
+
+/**
+ * The Data API calls of a migrate call that runs one keyset step from its first batch to its end (5 batches), by
+ * operation: the state schema check, the state read (with the lease), the key check, the step's start, its 5 batches,
+ * the pending query (a READ ONLY transaction under the engine's statement timeout: begin, limits, query, commit), the
+ * step's record and the report: 10 calls besides the batches (38 before they became one statement each).
+ */
+const ONE_KEYSET_STEP_CALLS = { BeginTransaction: 1, CommitTransaction: 1, ExecuteStatement: 13, RollbackTransaction: 0 };
 
 const rejection = (promise: Promise<unknown>) =>
   promise.then(
@@ -633,9 +647,12 @@ describe('over the Data API emulator', () => {
      * A fresh database behind a Data API emulator of its own (the service's default limits: a loaded machine must not
      * turn a slow CREATE INDEX CONCURRENTLY into a timeout), reached through the real SDK and DataApiSqlClient.
      */
-    async function overDataApi(work: (api: DataApiSqlClient, db: TestDatabase, emulator: DataApiEmulator) => Promise<void>): Promise<void> {
+    async function overDataApi(
+      work: (api: DataApiSqlClient, db: TestDatabase, emulator: DataApiEmulator) => Promise<void>,
+      options: { latencyMs?: number } = {},
+    ): Promise<void> {
       const db = await createTestDatabase();
-      const emulator = await startDataApiEmulator({ postgresUrl: db.url });
+      const emulator = await startDataApiEmulator({ postgresUrl: db.url, ...options });
       const sdk = new RDSDataClient({
         endpoint: emulator.endpoint,
         region: 'eu-west-1',
@@ -701,6 +718,56 @@ describe('over the Data API emulator', () => {
         expect(others).toBeLessThanOrEqual(MIGRATE_CALL_OVERHEAD_CALLS);
         await endRun(ctx);
       });
+    });
+
+    it('makes a fixed number of calls besides its batches in a migrate call that runs one keyset step to its end', async () => {
+      // Over the Data API every call is a round trip: the calls of a migrate call are pinned, so none grows back unseen.
+      const oneStep = await migrate01Catalog();
+      await overDataApi(async (api, _db, emulator) => {
+        await seedDemoDatabase(api, 300);
+        // 300 rows in fixed batches of 70: four full batches and a last one of 20 keys that ends the pass.
+        const ctx = await startRun(api, 'run-one-step', { batchSize: 70, targetBatchMs: 0 });
+        await expand(ctx, oneStep);
+        const before = emulator.calls;
+        const result = await migrate(ctx, oneStep);
+        const after = emulator.calls;
+        expect(result).toMatchObject({ finished: true, batchesThisCall: 5, stepsFinished: ['bexar_migrate01'] });
+        const calls = Object.fromEntries(Object.entries(after).map(([op, n]) => [op, n - before[op as keyof typeof before]]));
+        expect(calls).toEqual(ONE_KEYSET_STEP_CALLS);
+        await endRun(ctx);
+      });
+    });
+
+    it("tells a batch's time outside the database (its round trip), which counts toward the pause before the next batch", async () => {
+      await overDataApi(
+        async (api, db) => {
+          await db.pool.query(`CREATE TABLE nums (id int PRIMARY KEY, v int NOT NULL)`);
+          await db.pool.query(`INSERT INTO nums SELECT g, g FROM generate_series(1, 10) g`);
+          const catalog = await loadCatalog(
+            writeMigrations({
+              'r1/expand01_add_doubled.sql': 'ALTER TABLE nums ADD COLUMN doubled int;\n',
+              'r1/migrate01_double.sql':
+                '-- emc:keyset table=nums key=id\n' +
+                'UPDATE nums SET doubled = v * 2 FROM (SELECT pg_sleep(0.2)) pause WHERE id BETWEEN :from_key AND :to_key;\n',
+            }),
+          );
+          const ctx = await startRun(api, 'run-pause', { batchSize: 100 });
+          await expand(ctx, catalog);
+          const step = catalog.steps.find((s): s is KeysetMigration => s.kind === 'keyset')!;
+          const source = await keysetSource(api, step);
+          const lease = { owner: ctx.runId, ttlSeconds: ctx.settings.leaseTtlSeconds, lockTimeoutMs: ctx.settings.lockTimeoutMs };
+          const progress = await startProgress(api, lease, step, keysetMigration.describe(step));
+          const started = performance.now();
+          const batch = await runBatch(ctx, step, source, progress, 100);
+          const callMs = performance.now() - started;
+          expect(batch).toMatchObject({ ran: true, rows: 10 });
+          // The emulator waits 30 ms before it answers; the 200 ms asleep in the statement are the database's own.
+          expect(batch.outsideDatabaseMs).toBeGreaterThanOrEqual(30);
+          expect(batch.outsideDatabaseMs).toBeLessThan(callMs - 200);
+          await endRun(ctx);
+        },
+        { latencyMs: 30 },
+      );
     });
 
     it('gives up a batch behind an application row lock after lock_timeout, set inside the batch statement', async () => {

@@ -186,9 +186,11 @@ describe('the state tables of an earlier release of the tool', () => {
     await ensureStateSchema(db.client);
     const body = `SELECT prosrc FROM pg_proc WHERE oid = 'emc.run_batch'::regproc`;
     const current = (await db.pool.query(body)).rows[0].prosrc as string;
-    // An earlier release's function under the same signature, and its schema version.
+    // An earlier release's function under the same arguments (without the result column database_ms of version 4),
+    // and its schema version.
     await db.pool.query(`
-      CREATE OR REPLACE FUNCTION emc.run_batch(p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
+      DROP FUNCTION emc.run_batch;
+      CREATE FUNCTION emc.run_batch(p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
           p_step text, p_checksum text, p_previous text, p_pass integer, p_batch_size integer,
           p_range_sql text, p_multi_key boolean, p_statement text,
           OUT ran boolean, OUT batch_rows bigint, OUT batch_keys integer, OUT cursor_after text, OUT last_of_pass boolean)
@@ -198,5 +200,39 @@ describe('the state tables of an earlier release of the tool', () => {
     await ensureStateSchema(db.client);
     expect((await db.pool.query(body)).rows[0].prosrc).toBe(current);
     expect((await db.pool.query(`SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'run_batch'`)).rows[0].n).toBe(1);
+  });
+
+  it('get the functions of this release on a schema of the previous version, and a migrate step runs on them', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    await ensureStateSchema(db.client);
+    const functions = `SELECT proname, prosrc FROM pg_proc WHERE pronamespace = 'emc'::regnamespace ORDER BY proname`;
+    const current = (await db.pool.query(functions)).rows;
+    expect(current.map((f) => f.proname)).toEqual(['finish_migration', 'hold_lease', 'run_batch', 'start_migration']);
+    // Version 3 had the batch function alone, renewing the lease itself and without database_ms.
+    await db.pool.query(`
+      DROP FUNCTION emc.start_migration, emc.finish_migration, emc.run_batch;
+      CREATE FUNCTION emc.run_batch(p_owner text, p_ttl_seconds integer, p_lock_timeout_ms integer,
+          p_step text, p_checksum text, p_previous text, p_pass integer, p_batch_size integer,
+          p_range_sql text, p_multi_key boolean, p_statement text,
+          OUT ran boolean, OUT batch_rows bigint, OUT batch_keys integer, OUT cursor_after text, OUT last_of_pass boolean)
+        LANGUAGE plpgsql AS $$ BEGIN ran := false; END $$;
+      DROP FUNCTION emc.hold_lease;
+      COMMENT ON SCHEMA emc IS 'emc state schema 3';
+    `);
+    await ensureStateSchema(db.client);
+    expect((await db.pool.query(functions)).rows).toEqual(current);
+
+    await db.pool.query(`CREATE TABLE nums (id int PRIMARY KEY, v int NOT NULL, times int NOT NULL DEFAULT 0)`);
+    await db.pool.query(`INSERT INTO nums (id, v) SELECT g, g FROM generate_series(1, 10) g`);
+    const catalog = await catalogWith(2);
+    const ctx = await startRun(db.client, 'upgraded-run', { batchSize: 5 });
+    await expand(ctx, catalog);
+    expect(await migrate(ctx, catalog)).toMatchObject({ finished: true, stepsFinished: ['r1_migrate01'], version: 'r1_expand01' });
+    expect((await timesAndResults(db)).map((r) => [r.times, r.result])).toEqual(Array.from({ length: 10 }, (_, i) => [1, (i + 1) * 2]));
+    expect((await readHistory(db.client)).map((h) => [h.stepId, h.outcome, h.rowsAffected])).toEqual([
+      ['r1_expand01', 'succeeded', undefined],
+      ['r1_migrate01', 'succeeded', 10],
+    ]);
   });
 });

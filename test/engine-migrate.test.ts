@@ -91,6 +91,9 @@ async function progressOf(db: TestDatabase, stepId: string) {
   return result.rows[0];
 }
 
+/** The statement that read the step's progress before its batches: its start (`emc.start_migration`) or a re-read. */
+const progressRead = (previous: string | undefined) => /^\s*SELECT\b[\s\S]*\b(migrate_progress|start_migration)\b/.test(previous ?? '');
+
 describe('keyset batches', () => {
   it('lose nothing and repeat nothing when the connection dies in the middle of a batch', async () => {
     const { db, catalog, engineClient } = await numsDatabase(500, KEYSET_WITH_PAUSE, killable);
@@ -170,7 +173,7 @@ describe('keyset batches', () => {
     const runnerB: RunContext = {
       ...ctx,
       client: new HookedSqlClient(db.client, async ({ indexInTransaction, previous }) => {
-        if (!armed || raced || indexInTransaction !== 0 || !/^\s*SELECT\b[\s\S]*\bmigrate_progress\b/.test(previous ?? '')) return;
+        if (!armed || raced || indexInTransaction !== 0 || !progressRead(previous)) return;
         raced = true;
         expect((await migrate(runnerA, catalog)).batchesThisCall).toBe(1);
       }),
@@ -209,7 +212,6 @@ describe('keyset batches', () => {
     );
     const ctx = await startRun(db.client, 'redeployed-run', { batchSize: 100 });
     await expand(ctx, catalog);
-    const progressRead = (previous: string | undefined) => /^\s*SELECT\b[\s\S]*\bmigrate_progress\b/.test(previous ?? '');
     // A, with the edited file, gets as far as recording its checksum, then dies before its first batch.
     let armedA = false;
     const runnerA: RunContext = {

@@ -26,7 +26,9 @@ describe('a full upgrade of the demo release killed after a statement, before it
     const autocommit = points.filter((s) => !s.inTransaction).length;
     const transactions = new Set(reference.statements.flatMap((s) => (s.transaction === undefined ? [] : [s.transaction])));
     expect(points).toHaveLength(autocommit + transactions.size);
-    expect(transactions.size).toBeGreaterThan(20);
+    // A migrate step's start and end and migrate's reads are autocommitted statements, killed after they ran.
+    expect(transactions.size).toBeGreaterThan(15);
+    expect(autocommit).toBeGreaterThan(15);
 
     const outcomes = await killAtEveryBoundary(reference, 'after');
 

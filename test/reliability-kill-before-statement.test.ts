@@ -103,8 +103,9 @@ describe('the fault injection and the convergence check themselves', () => {
 describe('a full upgrade of the demo release killed before any one of its statements', () => {
   it('converges after every kill point to the uninterrupted result: version, schema, every row, each row changed once', { timeout: 300_000 }, async () => {
     const total = reference.statements.length;
-    // Counted on an uninterrupted run; the figure moves only when the engine's statements change.
-    expect(total).toBeGreaterThan(150);
+    // Counted on an uninterrupted run; the figure moves only when the engine's statements change (125 since a migrate
+    // step's start, its end and migrate's reads are one statement each).
+    expect(total).toBeGreaterThan(120);
 
     const outcomes = await killAtEveryBoundary(reference, 'before');
 

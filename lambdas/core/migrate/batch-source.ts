@@ -123,6 +123,8 @@ async function describeKey(
   table: string,
   keys: readonly string[],
 ): Promise<KeyColumn[]> {
+  // One statement (one call): each key column from the catalog, and whether a btree index leads with them, in order
+  // and in each column's collation (the range query walks it from the cursor).
   const described = await client.query<{
     name: string;
     table_found: boolean;
@@ -130,15 +132,22 @@ async function describeKey(
     type_sql: string | null;
     base_type: string | null;
     not_null: boolean | null;
-    collation: string | null;
+    indexed: boolean;
   }>(
-    `SELECT k.name, to_regclass(:table) IS NOT NULL AS table_found, a.attnum, format_type(a.atttypid, a.atttypmod) AS type_sql,
-            bt.typname AS base_type, a.attnotnull AS not_null, a.attcollation::int8::text AS collation
-     FROM unnest(string_to_array(:keys, ',')) WITH ORDINALITY AS k(name, ord)
-     LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(:table) AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped
-     LEFT JOIN pg_type t ON t.oid = a.atttypid
-     LEFT JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-     ORDER BY k.ord`,
+    `WITH k AS MATERIALIZED (
+       SELECT k.name, k.ord, to_regclass(:table) IS NOT NULL AS table_found, a.attnum, a.attcollation,
+              format_type(a.atttypid, a.atttypmod) AS type_sql, bt.typname AS base_type, a.attnotnull AS not_null
+       FROM unnest(string_to_array(:keys, ',')) WITH ORDINALITY AS k(name, ord)
+       LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(:table) AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped
+       LEFT JOIN pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)
+     SELECT k.name, k.table_found, k.attnum, k.type_sql, k.base_type, k.not_null,
+            EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+                    WHERE i.indrelid = to_regclass(:table) AND i.indisvalid AND i.indpred IS NULL AND am.amname = 'btree'
+                      AND i.indnkeyatts >= (SELECT count(*) FROM k)
+                      AND NOT EXISTS (SELECT 1 FROM k c WHERE c.attnum IS NULL OR i.indkey[c.ord - 1] <> c.attnum
+                                                           OR i.indcollation[c.ord - 1] <> c.attcollation)) AS indexed
+     FROM k ORDER BY k.ord`,
     { table, keys: keys.join(',') },
   );
   const where = `in ${table} (named by "emc:keyset")`;
@@ -158,21 +167,8 @@ async function describeKey(
       problems.push(`key column ${column} ${where} may be NULL: a row whose key is NULL is in no key range and would never be migrated (declare the column NOT NULL, as a primary key is, or choose another key)`);
     }
   }
-  if (problems.length === 0) {
-    // A btree index whose leading columns are the key's, in order and in each column's collation: the range query walks
-    // it from the cursor. Attribute numbers and collation oids come from the catalog, so they are inlined as numbers.
-    const matches = described.rows
-      .map((c, i) => `i.indkey[${i}] = ${Number(c.attnum)} AND i.indcollation[${i}] = ${BigInt(c.collation ?? '0')}`)
-      .join(' AND ');
-    const indexed = await client.query<{ indexed: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
-                      WHERE i.indrelid = to_regclass(:table) AND i.indisvalid AND i.indpred IS NULL AND am.amname = 'btree'
-                        AND i.indnkeyatts >= ${described.rows.length} AND ${matches}) AS indexed`,
-      { table },
-    );
-    if (!indexed.rows[0]?.indexed) {
-      problems.push(`keyset batches need a btree index whose first column${keys.length > 1 ? 's are' : ' is'} ${keys.map(quote).join(', ')} on ${table} (without one every batch scans the table)`);
-    }
+  if (problems.length === 0 && !described.rows[0]?.indexed) {
+    problems.push(`keyset batches need a btree index whose first column${keys.length > 1 ? 's are' : ' is'} ${keys.map(quote).join(', ')} on ${table} (without one every batch scans the table)`);
   }
   if (problems.length > 0) throw new KeysetKeyError(step.id, step.file, problems);
   return described.rows.map((c) => ({ name: c.name, type: c.type_sql!, render: KEY_TYPES[c.base_type!]! }));

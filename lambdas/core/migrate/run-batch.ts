@@ -1,11 +1,22 @@
 import type { Migration } from '../steps/step-kind.ts';
-import { LeaseBusyError, LeaseLostError, StepFailedError } from '../errors.ts';
-import { reading, type RunContext } from '../phases/run-context.ts';
+import { StepFailedError } from '../errors.ts';
+import { leaseError, type RunContext } from '../phases/run-context.ts';
 import { SqlError } from '../sql/sql-client.ts';
 import type { ProgressRow } from '../state/migrate-progress.ts';
-import { currentLease } from '../state/lease.ts';
-import { BATCH_LEASE_BUSY, BATCH_LEASE_NOT_HELD, BATCH_PROGRESS_MOVED, STATE_SCHEMA } from '../state/schema.ts';
+import { BATCH_PROGRESS_MOVED, STATE_SCHEMA } from '../state/schema.ts';
 import type { BatchSource } from './batch-source.ts';
+
+export interface BatchOutcome {
+  readonly ran: boolean;
+  readonly rows: number;
+  readonly passEnded: boolean;
+  readonly progress: ProgressRow;
+  /**
+   * The call's time outside the database: this process's time for it less the statement's own (`database_ms`). The
+   * database was not working on this batch meanwhile, so it counts toward the pause before the next one.
+   */
+  readonly outsideDatabaseMs: number;
+}
 
 /**
  * One batch, one statement (one RDS Data API call, autocommitted): the batch function (`run_batch`, state/schema.ts)
@@ -23,13 +34,21 @@ export async function runBatch(
   source: BatchSource,
   progress: ProgressRow,
   batchSize: number,
-): Promise<{ ran: boolean; rows: number; passEnded: boolean; progress: ProgressRow }> {
-  let batch: { ran: boolean; batch_rows: number | string; batch_keys: number; cursor_after: string | null; last_of_pass: boolean };
+): Promise<BatchOutcome> {
+  let batch: {
+    ran: boolean;
+    batch_rows: number | string;
+    batch_keys: number;
+    cursor_after: string | null;
+    last_of_pass: boolean;
+    database_ms: number;
+  };
+  const started = performance.now();
   try {
     // Every argument cast: the Data API sends strings as varchar, integers as bigint and NULL untyped, and a function
     // is found by its argument types. The function is named on the first line, which is what a report shows.
     const result = await ctx.client.query<typeof batch>(
-      `SELECT ran, batch_rows, batch_keys, cursor_after, last_of_pass FROM ${STATE_SCHEMA}.run_batch(
+      `SELECT ran, batch_rows, batch_keys, cursor_after, last_of_pass, database_ms FROM ${STATE_SCHEMA}.run_batch(
          CAST(:owner AS text), CAST(:ttl AS integer), CAST(:lock_ms AS integer), CAST(:step AS text),
          CAST(:checksum AS text), CAST(:previous AS text), CAST(:pass AS integer), CAST(:batch_size AS integer),
          CAST(:range_sql AS text), CAST(:multi_key AS boolean), CAST(:statement AS text))`,
@@ -52,13 +71,15 @@ export async function runBatch(
   } catch (error) {
     throw await batchError(ctx, step, error);
   }
-  if (!batch.ran) return { ran: false, rows: 0, passEnded: true, progress };
+  const outsideDatabaseMs = Math.max(0, performance.now() - started - Number(batch.database_ms));
+  if (!batch.ran) return { ran: false, rows: 0, passEnded: true, progress, outsideDatabaseMs };
   const rows = Number(batch.batch_rows);
   const keys = Number(batch.batch_keys);
   return {
     ran: true,
     rows,
     passEnded: batch.last_of_pass || source.endsPass(rows),
+    outsideDatabaseMs,
     progress: {
       ...progress,
       cursor: batch.cursor_after ?? undefined,
@@ -72,27 +93,11 @@ export async function runBatch(
 
 /** The engine's own conditions the batch function raises, by SQLSTATE; anything else is the step's (`failStep`). */
 async function batchError(ctx: RunContext, step: Migration, error: unknown): Promise<unknown> {
-  if (!(error instanceof SqlError)) return error;
-  switch (error.sqlState) {
-    case BATCH_LEASE_NOT_HELD: {
-      // Who holds it instead, for the message: one more call, on this failure path only.
-      const lease = await reading(ctx, 'reading the upgrade lease', (tx) => currentLease(tx)).catch(() => undefined);
-      return new LeaseLostError(
-        lease
-          ? `Run ${ctx.runId} does not hold the upgrade lease: ${lease.owner} holds it until ${lease.expiresAt.toISOString()}.`
-          : `Run ${ctx.runId} does not hold the upgrade lease (it expired or was released).`,
-      );
-    }
-    case BATCH_LEASE_BUSY:
-      return new LeaseBusyError(undefined, ctx.settings.lockTimeoutMs, `run ${ctx.runId} could not renew its lease; nothing was written.`, {
-        cause: error,
-      });
-    case BATCH_PROGRESS_MOVED:
-      return new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run during a batch', {
-        cause: error,
-        transactional: true,
-      });
-    default:
-      return error;
+  if (error instanceof SqlError && error.sqlState === BATCH_PROGRESS_MOVED) {
+    return new StepFailedError(step.id, '', undefined, 'its migrate progress was changed by another run during a batch', {
+      cause: error,
+      transactional: true,
+    });
   }
+  return leaseError(ctx, error);
 }

@@ -19,8 +19,13 @@ export interface Inspection {
  * not a prefix of the catalog (a step inserted before an applied one) are refused. Read-only.
  */
 export async function inspect(session: SqlSession, catalog: Catalog, target?: string): Promise<Inspection> {
+  resolveTarget(catalog, target);
+  return inspectState(await readState(session), catalog, target);
+}
+
+/** `inspect` of a state already read. */
+export function inspectState(state: DatabaseState, catalog: Catalog, target?: string): Inspection {
   const release = resolveTarget(catalog, target);
-  const state = await readState(session);
   const byId = new Map(catalog.steps.map((s) => [s.id, s]));
 
   const unknown = state.applied.filter((a) => !byId.has(a.stepId)).map((a) => a.stepId);

@@ -1,14 +1,16 @@
 import type { Catalog } from '../catalog/step.ts';
 import { PhaseGateError, StepFailedError } from '../errors.ts';
 import { ensureStateSchema } from '../state/schema.ts';
-import { readAllProgress, reopenProgress, restartProgress } from '../state/migrate-progress.ts';
+import { readStateAndLease } from '../state/database-state.ts';
+import { leaseLost } from '../state/lease.ts';
+import { readAllProgress, reopenProgress, restartProgress, type ProgressRow } from '../state/migrate-progress.ts';
 import { recordHistory } from '../state/history.ts';
 import { engineBounds } from '../state/engine-transaction.ts';
 import { kindOf, prepareStep, runSteps, type ReadyStep, type StepResult } from '../steps/run-steps.ts';
 import type { Migration } from '../steps/step-kind.ts';
-import { inspect, partlyRunChanged, refuseChangedMigrateSteps, type Inspection } from './inspect.ts';
+import { inspectState, partlyRunChanged, refuseChangedMigrateSteps, type Inspection } from './inspect.ts';
 import { pendingRows } from './pending-query.ts';
-import { leased, reading, type RunContext } from './run-context.ts';
+import { autocommitted, leased, reading, type RunContext } from './run-context.ts';
 
 export interface MigrateStepProgress {
   readonly stepId: string;
@@ -49,7 +51,9 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
   const started = Date.now();
   await ensureStateSchema(ctx.client, engineBounds(ctx.settings));
   const restart = options.restartSteps ?? [];
-  const inspection = await reading(ctx, 'reading the upgrade state before migrate', (tx) => inspect(tx, catalog, target));
+  // The state and the lease in one autocommitted statement: one snapshot, one call.
+  const { state, lease } = await readStateAndLease(autocommitted(ctx, 'reading the upgrade state before migrate'));
+  const inspection = inspectState(state, catalog, target);
   refuseChangedMigrateSteps(catalog, inspection, restart);
   if (inspection.pending.expand.length > 0) {
     throw new PhaseGateError('migrate', [{ kind: 'expand-pending', steps: inspection.pending.expand.map((s) => s.id) }]);
@@ -57,8 +61,10 @@ export async function migrate(ctx: RunContext, catalog: Catalog, target?: string
   // Every step's kind checks what it needs of the database before anything is written (a keyset: KeysetKeyError).
   const pending: ReadyStep[] = [];
   for (const step of inspection.pending.migrate) pending.push(await prepareStep(ctx, step));
-  // Before the first write (progress rows, reopened steps): a run without the lease must change nothing.
-  await leased(ctx, 'checking the lease before migrate', async () => {});
+  // Before the first write (progress rows, reopened steps): a run without the lease must change nothing. The lease was
+  // read with the state, so this costs no call; a lease lost since then is refused by the write itself, since every
+  // write renews it first (a `leased` transaction, or an engine function holding it: `emc.hold_lease`).
+  if (lease?.owner !== ctx.runId) throw leaseLost(ctx.runId, lease);
   await restartChangedSteps(ctx, catalog, inspection, restart);
   const reopened: ReadyStep[] = [];
   for (const step of await reopenedSteps(ctx, catalog, inspection)) reopened.push(await prepareStep(ctx, step));
@@ -126,25 +132,37 @@ async function restartChangedSteps(ctx: RunContext, catalog: Catalog, inspection
 }
 
 /**
- * Each step's report after this call: its progress row, and what remains of it (0 once finished). One read-only
- * transaction for all of them: on the Data API each transaction costs two calls besides its statements.
+ * Each step's report after this call: its progress row, and what remains of it (0 once finished). When every step
+ * finished, nothing remains to ask: the rows are one autocommitted read. Otherwise one read-only transaction for all
+ * of them, where the pending queries run (on the Data API each transaction costs two calls besides its statements).
  */
 async function describeProgress(ctx: RunContext, results: readonly StepResult[]): Promise<MigrateStepProgress[]> {
-  return reading(ctx, 'reading the progress of the migrate steps', async (tx) => {
-    const rows = await readAllProgress(tx);
-    const described: MigrateStepProgress[] = [];
-    for (const { step, prepared, finished } of results) {
-      const progress = rows.get(step.id);
-      const remaining = finished ? 0 : await prepared.remaining(tx, progress);
-      described.push({
-        stepId: step.id,
-        rowsDone: progress?.rowsDone ?? 0,
-        remaining: remaining ?? null,
-        cursor: progress?.cursor ?? null,
-        batches: progress?.batches ?? 0,
-        finished,
-      });
-    }
-    return described;
-  });
+  const what = 'reading the progress of the migrate steps';
+  if (results.every((r) => r.finished)) return describe(await readAllProgress(autocommitted(ctx, what)), results, async () => 0);
+  return reading(ctx, what, async (tx) =>
+    describe(await readAllProgress(tx), results, async ({ prepared, finished }, progress) =>
+      finished ? 0 : prepared.remaining(tx, progress),
+    ),
+  );
+}
+
+async function describe(
+  rows: ReadonlyMap<string, ProgressRow>,
+  results: readonly StepResult[],
+  remainingOf: (result: StepResult, progress: ProgressRow | undefined) => Promise<number | undefined>,
+): Promise<MigrateStepProgress[]> {
+  const described: MigrateStepProgress[] = [];
+  for (const result of results) {
+    const progress = rows.get(result.step.id);
+    const remaining = await remainingOf(result, progress);
+    described.push({
+      stepId: result.step.id,
+      rowsDone: progress?.rowsDone ?? 0,
+      remaining: remaining ?? null,
+      cursor: progress?.cursor ?? null,
+      batches: progress?.batches ?? 0,
+      finished: result.finished,
+    });
+  }
+  return described;
 }

@@ -1,4 +1,5 @@
-import type { SqlClient } from '../sql/sql-client.ts';
+import { LeaseBusyError } from '../errors.ts';
+import { SqlError, type SqlClient } from '../sql/sql-client.ts';
 import type { UpgradeSettings } from '../settings.ts';
 import {
   boundSession,
@@ -7,7 +8,8 @@ import {
   type BoundedSession,
   type ReadOnlySession,
 } from '../state/engine-transaction.ts';
-import { renewLease } from '../state/lease.ts';
+import { currentLease, leaseLost, renewLease, type LeaseHold } from '../state/lease.ts';
+import { BATCH_LEASE_BUSY, BATCH_LEASE_NOT_HELD } from '../state/schema.ts';
 
 /** An event the engine reports while it works; the Lambda handlers log them, the CLI prints them. */
 export type EngineEvent =
@@ -57,4 +59,53 @@ export function leased<T>(ctx: RunContext, what: string, work: (tx: BoundedSessi
     await renewLease(tx, ctx.runId, ctx.settings.leaseTtlSeconds, bounds);
     return work(boundSession(tx, bounds.statementTimeoutMs, what));
   });
+}
+
+/**
+ * Engine statements run one by one, each autocommitted (one RDS Data API call, where a transaction costs two more):
+ * for statements that read one snapshot or write all or nothing on their own. Each is bounded by
+ * `engineStatementTimeoutMs` where the client arms it before the call (node-postgres) and by the Data API's 45 s call
+ * limit on Aurora (`QueryOptions.statementTimeoutMs`), and a timeout fails as `EngineTimeoutError` naming `what`. Only
+ * for the engine's own statements on its state tables and the catalog, whose only long wait could be a lock: a
+ * pending query, the user's SQL, runs in `reading`, under the statement timeout and READ ONLY on every client.
+ */
+export function autocommitted(ctx: Pick<RunContext, 'client' | 'settings'>, what: string): BoundedSession {
+  const statementTimeoutMs = ctx.settings.engineStatementTimeoutMs;
+  return boundSession({ query: (sql, params) => ctx.client.query(sql, params, { statementTimeoutMs }) }, statementTimeoutMs, what);
+}
+
+/**
+ * Engine writes as ONE autocommitted statement calling an engine function that holds the lease first
+ * (`emc.hold_lease`): one call instead of a `leased` transaction's three or more. `work` must make exactly one such
+ * call. A run whose lease was taken over writes nothing: the function raises before it writes, and that is thrown as
+ * `LeaseLostError` (or `LeaseBusyError` when the lease row stayed locked), as `leased` throws them.
+ */
+export async function leasedCall<T>(ctx: RunContext, what: string, work: (session: BoundedSession, lease: LeaseHold) => Promise<T>): Promise<T> {
+  try {
+    return await work(autocommitted(ctx, what), {
+      owner: ctx.runId,
+      ttlSeconds: ctx.settings.leaseTtlSeconds,
+      lockTimeoutMs: ctx.settings.lockTimeoutMs,
+    });
+  } catch (error) {
+    throw await leaseError(ctx, error);
+  }
+}
+
+/** The lease conditions `emc.hold_lease` raises, by SQLSTATE, as the engine's errors; any other error unchanged. */
+export async function leaseError(ctx: RunContext, error: unknown): Promise<unknown> {
+  if (!(error instanceof SqlError)) return error;
+  switch (error.sqlState) {
+    case BATCH_LEASE_NOT_HELD: {
+      // Who holds it instead, for the message: one more call, on this failure path only.
+      const holder = await reading(ctx, 'reading the upgrade lease', (tx) => currentLease(tx)).catch(() => undefined);
+      return leaseLost(ctx.runId, holder);
+    }
+    case BATCH_LEASE_BUSY:
+      return new LeaseBusyError(undefined, ctx.settings.lockTimeoutMs, `run ${ctx.runId} could not renew its lease; nothing was written.`, {
+        cause: error,
+      });
+    default:
+      return error;
+  }
 }

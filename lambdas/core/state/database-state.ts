@@ -2,7 +2,8 @@ import type { Phase } from '../catalog/step.ts';
 import type { Step } from '../steps/step-kind.ts';
 import type { SqlSession } from '../sql/sql-client.ts';
 import { formatVersion, type CompositeVersion } from './composite-version.ts';
-import { readAllProgress, type ProgressRow } from './migrate-progress.ts';
+import { leaseFromJson, LEASE_JSON, type Lease } from './lease.ts';
+import { progressFromJson, type ProgressRow } from './migrate-progress.ts';
 import { STATE_SCHEMA, stateSchemaExists } from './schema.ts';
 
 export interface AppliedStep {
@@ -29,17 +30,37 @@ export const EMPTY_STATE: DatabaseState = {
 /** Reads the state; a database the tool never touched reads as empty (and is not changed). */
 export async function readState(session: SqlSession): Promise<DatabaseState> {
   if (!(await stateSchemaExists(session))) return EMPTY_STATE;
-  const version = await session.query<{ expand_step: string | null; contract_step: string | null }>(
-    `SELECT expand_step, contract_step FROM ${STATE_SCHEMA}.version`,
+  return (await readStateAndLease(session)).state;
+}
+
+/**
+ * The state and the live lease (undefined when none is held), in ONE statement: one snapshot, and one RDS Data API
+ * call when it runs on its own. The state schema must exist. Progress rows are read through `row_to_json`, so a
+ * schema of an earlier version (read-only callers do not upgrade it) reads too.
+ */
+export async function readStateAndLease(session: SqlSession): Promise<{ state: DatabaseState; lease: Lease | undefined }> {
+  const result = await session.query<{ state: string }>(
+    `SELECT json_build_object(
+       'version', (SELECT json_build_object('expand_step', expand_step, 'contract_step', contract_step) FROM ${STATE_SCHEMA}.version),
+       'applied', (SELECT coalesce(json_agg(json_build_object('step_id', step_id, 'phase', phase, 'checksum', checksum, 'run_id', run_id)
+                                            ORDER BY applied_at, step_id), '[]')
+                   FROM ${STATE_SCHEMA}.applied_step),
+       'progress', (SELECT coalesce(json_agg(row_to_json(p)::text), '[]') FROM ${STATE_SCHEMA}.migrate_progress p),
+       'lease', ${LEASE_JSON})::text AS state`,
   );
-  const applied = await session.query<{ step_id: string; phase: Phase; checksum: string; run_id: string }>(
-    `SELECT step_id, phase, checksum, run_id FROM ${STATE_SCHEMA}.applied_step ORDER BY applied_at, step_id`,
-  );
-  const row = version.rows[0];
+  const read = JSON.parse(result.rows[0]!.state) as {
+    version: { expand_step: string | null; contract_step: string | null } | null;
+    applied: { step_id: string; phase: Phase; checksum: string; run_id: string }[];
+    progress: string[];
+    lease: Parameters<typeof leaseFromJson>[0];
+  };
   return {
-    version: { expand: row?.expand_step ?? undefined, contract: row?.contract_step ?? undefined },
-    applied: applied.rows.map((r) => ({ stepId: r.step_id, phase: r.phase, checksum: r.checksum, runId: r.run_id })),
-    progress: await readAllProgress(session),
+    state: {
+      version: { expand: read.version?.expand_step ?? undefined, contract: read.version?.contract_step ?? undefined },
+      applied: read.applied.map((r) => ({ stepId: r.step_id, phase: r.phase, checksum: r.checksum, runId: r.run_id })),
+      progress: new Map(read.progress.map(progressFromJson).map((p) => [p.stepId, p])),
+    },
+    lease: leaseFromJson(read.lease),
   };
 }
 

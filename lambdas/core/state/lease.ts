@@ -14,7 +14,15 @@ import { STATE_SCHEMA } from './schema.ts';
 const LEASE_NAME = 'upgrade';
 
 // Timestamps cross both SQL clients as epoch milliseconds: the Data API returns timestamptz as text without zone.
-const EXPIRES_MS = `(extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms`;
+const EXPIRES_MS_VALUE = `(extract(epoch FROM expires_at) * 1000)::float8`;
+const EXPIRES_MS = `${EXPIRES_MS_VALUE} AS expires_ms`;
+
+/** What an engine function that writes is told, to hold the lease itself (`emc.hold_lease`, state/schema.ts). */
+export interface LeaseHold {
+  readonly owner: string;
+  readonly ttlSeconds: number;
+  readonly lockTimeoutMs: number;
+}
 
 export interface Lease {
   readonly owner: string;
@@ -108,14 +116,27 @@ export async function renewLease(
       cause: error,
     });
   }
-  if (renewed !== 1) {
-    const holder = await currentLease(session);
-    throw new LeaseLostError(
-      holder
-        ? `Run ${owner} does not hold the upgrade lease: ${holder.owner} holds it until ${holder.expiresAt.toISOString()}.`
-        : `Run ${owner} does not hold the upgrade lease (it expired or was released).`,
-    );
-  }
+  if (renewed !== 1) throw leaseLost(owner, await currentLease(session));
+}
+
+/** `LeaseLostError` for `owner`, naming the live `holder` if there is one. */
+export function leaseLost(owner: string, holder: Lease | undefined): LeaseLostError {
+  return new LeaseLostError(
+    holder
+      ? `Run ${owner} does not hold the upgrade lease: ${holder.owner} holds it until ${holder.expiresAt.toISOString()}.`
+      : `Run ${owner} does not hold the upgrade lease (it expired or was released).`,
+  );
+}
+
+/**
+ * The live lease as a JSON value (`{ owner, expires_ms }`, or null when none is held), for a select list that reads
+ * it beside other state in one statement; `leaseFromJson` reads it back.
+ */
+export const LEASE_JSON = `(SELECT json_build_object('owner', owner, 'expires_ms', ${EXPIRES_MS_VALUE})
+   FROM ${STATE_SCHEMA}.lease WHERE name = '${LEASE_NAME}' AND expires_at > now())`;
+
+export function leaseFromJson(json: { owner: string; expires_ms: number } | null): Lease | undefined {
+  return json ? { owner: json.owner, expiresAt: new Date(json.expires_ms) } : undefined;
 }
 
 /** Releases the lease if `owner` holds it; a no-op otherwise (safe to call from every failure path). */

@@ -1,4 +1,6 @@
 import type { SqlSession } from '../sql/sql-client.ts';
+import type { CompositeVersion } from './composite-version.ts';
+import type { LeaseHold } from './lease.ts';
 import { STATE_SCHEMA } from './schema.ts';
 
 /**
@@ -46,15 +48,16 @@ const PROGRESS_ROWS = `SELECT row_to_json(p)::text AS row FROM ${STATE_SCHEMA}.m
 /** Every step's row, by step id. The state schema must exist. */
 export async function readAllProgress(session: SqlSession): Promise<Map<string, ProgressRow>> {
   const progress = await session.query<{ row: string }>(PROGRESS_ROWS);
-  return new Map(progress.rows.map((r) => toProgress(r.row)).map((p) => [p.stepId, p]));
+  return new Map(progress.rows.map((r) => progressFromJson(r.row)).map((p) => [p.stepId, p]));
 }
 
 export async function readProgress(session: SqlSession, stepId: string): Promise<ProgressRow | undefined> {
   const result = await session.query<{ row: string }>(`${PROGRESS_ROWS} WHERE step_id = :step`, { step: stepId });
-  return result.rows[0] && toProgress(result.rows[0].row);
+  return result.rows[0] && progressFromJson(result.rows[0].row);
 }
 
-function toProgress(json: string): ProgressRow {
+/** A row as `row_to_json` gives it (as text). */
+export function progressFromJson(json: string): ProgressRow {
   const r = JSON.parse(json) as ProgressRowJson;
   return {
     stepId: r.step_id,
@@ -70,24 +73,62 @@ function toProgress(json: string): ProgressRow {
   };
 }
 
+// Every argument cast: the Data API sends strings as varchar, integers as bigint and NULL untyped, and a function is
+// found by its argument types.
+const HOLD = `CAST(:owner AS text), CAST(:ttl AS integer), CAST(:lock_ms AS integer)`;
+const holdParams = (lease: LeaseHold) => ({ owner: lease.owner, ttl: lease.ttlSeconds, lock_ms: lease.lockTimeoutMs });
+
 /**
- * The step's row before its batches of this call, created if absent. A row takes the file's checksum (and strategy)
- * while it has no committed batch, or when it has none recorded: inspect refused every unapplied step whose batches
- * ran with another file or an unrecorded one (unless restartSteps reset it), so that is an applied step reopened by
- * an earlier release of the tool, whose file the drift check compared with the applied one.
+ * The step's row before its batches of this call, created if absent, in one statement that holds the lease first
+ * (`emc.start_migration`, state/schema.ts, says which checksum the row takes).
  */
 export async function startProgress(
-  tx: SqlSession,
+  session: SqlSession,
+  lease: LeaseHold,
   step: { readonly id: string; readonly checksum: string },
   strategy: string,
 ): Promise<ProgressRow> {
-  await tx.query(
-    `INSERT INTO ${STATE_SCHEMA}.migrate_progress AS p (step_id, checksum, strategy) VALUES (:step, :checksum, :strategy)
-     ON CONFLICT (step_id) DO UPDATE SET checksum = excluded.checksum, strategy = excluded.strategy
-     WHERE (p.batches = 0 OR p.checksum IS NULL) AND p.checksum IS DISTINCT FROM excluded.checksum`,
-    { step: step.id, checksum: step.checksum, strategy },
+  const result = await session.query<{ row: string }>(
+    `SELECT ${STATE_SCHEMA}.start_migration(${HOLD}, CAST(:step AS text), CAST(:checksum AS text), CAST(:strategy AS text)) AS row`,
+    { ...holdParams(lease), step: step.id, checksum: step.checksum, strategy },
   );
-  return (await readProgress(tx, step.id))!;
+  return progressFromJson(result.rows[0]!.row);
+}
+
+/**
+ * A migrate step found finished (its pending query found no row): its progress marked finished, the step recorded
+ * applied and its `succeeded` history row, in one statement that holds the lease first (`emc.finish_migration`).
+ * Returns the composite version then (a migrate step moves neither head).
+ */
+export async function finishMigration(
+  session: SqlSession,
+  lease: LeaseHold,
+  entry: {
+    readonly step: { readonly id: string; readonly release: string; readonly number: number; readonly checksum: string };
+    readonly runId: string;
+    readonly startedAt: Date;
+    readonly rowsAffected: number;
+  },
+): Promise<CompositeVersion> {
+  const result = await session.query<{ expand_head: string | null; contract_head: string | null }>(
+    `SELECT expand_head, contract_head FROM ${STATE_SCHEMA}.finish_migration(${HOLD},
+       CAST(:step AS text), CAST(:release AS text), CAST(:number AS integer), CAST(:checksum AS text), CAST(:run AS text),
+       CAST(:started AS bigint), CAST(:finished AS bigint), CAST(:rows AS bigint))`,
+    {
+      ...holdParams(lease),
+      step: entry.step.id,
+      release: entry.step.release,
+      number: entry.step.number,
+      checksum: entry.step.checksum,
+      run: entry.runId,
+      started: entry.startedAt.getTime(),
+      // Start and finish both come from this process's clock, as recordHistory takes them.
+      finished: Date.now(),
+      rows: entry.rowsAffected,
+    },
+  );
+  const row = result.rows[0]!;
+  return { expand: row.expand_head ?? undefined, contract: row.contract_head ?? undefined };
 }
 
 /** A finished step gets another series of passes from the first key (rows were found pending again). */
@@ -125,10 +166,4 @@ export async function startPass(tx: SqlSession, stepId: string, pass: number): P
     `UPDATE ${STATE_SCHEMA}.migrate_progress SET cursor = NULL, pass = :pass, pass_rows = 0, updated_at = now() WHERE step_id = :step`,
     { step: stepId, pass },
   );
-}
-
-export async function markFinished(tx: SqlSession, stepId: string): Promise<void> {
-  await tx.query(`UPDATE ${STATE_SCHEMA}.migrate_progress SET finished = true, updated_at = now() WHERE step_id = :step`, {
-    step: stepId,
-  });
 }

@@ -1,6 +1,6 @@
 import type { Directive } from '../catalog/directives.ts';
 import { keysetSource } from '../migrate/batch-source.ts';
-import { reading } from '../phases/run-context.ts';
+import { autocommitted } from '../phases/run-context.ts';
 import { parseMigration, preparedMigration, type MigrationCommon } from './migration.ts';
 import type { StepKind } from './step-kind.ts';
 
@@ -38,7 +38,7 @@ export const keysetMigration: StepKind<KeysetMigration> = {
 
   async prepare(ctx, step) {
     // The key is checked against the database before anything is written (KeysetKeyError).
-    const source = await reading(ctx, `describing the batches of ${step.id}`, (tx) => keysetSource(tx, step));
+    const source = await keysetSource(autocommitted(ctx, `describing the batches of ${step.id}`), step);
     return preparedMigration(ctx, step, source, keysetMigration.describe(step));
   },
 };

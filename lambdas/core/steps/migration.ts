@@ -6,12 +6,11 @@ import type { BatchSource } from '../migrate/batch-source.ts';
 import { BatchSizeController } from '../migrate/batch-size-controller.ts';
 import { runBatch } from '../migrate/run-batch.ts';
 import { pendingRows } from '../phases/pending-query.ts';
-import { leased, reading, type RunContext } from '../phases/run-context.ts';
+import { autocommitted, leased, leasedCall, reading, type RunContext } from '../phases/run-context.ts';
 import { failStep } from '../phases/step-errors.ts';
 import { formatVersion } from '../state/composite-version.ts';
-import { isApplied, readState, recordApplied } from '../state/database-state.ts';
 import { recordHistory } from '../state/history.ts';
-import { markFinished, readProgress, startPass, startProgress, type ProgressRow } from '../state/migrate-progress.ts';
+import { finishMigration, readProgress, startPass, startProgress, type ProgressRow } from '../state/migrate-progress.ts';
 import type { Budget, Migration, PreparedStep, StepCommon, StepFile, StepOutcome } from './step-kind.ts';
 
 /**
@@ -153,7 +152,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
   let rows = 0;
   let batches = 0;
   try {
-    let progress = await leased(ctx, `starting ${step.id}`, (tx) => startProgress(tx, step, strategy));
+    let progress = await leasedCall(ctx, `starting ${step.id}`, (session, lease) => startProgress(session, lease, step, strategy));
     let lastBatchMs = 0;
     while ((mustProgress && batches === 0) || Date.now() + lastBatchMs < deadline) {
       const batchSize = sizes.next;
@@ -178,15 +177,18 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
       if (batch.passEnded) {
         const version = await finishOrRestartPass(ctx, step, progress, rows, startedAt);
         if (version !== undefined) return { finished: true, rows, batches, version };
-        progress = (await reading(ctx, `reading the progress of ${step.id}`, (tx) => readProgress(tx, step.id)))!;
+        progress = (await readProgress(autocommitted(ctx, `reading the progress of ${step.id}`), step.id))!;
       } else {
         const runaway = source.runaway(progress.passRows, batchSize);
         if (runaway) throw new MigrateRunawayError(step.id, `${runaway} (${step.file})`);
       }
       if (ctx.settings.batchPauseMs > 0) {
+        // batchPauseMs is the database's gap between two batches: the part of the call's round trip spent outside it
+        // (over the Data API, the HTTPS request there and back) already gave it some of that.
+        const pauseMs = Math.max(0, ctx.settings.batchPauseMs - batch.outsideDatabaseMs);
         // No time left for the pause: stop here rather than run the next batches without one.
-        if (Date.now() + ctx.settings.batchPauseMs >= deadline) break;
-        await new Promise((resolve) => setTimeout(resolve, ctx.settings.batchPauseMs));
+        if (Date.now() + pauseMs >= deadline) break;
+        if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
       }
     }
     // A call whose budget ran out before this step's first batch did no work on it: nothing to record.
@@ -204,7 +206,7 @@ async function runMigration(ctx: RunContext, step: Migration, source: BatchSourc
 
 /**
  * At the end of a pass: if the step's pending query finds no rows (or it has none), the step is finished and
- * recorded as applied in one transaction; returns the version. Otherwise rows are left that the pass did not change:
+ * recorded as applied in one statement (`emc.finish_migration`); returns the version. Otherwise rows are left that the pass did not change:
  * written by the old release behind a keyset cursor, or locked by the application when a batch came by. Another pass
  * starts, after a growing pause, a bounded number of times; returns undefined.
  */
@@ -226,11 +228,8 @@ async function finishOrRestartPass(
     ctx.onEvent?.({ type: 'migrate-pass-restarted', stepId: step.id, pending, pass: progress.pass + 1 });
     return undefined;
   }
-  return leased(ctx, `recording ${step.id} as applied`, async (tx) => {
-    await markFinished(tx, step.id);
-    // A step reopened after it finished (rows pending again) is applied already: the version stays.
-    const version = (await isApplied(tx, step.id)) ? (await readState(tx)).version : await recordApplied(tx, step, ctx.runId);
-    await recordHistory(tx, { runId: ctx.runId, step, startedAt, rowsAffected: rowsThisCall, outcome: 'succeeded' });
-    return formatVersion(version);
-  });
+  const version = await leasedCall(ctx, `recording ${step.id} as applied`, (session, lease) =>
+    finishMigration(session, lease, { step, runId: ctx.runId, startedAt, rowsAffected: rowsThisCall }),
+  );
+  return formatVersion(version);
 }

@@ -1,6 +1,6 @@
 import { tablesNamedBy } from '../catalog/statement-tables.ts';
 import { repeatUntilZeroSource } from '../migrate/batch-source.ts';
-import { reading } from '../phases/run-context.ts';
+import { autocommitted } from '../phases/run-context.ts';
 import { parseMigration, preparedMigration, type MigrationCommon } from './migration.ts';
 import type { StepKind } from './step-kind.ts';
 
@@ -26,7 +26,7 @@ export const repeatUntilZeroMigration: StepKind<RepeatUntilZeroMigration> = {
   },
 
   async prepare(ctx, step) {
-    const source = await reading(ctx, `describing the batches of ${step.id}`, (tx) => repeatUntilZeroSource(tx, step));
+    const source = await repeatUntilZeroSource(autocommitted(ctx, `describing the batches of ${step.id}`), step);
     return preparedMigration(ctx, step, source, repeatUntilZeroMigration.describe(step));
   },
 };
