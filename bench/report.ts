@@ -476,13 +476,19 @@ export function renderReport(r: ReportInput): string {
   );
   const at = (latencyMs: number) => da.points.find((p) => p.latencyMs === latencyMs);
   const mid = at(10) ?? da.points[Math.floor(da.points.length / 2)];
+  const rounds = Math.max(0, ...da.points.map((p) => p.roundsMs.keyset.length));
+  const roundTimes = (list: readonly number[]) => list.map((t) => ms(t)).join(', ');
   add(
     HEADINGS[9],
     `What ships, over the wire: the engine's migrate with its default settings (batches sized toward targetBatchMs ` +
       `${d.targetBatchMs} from a first batch of ${d.batchSize} rows, batchPauseMs ${d.batchPauseMs}) on fresh copies of the §1 table seeded with ${num(da.rows)} rows, through the ` +
       `real \`DataApiSqlClient\` and \`@aws-sdk/client-rds-data\` against the Data API emulator ` +
       `(\`bin/local/data-api-emulator\`), which waits the given latency before answering each call; beside it the single ` +
-      `UPDATE as one ExecuteStatement through the same emulator at the same latency. Calls are counted by the emulator; ` +
+      `UPDATE as one ExecuteStatement through the same emulator at the same latency` +
+      (rounds > 1
+        ? `, ${rounds} rounds of each (every other one in reverse order); each side's figures are those of its round of median time`
+        : '') +
+      `. Calls are counted by the emulator; ` +
       `calls per batch are those between two consecutive batches of one migrate call (median, and the range seen).`,
     markdownTable(
       ['Latency per call', 'Engine keyset', 'Batches', 'Migrate calls', 'Data API calls', 'Calls per batch', 'Batch p50', 'Rows/s', 'Single UPDATE', 'Its calls', 'Its rows/s', 'Keyset ÷ single'],
@@ -528,6 +534,10 @@ export function renderReport(r: ReportInput): string {
           `at the end of a pass, the step's record, the report).`,
       `The single UPDATE is one call whatever the latency: it is the limit here as in §1, and keeps every row it ` +
         `changes locked until it commits.`,
+      rounds > 1 &&
+        `Each round's time, engine keyset and single UPDATE: ` +
+          da.points.map((p) => `at ${p.latencyMs} ms ${roundTimes(p.roundsMs.keyset)} and ${roundTimes(p.roundsMs.single)}`).join('; ') +
+          '.',
     ),
   );
 

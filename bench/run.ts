@@ -49,6 +49,8 @@ export interface Sizes {
   /** §7: rows of the table migrated through the Data API emulator, and the latencies it adds to every call. */
   readonly dataApiRows: number;
   readonly dataApiLatenciesMs: readonly number[];
+  /** Rounds of each §7 contender per latency; the median round is reported. */
+  readonly dataApiRounds: number;
   /** §8: pgbench's scale (100,000 accounts each), clients, scheduled rate, and the idle window before migrate. */
   readonly pgbench: PgbenchSizes;
 }
@@ -69,6 +71,7 @@ export const SIZES: Record<SizeName, Sizes> = {
     sweepRounds: 2,
     dataApiRows: 150_000,
     dataApiLatenciesMs: [5, 10, 20],
+    dataApiRounds: 3,
     pgbench: { scale: 5, clients: 4, rateTps: 200, idleMs: 10_000 },
   },
   small: {
@@ -84,6 +87,7 @@ export const SIZES: Record<SizeName, Sizes> = {
     sweepRounds: 1,
     dataApiRows: 10_000,
     dataApiLatenciesMs: [5, 10, 20],
+    dataApiRounds: 1,
     pgbench: { scale: 1, clients: 4, rateTps: 200, idleMs: 2_000 },
   },
   tiny: {
@@ -99,6 +103,7 @@ export const SIZES: Record<SizeName, Sizes> = {
     sweepRounds: 1,
     dataApiRows: 2_000,
     dataApiLatenciesMs: [10],
+    dataApiRounds: 1,
     pgbench: { scale: 1, clients: 2, rateTps: 100, idleMs: 500 },
   },
 };
@@ -205,7 +210,7 @@ export async function runBenchmark(options: BenchmarkOptions = {}): Promise<Benc
     step(`7. the Data API path on ${num(sizes.dataApiRows)} rows at ${sizes.dataApiLatenciesMs.join(', ')} ms per call`, '§7');
     const dataApiTemplate = 'bench_template_dataapi';
     await server.prepareTemplate(dataApiTemplate, sizes.dataApiRows, catalog);
-    const dataApi = await measureDataApi(server, dataApiTemplate, catalog, sizes.dataApiRows, sizes.dataApiLatenciesMs, log);
+    const dataApi = await measureDataApi(server, dataApiTemplate, catalog, sizes.dataApiRows, sizes.dataApiLatenciesMs, sizes.dataApiRounds, log);
     await server.dropDatabase(dataApiTemplate);
 
     step(`8. pgbench TPC-B (scale ${sizes.pgbench.scale}) through a backfill and a contract`, '§8');

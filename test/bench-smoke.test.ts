@@ -57,6 +57,7 @@ describe('the benchmark', () => {
       expect(point.keyset.callsPerBatch).toBeGreaterThanOrEqual(1);
       expect(point.keyset.dataApiCalls).toBeGreaterThan(point.keyset.batches);
       expect(point.single.dataApiCalls).toBe(1);
+      expect(point.roundsMs).toEqual({ keyset: [point.keyset.durationMs], single: [point.single.durationMs] });
       expect(point.ratio).toBeGreaterThan(0);
     }
 
