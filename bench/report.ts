@@ -338,7 +338,7 @@ export function renderReport(r: ReportInput): string {
       `From the smallest to the largest table rows grew ${times(tr.rowGrowth)} and batches ${times(tr.batchGrowth)}; ` +
         `transitions grew ${times(tr.transitionGrowth)}. A migrate call runs batches for its whole budget, so the loop ` +
         `adds two transitions (the task and the Choice after it) per ${ms(tr.migrateBudgetMs)} of migration, ` +
-        `${num((2 * 60_000) / tr.migrateBudgetMs, 1)} a minute, whatever the rows; the other transitions (plan, expand, ` +
+        `${num((2 * 60_000) / tr.migrateBudgetMs, 1)} a minute, whatever the rows; the other transitions (start, expand, ` +
         `drain, contract, summary) are fixed. A short migration's per-minute figure is inflated by its last, partly ` +
         `used call.`,
       `With the default migrateBudgetMs of ${num(d.migrateBudgetMs)} ms the loop costs 2 transitions a minute of ` +

@@ -110,7 +110,7 @@ export const MAX_DRAIN_POLLS = 1000;
 
 /** Each task function's timeout. Migrate's must exceed its budget plus one batch; the construct checks it. */
 const TIMEOUTS: Record<WorkflowTask | 'recordFailure', Duration> = {
-  plan: Duration.minutes(1),
+  start: Duration.minutes(1),
   expand: Duration.minutes(15),
   migrate: Duration.millis(MIGRATE_FUNCTION_TIMEOUT_MS),
   drain: Duration.minutes(1),
@@ -120,7 +120,7 @@ const TIMEOUTS: Record<WorkflowTask | 'recordFailure', Duration> = {
 };
 
 const ENTRIES: Record<WorkflowTask | 'recordFailure', { entry: HandlerEntry; description: string }> = {
-  plan: { entry: 'plan', description: 'emc-upgrade: validate input and catalog, take the lease, plan' },
+  start: { entry: 'start', description: 'emc-upgrade: validate input and catalog, take the lease, plan the upgrade' },
   expand: { entry: 'expand', description: 'emc-upgrade: apply pending expand steps' },
   migrate: { entry: 'migrate', description: 'emc-upgrade: run migrate batches for one time budget' },
   drain: { entry: 'check-drain', description: 'emc-upgrade: record the old release before expand; check that it drained' },

@@ -8,7 +8,7 @@ import type { BuildOptions } from 'esbuild';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The handler files of lambdas/handlers, one Lambda function each. */
-export const HANDLER_ENTRIES = ['plan', 'expand', 'migrate', 'check-drain', 'contract', 'finish', 'record-failure'] as const;
+export const HANDLER_ENTRIES = ['start', 'expand', 'migrate', 'check-drain', 'contract', 'finish', 'record-failure'] as const;
 export type HandlerEntry = (typeof HANDLER_ENTRIES)[number];
 
 /** The bundle's file inside each entry's directory; the Lambda handler is `index.handler`. */

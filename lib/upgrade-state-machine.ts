@@ -25,7 +25,7 @@ export interface UpgradeDefinitionProps {
   readonly drainPollInterval: Duration;
   /** Migrate calls one execution makes before it continues in a new execution (the history limit). */
   readonly maxMigrateCallsPerExecution: number;
-  /** The drain source is ECS services: "Record old release" runs between the plan and expand when the plan asks. */
+  /** The drain source is ECS services: "Record old release" runs between the start and expand when the plan asks. */
   readonly recordsOldRelease: boolean;
 }
 
@@ -40,7 +40,7 @@ function functionOf(task: TaskName): WorkflowTask | 'recordFailure' {
  * Task retries exactly the transient errors its bundle can throw.
  */
 const STEP_ERRORS: ReadonlySet<string> = new Set(['LockTimeoutError', 'IndexBuildInProgressError']);
-const RUNS_STEPS: ReadonlySet<TaskName> = new Set(['plan', 'expand', 'migrate', 'contract']);
+const RUNS_STEPS: ReadonlySet<TaskName> = new Set(['start', 'expand', 'migrate', 'contract']);
 
 /**
  * The Retry rules of a phase Task: the engine's transient errors it can throw, each class with its own policy, grouped
@@ -125,14 +125,14 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
     state.addCatch(recordFailure, { errors: [sfn.Errors.ALL], resultPath: failedInPath(task) });
     return state;
   };
-  const plan = sfn.JsonPath.objectAt(resultPath('plan'));
+  const plan = sfn.JsonPath.objectAt(resultPath('start'));
 
-  const planUpgrade = step('plan', { executionArn: sfn.JsonPath.stringAt('$$.Execution.Id'), input: sfn.JsonPath.entirePayload });
+  const startUpgrade = step('start', { executionArn: sfn.JsonPath.stringAt('$$.Execution.Id'), input: sfn.JsonPath.entirePayload });
   // The old release's task definitions, read while it is certainly the old one: before expand (upgrade-plan.ts).
   const recordOldReleaseFirst = (next: sfn.IChainable) =>
     new sfn.Choice(scope, C.oldReleaseToRecord, { stateName: C.oldReleaseToRecord })
       .when(
-        sfn.Condition.booleanEquals(resultField('plan', 'recordOldRelease'), true),
+        sfn.Condition.booleanEquals(resultField('start', 'recordOldRelease'), true),
         step('recordOldRelease', { request: OLD_RELEASE_REQUEST, plan }).next(next),
       )
       .otherwise(next);
@@ -172,7 +172,7 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
   const prepareContinuation = new sfn.Pass(scope, 'Prepare continuation', {
     stateName: 'Prepare continuation',
     // The execution input fields the state machine itself sets (execution-input.ts): the lease and the old release.
-    parameters: { 'continueFrom.$': '$$.Execution.Id', 'oldTaskDefinitions.$': resultField('plan', 'oldTaskDefinitions') },
+    parameters: { 'continueFrom.$': '$$.Execution.Id', 'oldTaskDefinitions.$': resultField('start', 'oldTaskDefinitions') },
     resultPath: CONTINUATION_PATH,
   });
   const checkDrained = step('drain', { plan, previous: sfn.JsonPath.objectAt(resultPath('drain')) });
@@ -193,7 +193,7 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
   const stopAfter = (phase: 'expand' | 'migrate', otherwise: sfn.IChainable) => {
     const name = phase === 'expand' ? C.stopAfterExpand : C.stopAfterMigrate;
     return new sfn.Choice(scope, name, { stateName: name })
-      .when(sfn.Condition.stringEquals(resultField('plan', 'stopAfter'), phase), finish)
+      .when(sfn.Condition.stringEquals(resultField('start', 'stopAfter'), phase), finish)
       .otherwise(otherwise);
   };
 
@@ -213,7 +213,7 @@ export function buildUpgradeDefinition(scope: Construct, props: UpgradeDefinitio
     .otherwise(migrateData);
 
   finish.next(complete);
-  planUpgrade.next(props.recordsOldRelease ? recordOldReleaseFirst(expandSchema) : expandSchema);
+  startUpgrade.next(props.recordsOldRelease ? recordOldReleaseFirst(expandSchema) : expandSchema);
   expandSchema.next(stopAfter('expand', startMigrating.next(migrateData).next(migrationFinished)));
-  return planUpgrade;
+  return startUpgrade;
 }

@@ -50,7 +50,7 @@ const EXPANDED = schemaPhaseResult('expand', ['bexar_expand01', 'bexar_expand02'
 
 /** An execution up to its n-th migrate call (1000 rows a call, 4000 in all). */
 function migratingHistory(calls: number): HistoryBuilder {
-  const h = new HistoryBuilder().started(INPUT).task('plan', planResult(ARN)).task('expand', EXPANDED).choice('Stop after expand?');
+  const h = new HistoryBuilder().started(INPUT).task('start', planResult(ARN)).task('expand', EXPANDED).choice('Stop after expand?');
   for (let call = 1; call <= calls; call++) {
     h.task('migrate', migrateResult(call * 1000, 4000 - call * 1000, call === 4)).choice('Migration finished?');
   }
@@ -174,9 +174,9 @@ describe('emc status', () => {
 });
 
 describe('emc history', () => {
-  it('shows what "Record old release" recorded, in the plan phase', async () => {
+  it('shows what "Record old release" recorded, in the start phase', async () => {
     const recorded = { 'prod/orders-api': ['arn:aws:ecs:us-east-1:123456789012:task-definition/orders-api:41'] };
-    const events = new HistoryBuilder().started(INPUT).task('plan', planResult(ARN)).choice(C.oldReleaseToRecord).task('recordOldRelease', recorded).events;
+    const events = new HistoryBuilder().started(INPUT).task('start', planResult(ARN)).choice(C.oldReleaseToRecord).task('recordOldRelease', recorded).events;
     sfn.on(GetExecutionHistoryCommand).callsFake((input) => pageOf(events, input));
     sfn.on(DescribeExecutionCommand).resolves({ executionArn: ARN, stateMachineArn: STATE_MACHINE_ARN, name: NAME, status: 'RUNNING', startDate: new Date() });
 
@@ -185,13 +185,13 @@ describe('emc history', () => {
     expect(report.entries.filter((e) => e.kind === 'exited' && e.state === C.recordOldRelease).map((e) => e.detail)).toEqual([
       'old release: prod/orders-api arn:aws:ecs:us-east-1:123456789012:task-definition/orders-api:41',
     ]);
-    expect(phaseOfState(C.recordOldRelease)).toBe('plan');
+    expect(phaseOfState(C.recordOldRelease)).toBe('start');
   });
 
   it('reads every page of the history and prints one line per state entered, exited, retried or failed', async () => {
     const h = new HistoryBuilder()
       .started(INPUT)
-      .task('plan', planResult(ARN))
+      .task('start', planResult(ARN))
       .retriedTask('expand', EXPANDED, new LockTimeoutError('bexar_expand02', 'canceling statement due to lock timeout'))
       .choice('Stop after expand?');
     for (let call = 1; call <= 4; call++) h.task('migrate', migrateResult(call * 1000, 4000 - call * 1000, call === 4)).choice('Migration finished?');
@@ -212,8 +212,8 @@ describe('emc history', () => {
     const lines = report.entries.map((e) => `${e.kind} ${e.state ?? ''}${e.detail ? ` | ${e.detail}` : ''}`);
     expect(lines.slice(0, 5)).toEqual([
       'started  | input {"targetRelease":"bexar"}',
-      `entered ${STATE_NAMES.plan}`,
-      `exited ${STATE_NAMES.plan} | target bexar, version (none), pending expand 3 / migrate 3 / contract 3`,
+      `entered ${STATE_NAMES.start}`,
+      `exited ${STATE_NAMES.start} | target bexar, version (none), pending expand 3 / migrate 3 / contract 3`,
       `entered ${STATE_NAMES.expand}`,
       `retried ${STATE_NAMES.expand} | LockTimeoutError: Step bexar_expand02 could not take its locks in time: canceling statement due to lock timeout`,
     ]);
@@ -256,7 +256,7 @@ describe('emc why', () => {
 
     const h = new HistoryBuilder()
       .started({ targetRelease: 'r1' })
-      .task('plan', planResult(ARN, { target: 'r1' }))
+      .task('start', planResult(ARN, { target: 'r1' }))
       .failingTask('expand', error as StepFailedError)
       .task('recordFailure', failure)
       .failed(failure.error, failure.cause);
@@ -408,7 +408,7 @@ describe('emc wait', () => {
     expect(run.stdout).toContain(`${clear}[████████████░░░░░░░░░░░░]  50% 2,000 of ~4,000 rows migrated${clear}`);
     expect(run.stdout).toContain(`${clear}[██████████████████░░░░░░]  75% 3,000 of ~4,000 rows migrated${clear}Stopped waiting: --timeout elapsed`);
     expect(run.stdout.split('\n').filter((line) => line.startsWith('→ '))).toEqual([
-      `→ ${STATE_NAMES.plan}`,
+      `→ ${STATE_NAMES.start}`,
       `→ ${STATE_NAMES.expand}`,
       `→ ${STATE_NAMES.migrate}`,
     ]);
@@ -425,7 +425,7 @@ describe('emc wait', () => {
       stages: [{ status: 'SUCCEEDED', events: handedOver.events, output: JSON.stringify({ outcome: 'continued in a new execution', continuedIn: next }) }],
     });
     const cause = '"Migrate data (one batch run)" failed with StepFailedError: Step bexar_migrate02 failed\nNext: fix it\nDatabase version now: bexar_expand03';
-    const failing = new HistoryBuilder().started({ ...INPUT, continueFrom: ARN }).task('plan', planResult(next)).failed('StepFailedError', cause);
+    const failing = new HistoryBuilder().started({ ...INPUT, continueFrom: ARN }).task('start', planResult(next)).failed('StepFailedError', cause);
     const served = serveExecution(sfn, {
       executionArn: next,
       name: nextName,
@@ -449,7 +449,7 @@ describe('emc wait', () => {
   it('exits 1 when the execution fails before the drain wait', async () => {
     const cause = '"Expand schema" failed with StepFailedError: Step bexar_expand02 failed\nNext: fix it\nDatabase version now: bexar_expand01';
     const thrown = new StepFailedError('bexar_expand02', 'ALTER TABLE x', undefined, 'x', { transactional: true });
-    const h = new HistoryBuilder().started(INPUT).task('plan', planResult(ARN)).failingTask('expand', thrown).failed('StepFailedError', cause);
+    const h = new HistoryBuilder().started(INPUT).task('start', planResult(ARN)).failingTask('expand', thrown).failed('StepFailedError', cause);
     serveExecution(sfn, { executionArn: ARN, name: NAME, input: INPUT, stages: [{ status: 'FAILED', events: h.events, error: 'StepFailedError', cause }] });
 
     const run = await runEmc(['wait', ARN, '--until', 'drain-wait']);

@@ -205,15 +205,15 @@ describe('emc why without an execution', () => {
       executions: [{ executionArn: ARN, stateMachineArn: STATE_MACHINE_ARN, name: 'emc-bexar-full-0a1b2c3d', status: 'FAILED', startDate: new Date() }],
     });
     const held = new LeaseHeldError('arn:other', new Date('2025-06-01T11:00:00.000Z'));
-    const failure = failureReport('plan', held, { version: 'bexar_expand01', leaseReleased: false });
+    const failure = failureReport('start', held, { version: 'bexar_expand01', leaseReleased: false });
     const cause = failure.cause;
-    const events = new HistoryBuilder().started({}).failingTask('plan', held).task('recordFailure', failure).failed('LeaseHeldError', cause).events;
+    const events = new HistoryBuilder().started({}).failingTask('start', held).task('recordFailure', failure).failed('LeaseHeldError', cause).events;
     serveExecution(sfn, { executionArn: ARN, name: 'emc-bexar-full-0a1b2c3d', input: {}, stages: [{ status: 'FAILED', events, error: 'LeaseHeldError', cause }] });
 
     const run = await runEmc(['why', '--state-machine-arn', STATE_MACHINE_ARN, '--json']);
     expect(run.exitCode).toBe(0);
     expect(sfn.commandCalls(ListExecutionsCommand)[0]!.args[0].input).toEqual({ stateMachineArn: STATE_MACHINE_ARN, statusFilter: 'FAILED', maxResults: 1 });
-    expect(run.json<WhyReport>()).toMatchObject({ executionArn: ARN, failed: true, failedState: STATE_NAMES.plan, error: 'LeaseHeldError', version: 'bexar_expand01' });
+    expect(run.json<WhyReport>()).toMatchObject({ executionArn: ARN, failed: true, failedState: STATE_NAMES.start, error: 'LeaseHeldError', version: 'bexar_expand01' });
   });
 
   it('says so when the state machine has no failed execution', async () => {

@@ -158,8 +158,8 @@ describe('emc start', () => {
     const input = { targetRelease: 'bexar' };
     const name = executionName(input);
     const arn = executionArn(name);
-    const h = new HistoryBuilder().started(input).task('plan', planResult(arn));
-    const atPlan = [...h.events];
+    const h = new HistoryBuilder().started(input).task('start', planResult(arn));
+    const atStart = [...h.events];
     h.task('expand', schemaPhaseResult('expand', ['bexar_expand01'], 'bexar_expand03'))
       .choice('Stop after expand?')
       .task('migrate', migrateResult(1000, 3000))
@@ -180,7 +180,7 @@ describe('emc start', () => {
       input,
       notStartedYet: true,
       stages: [
-        { status: 'RUNNING', events: atPlan },
+        { status: 'RUNNING', events: atStart },
         { status: 'RUNNING', events: migrating },
         { status: 'SUCCEEDED', events: h.events, output: JSON.stringify(summary) },
       ],
@@ -190,7 +190,7 @@ describe('emc start', () => {
 
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toContain(`Started execution ${name}.`);
-    expect(run.stdout).toContain(`→ ${STATE_NAMES.plan}`);
+    expect(run.stdout).toContain(`→ ${STATE_NAMES.start}`);
     expect(run.stdout).toContain(`→ ${STATE_NAMES.migrate}`);
     expect(run.stdout).toMatch(/\[█{6}░{18}\]  25% 1,000 of ~4,000 rows migrated/);
     expect(run.stdout).toContain(`Execution ${name} SUCCEEDED.`);
@@ -202,9 +202,9 @@ describe('emc start', () => {
     const name = executionName(input);
     const arn = executionArn(name);
     const held = new LeaseHeldError('arn:other', new Date('2025-06-01T11:00:00.000Z'));
-    const failure = failureReport('plan', held, { version: 'bexar_expand01', leaseReleased: false });
+    const failure = failureReport('start', held, { version: 'bexar_expand01', leaseReleased: false });
     const cause = failure.cause;
-    const h = new HistoryBuilder().started(input).failingTask('plan', held).task('recordFailure', failure).failed('LeaseHeldError', cause);
+    const h = new HistoryBuilder().started(input).failingTask('start', held).task('recordFailure', failure).failed('LeaseHeldError', cause);
     serveExecution(sfn, {
       executionArn: arn,
       name,

@@ -18,7 +18,7 @@ import type { TaskFailedError } from '../lambdas/handlers/commons/task.ts';
 import { createDrainTask } from '../lambdas/handlers/tasks/drain-task.ts';
 import { createExpandTask } from '../lambdas/handlers/tasks/expand-task.ts';
 import { createFinishTask } from '../lambdas/handlers/tasks/finish-task.ts';
-import { createPlanTask } from '../lambdas/handlers/tasks/plan-task.ts';
+import { createStartTask } from '../lambdas/handlers/tasks/start-task.ts';
 import { OLD_RELEASE_REQUEST, type OldReleaseTaskResult } from '../lambdas/core/workflow/task-contract.ts';
 import { DEMO_MIGRATIONS } from './support/catalog-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -72,7 +72,7 @@ describe('Start upgrade and the drain gate', () => {
     const deps = { sql: async () => client, catalog: once(() => loadCatalog(DEMO_MIGRATIONS)) };
     const drainFunction = createDrainTask({ sql: deps.sql, ecs: () => ecs, drainSource: source, drainTimeoutSeconds: 600 });
     return {
-      plan: createPlanTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: source }),
+      start: createStartTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: source }),
       expand: createExpandTask(deps),
       finish: createFinishTask(deps),
       drain: drainFunction,
@@ -99,8 +99,8 @@ describe('Start upgrade and the drain gate', () => {
   it('records the old release before expand; a circuit-breaker rollback to it then fails the drain', async () => {
     serviceRuns([deployment('PRIMARY', td(41))], [td(41), td(41)]);
     const h = handlers(ECS_SOURCE);
-    const planned = await h.plan({ executionArn: EXECUTION, input: {} });
-    // The plan asks for the record and calls no ECS API itself: its function has no ECS client.
+    const planned = await h.start({ executionArn: EXECUTION, input: {} });
+    // The start asks for the record and calls no ECS API itself: its function has no ECS client.
     expect(planned).toMatchObject({ recordOldRelease: true, oldTaskDefinitions: {} });
     expect(ecsMock.calls()).toHaveLength(0);
     const plan = await h.recordOldRelease(planned);
@@ -121,7 +121,7 @@ describe('Start upgrade and the drain gate', () => {
     ecsMock.reset();
     ecsMock.on(DescribeServicesCommand).resolves({ services: [], failures: [{ arn: 'orders-api', reason: 'MISSING' }] });
     const h = handlers(ECS_SOURCE);
-    const planned = (await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
+    const planned = (await h.start({ executionArn: EXECUTION, input: {} })) as UpgradePlan;
     const error = await rejectionOf(h.recordOldRelease(planned));
     expect(error.name).toBe('DrainFailedError');
     expect((error as TaskFailedError).record).toMatchObject({ phase: 'recordOldRelease', message: expect.stringContaining('prod/orders-api (missing)') });
@@ -131,7 +131,7 @@ describe('Start upgrade and the drain gate', () => {
   it('answers a plan that asks for no record with its own record, without calling ECS', async () => {
     ecsMock.reset();
     const carried = { 'prod/orders-api': [td(40)] };
-    const plan = { ...((await handlers(SESSIONS).plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan), oldTaskDefinitions: carried };
+    const plan = { ...((await handlers(SESSIONS).start({ executionArn: EXECUTION, input: {} })) as UpgradePlan), oldTaskDefinitions: carried };
     expect(plan.recordOldRelease).toBe(false);
     expect((await handlers(ECS_SOURCE).recordOldRelease(plan)).oldTaskDefinitions).toEqual(carried);
     expect(ecsMock.calls()).toHaveLength(0);
@@ -140,7 +140,7 @@ describe('Start upgrade and the drain gate', () => {
   it('passes once the new release runs everywhere', async () => {
     serviceRuns([deployment('PRIMARY', td(41))], [td(41)]);
     const h = handlers(ECS_SOURCE);
-    const plan = await h.recordOldRelease((await h.plan({ executionArn: EXECUTION, input: {} })) as UpgradePlan);
+    const plan = await h.recordOldRelease((await h.start({ executionArn: EXECUTION, input: {} })) as UpgradePlan);
     serviceRuns([deployment('PRIMARY', td(42))], [td(42), td(42)]);
     expect(await h.drain({ plan, previous: { polls: 0 } })).toMatchObject({ drained: true, newTaskDefinitions: { 'prod/orders-api': td(42) } });
   });
@@ -148,23 +148,23 @@ describe('Start upgrade and the drain gate', () => {
   it('an execution after expand must name the new release: it cannot tell it from the old one', async () => {
     serviceRuns([deployment('PRIMARY', td(42))], [td(42)]);
     const h = handlers(ECS_SOURCE);
-    const first = (await h.plan({ executionArn: `${EXECUTION}-1`, input: { stopAfter: 'expand' } })) as UpgradePlan;
+    const first = (await h.start({ executionArn: `${EXECUTION}-1`, input: { stopAfter: 'expand' } })) as UpgradePlan;
     // No drain in this execution: nothing to record.
     expect(first).toMatchObject({ recordOldRelease: false, oldTaskDefinitions: {} });
     await h.expand({ plan: first });
     await h.finish({ plan: first });
 
-    const error = await rejectionOf(h.plan({ executionArn: `${EXECUTION}-2`, input: {} }));
+    const error = await rejectionOf(h.start({ executionArn: `${EXECUTION}-2`, input: {} }));
     expect(error.name).toBe('InputError');
     expect((error as TaskFailedError).record.message).toContain('"newTaskDefinitions": expand already ran in an earlier execution');
     expect((error as TaskFailedError).record.message).toContain('"orders-api"');
-    const named = (await h.plan({ executionArn: `${EXECUTION}-3`, input: { newTaskDefinitions: { 'orders-api': 'orders-api:42' } } })) as UpgradePlan;
+    const named = (await h.start({ executionArn: `${EXECUTION}-3`, input: { newTaskDefinitions: { 'orders-api': 'orders-api:42' } } })) as UpgradePlan;
     expect(named).toMatchObject({ newTaskDefinitions: { 'orders-api': 'orders-api:42' }, recordOldRelease: false });
   });
 
   it('the input overrides the session pattern for its release', async () => {
     const h = handlers(SESSIONS);
-    const plan = (await h.plan({ executionArn: EXECUTION, input: { drain: { sessions: 'orders-v41%' } } })) as UpgradePlan;
+    const plan = (await h.start({ executionArn: EXECUTION, input: { drain: { sessions: 'orders-v41%' } } })) as UpgradePlan;
     expect(plan.sessionPattern).toBe('orders-v41%');
     const v41 = new pg.Client({ connectionString: db.url, application_name: 'orders-v41.3' });
     await v41.connect();
@@ -191,7 +191,7 @@ describe('Start upgrade and the drain gate', () => {
     const deps = { sql: async () => fresh.client, catalog: once(() => loadCatalog(DEMO_MIGRATIONS)) };
     const drainFunction = createDrainTask({ sql: deps.sql, ecs: () => ecs, drainSource: ECS_SOURCE, drainTimeoutSeconds: 600 });
     const functions: Record<string, (event: unknown) => Promise<unknown>> = {
-      plan: createPlanTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: ECS_SOURCE }),
+      start: createStartTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: ECS_SOURCE }),
       expand: createExpandTask(deps),
       migrate: createMigrateTask(deps),
       // By the first drain poll the new release was deployed, failed, and ECS rolled back to orders-api:41.
@@ -237,7 +237,7 @@ describe('Start upgrade and the drain gate', () => {
     [{ drain: { session: 'x%' } }, SESSIONS, /unknown field "drain\.session"/],
     [{ drain: { sessions: 'orders-v41%' } }, ECS_SOURCE, /"drain\.sessions": this state machine's drain source is ECS services/],
   ])('refuses %j before writing anything', async (input, source, message) => {
-    const error = await rejectionOf(handlers(source).plan({ executionArn: EXECUTION, input }));
+    const error = await rejectionOf(handlers(source).start({ executionArn: EXECUTION, input }));
     expect(error.name).toBe('InputError');
     expect((error as TaskFailedError).record.message).toMatch(message);
     expect((await db.pool.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'emc'`)).rowCount).toBe(0);

@@ -38,7 +38,7 @@ describe('lambdaBundles: which bundles the construct deploys', () => {
 
 /** Each entry's task factory (lambdas/handlers/tasks/): its name stays in the bundle, as `keepNames` keeps names. */
 const TASK_FACTORY: Record<HandlerEntry, string> = {
-  plan: 'createPlanTask',
+  start: 'createStartTask',
   expand: 'createExpandTask',
   migrate: 'createMigrateTask',
   'check-drain': 'createDrainTask',

@@ -157,7 +157,7 @@ describe('installed into a fresh CDK app', { timeout: 120_000 }, () => {
     expect(assets.map((asset) => sha(join(asset, BUNDLE_FILE))).sort()).toEqual(shipped);
     for (const asset of assets) expect(readdirSync(asset).sort()).toEqual(['emc-catalog.json', BUNDLE_FILE]);
     // The package's directory holds no handler sources, so nothing could have been bundled at this synth.
-    expect(existsSync(join(app, 'node_modules/emc-upgrade/dist/lambdas/handlers/plan.ts'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules/emc-upgrade/dist/lambdas/handlers/start.ts'))).toBe(false);
   });
 
   it('runs the installed emc on plain node: --version, and plan over the migrations against a real database', async () => {

@@ -20,7 +20,7 @@ import { once } from '../lambdas/handlers/commons/dependencies.ts';
 import { TaskFailedError } from '../lambdas/handlers/commons/task.ts';
 import { createContractTask } from '../lambdas/handlers/tasks/contract-task.ts';
 import { createMigrateTask } from '../lambdas/handlers/tasks/migrate-task.ts';
-import { createPlanTask } from '../lambdas/handlers/tasks/plan-task.ts';
+import { createStartTask } from '../lambdas/handlers/tasks/start-task.ts';
 import type { DrainSourceConfig } from '../lambdas/core/drain/drain-gate.ts';
 import type { UpgradePlan } from '../lambdas/core/workflow/upgrade-plan.ts';
 import { DrainSource } from '../lib/drain-source.ts';
@@ -46,7 +46,7 @@ type Category = 'catalog' | 'execution input' | 'task event' | 'construct props'
 interface Context {
   readonly db: TestDatabase;
   /** The real Lambda task handlers over this database and the given migrations directory. */
-  handlers(migrations?: string, drain?: DrainSourceConfig): Record<'plan' | 'migrate' | 'contract', (event: unknown) => Promise<unknown>>;
+  handlers(migrations?: string, drain?: DrainSourceConfig): Record<'start' | 'migrate' | 'contract', (event: unknown) => Promise<unknown>>;
 }
 
 interface BadInput {
@@ -110,10 +110,10 @@ async function holdLease(ctx: Context, owner: string): Promise<void> {
 }
 
 const SESSION_DRAIN: DrainSourceConfig = { kind: 'database-sessions', applicationNamePattern: 'demo-app-old%' };
-/** Refused by the plan, which has no ECS client. */
+/** Refused by "Start upgrade", which has no ECS client. */
 const ECS_DRAIN: DrainSourceConfig = { kind: 'ecs', services: [{ cluster: 'arn:aws:ecs:us-east-1:123456789012:cluster/prod', service: 'orders-api' }] };
 
-const plan = (input: unknown) => (ctx: Context) => ctx.handlers().plan({ executionArn: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
+const start = (input: unknown) => (ctx: Context) => ctx.handlers().start({ executionArn: 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:bad', input });
 
 /** A catalog case: the demo migrations changed by `edit`, refused by "Start upgrade" while loading. */
 function badCatalog(name: string, state: DatabaseState, edit: (files: Record<string, string | Uint8Array>) => void, message: RegExp): BadInput {
@@ -121,7 +121,7 @@ function badCatalog(name: string, state: DatabaseState, edit: (files: Record<str
     name: `catalog: ${name}`,
     category: 'catalog',
     state,
-    act: (ctx) => ctx.handlers(demoWith(edit)).plan({ executionArn: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith(edit)).start({ executionArn: 'x', input: {} }),
     error: 'CatalogError',
     message,
   };
@@ -133,7 +133,7 @@ const CASES: BadInput[] = [
     name: 'catalog: an expand step drops a column',
     category: 'catalog',
     state: 'seeded',
-    act: (ctx) => ctx.handlers(demoWith((f) => (f['bexar/expand04_drop_owner.sql'] = 'ALTER TABLE images DROP COLUMN owner;\n'))).plan({ executionArn: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith((f) => (f['bexar/expand04_drop_owner.sql'] = 'ALTER TABLE images DROP COLUMN owner;\n'))).start({ executionArn: 'x', input: {} }),
     error: 'CatalogError',
     message: /bexar\/expand04_drop_owner\.sql:1: expand must not drop column "owner"/,
   },
@@ -141,7 +141,7 @@ const CASES: BadInput[] = [
     name: 'catalog: a release folder missing from releases.json',
     category: 'catalog',
     state: 'expanded',
-    act: (ctx) => ctx.handlers(demoWith((f) => (f['cactus/expand01_add_title.sql'] = 'ALTER TABLE images ADD COLUMN title text;\n'))).plan({ executionArn: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith((f) => (f['cactus/expand01_add_title.sql'] = 'ALTER TABLE images ADD COLUMN title text;\n'))).start({ executionArn: 'x', input: {} }),
     error: 'CatalogError',
     message: /cactus\/: release folder "cactus" is not listed in releases\.json/,
   },
@@ -304,25 +304,25 @@ const CASES: BadInput[] = [
 
 
   // The execution input, refused by "Start upgrade".
-  { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: plan({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },
-  { name: 'input: stopAfter "contract"', category: 'execution input', state: 'seeded', act: plan({ stopAfter: 'contract' }), error: 'InputError', message: /"stopAfter": .*"expand".*"migrate"/ },
-  { name: 'input: an unknown target release', category: 'execution input', state: 'expanded', act: plan({ targetRelease: 'cactus' }), error: 'InputError', message: /Unknown release "cactus": the migrations ship "bexar"/ },
-  { name: 'input: an empty target release', category: 'execution input', state: 'seeded', act: plan({ targetRelease: '' }), error: 'InputError', message: /"targetRelease": / },
-  { name: 'input: batchSize 0', category: 'execution input', state: 'seeded', act: plan({ settings: { batchSize: 0 } }), error: 'InputError', message: /"settings\.batchSize": / },
-  { name: 'input: a lease ttl under a minute', category: 'execution input', state: 'expanded', act: plan({ settings: { leaseTtlSeconds: 2 } }), error: 'InputError', message: /"settings\.leaseTtlSeconds": .*60/ },
-  { name: 'input: a misspelt setting', category: 'execution input', state: 'seeded', act: plan({ settings: { batchsize: 10 } }), error: 'InputError', message: /unknown field "settings\.batchsize"/ },
-  { name: 'input: a setting given as a string', category: 'execution input', state: 'seeded', act: plan({ settings: { lockTimeoutMs: '2000' } }), error: 'InputError', message: /"settings\.lockTimeoutMs": .*number/ },
-  { name: 'input: a migrate budget over the Lambda limit', category: 'execution input', state: 'seeded', act: plan({ settings: { migrateBudgetMs: 900_000 } }), error: 'InputError', message: /"settings\.migrateBudgetMs": / },
-  { name: 'input: settings as an array', category: 'execution input', state: 'seeded', act: plan({ settings: [] }), error: 'InputError', message: /"settings": / },
-  { name: 'input: a bare string', category: 'execution input', state: 'seeded', act: plan('bexar'), error: 'InputError', message: /"\(input\)": .*object/ },
-  { name: 'input: restartSteps naming a step with nothing to restart', category: 'execution input', state: 'expanded', act: plan({ restartSteps: ['bexar_migrate01'] }), error: 'InputError', message: /"restartSteps": bexar_migrate01 has no committed batch: nothing to restart/ },
-  { name: 'input: an empty task definition', category: 'execution input', state: 'seeded', act: plan({ newTaskDefinitions: { api: '' } }), error: 'InputError', message: /"newTaskDefinitions\.api": / },
-  { name: 'input: a drain session pattern matching every session', category: 'execution input', state: 'seeded', act: plan({ drain: { sessions: '%' } }), error: 'InputError', message: /"drain\.sessions": must be a LIKE pattern/ },
-  { name: 'input: a drain session pattern for an ECS drain source', category: 'execution input', state: 'seeded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionArn: 'x', input: { drain: { sessions: 'orders-v41%' } } }), error: 'InputError', message: /"drain\.sessions": this state machine's drain source is ECS services/ },
-  { name: 'input: ECS, expand done earlier, new release not named', category: 'execution input', state: 'expanded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).plan({ executionArn: 'x', input: {} }), error: 'InputError', message: /"newTaskDefinitions": expand already ran in an earlier execution.*"orders-api"/ },
+  { name: 'input: an unknown field', category: 'execution input', state: 'seeded', act: start({ target: 'bexar' }), error: 'InputError', message: /unknown field "target"/ },
+  { name: 'input: stopAfter "contract"', category: 'execution input', state: 'seeded', act: start({ stopAfter: 'contract' }), error: 'InputError', message: /"stopAfter": .*"expand".*"migrate"/ },
+  { name: 'input: an unknown target release', category: 'execution input', state: 'expanded', act: start({ targetRelease: 'cactus' }), error: 'InputError', message: /Unknown release "cactus": the migrations ship "bexar"/ },
+  { name: 'input: an empty target release', category: 'execution input', state: 'seeded', act: start({ targetRelease: '' }), error: 'InputError', message: /"targetRelease": / },
+  { name: 'input: batchSize 0', category: 'execution input', state: 'seeded', act: start({ settings: { batchSize: 0 } }), error: 'InputError', message: /"settings\.batchSize": / },
+  { name: 'input: a lease ttl under a minute', category: 'execution input', state: 'expanded', act: start({ settings: { leaseTtlSeconds: 2 } }), error: 'InputError', message: /"settings\.leaseTtlSeconds": .*60/ },
+  { name: 'input: a misspelt setting', category: 'execution input', state: 'seeded', act: start({ settings: { batchsize: 10 } }), error: 'InputError', message: /unknown field "settings\.batchsize"/ },
+  { name: 'input: a setting given as a string', category: 'execution input', state: 'seeded', act: start({ settings: { lockTimeoutMs: '2000' } }), error: 'InputError', message: /"settings\.lockTimeoutMs": .*number/ },
+  { name: 'input: a migrate budget over the Lambda limit', category: 'execution input', state: 'seeded', act: start({ settings: { migrateBudgetMs: 900_000 } }), error: 'InputError', message: /"settings\.migrateBudgetMs": / },
+  { name: 'input: settings as an array', category: 'execution input', state: 'seeded', act: start({ settings: [] }), error: 'InputError', message: /"settings": / },
+  { name: 'input: a bare string', category: 'execution input', state: 'seeded', act: start('bexar'), error: 'InputError', message: /"\(input\)": .*object/ },
+  { name: 'input: restartSteps naming a step with nothing to restart', category: 'execution input', state: 'expanded', act: start({ restartSteps: ['bexar_migrate01'] }), error: 'InputError', message: /"restartSteps": bexar_migrate01 has no committed batch: nothing to restart/ },
+  { name: 'input: an empty task definition', category: 'execution input', state: 'seeded', act: start({ newTaskDefinitions: { api: '' } }), error: 'InputError', message: /"newTaskDefinitions\.api": / },
+  { name: 'input: a drain session pattern matching every session', category: 'execution input', state: 'seeded', act: start({ drain: { sessions: '%' } }), error: 'InputError', message: /"drain\.sessions": must be a LIKE pattern/ },
+  { name: 'input: a drain session pattern for an ECS drain source', category: 'execution input', state: 'seeded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).start({ executionArn: 'x', input: { drain: { sessions: 'orders-v41%' } } }), error: 'InputError', message: /"drain\.sessions": this state machine's drain source is ECS services/ },
+  { name: 'input: ECS, expand done earlier, new release not named', category: 'execution input', state: 'expanded', act: (ctx) => ctx.handlers(DEMO_MIGRATIONS, ECS_DRAIN).start({ executionArn: 'x', input: {} }), error: 'InputError', message: /"newTaskDefinitions": expand already ran in an earlier execution.*"orders-api"/ },
 
   // The events the state machine passes between tasks.
-  { name: 'event: plan without the execution ARN', category: 'task event', state: 'seeded', act: (ctx) => ctx.handlers().plan({ input: {} }), error: 'InputError', message: /Malformed task event: "executionArn"/ },
+  { name: 'event: start without the execution ARN', category: 'task event', state: 'seeded', act: (ctx) => ctx.handlers().start({ input: {} }), error: 'InputError', message: /Malformed task event: "executionArn"/ },
   { name: 'event: migrate without the plan', category: 'task event', state: 'expanded', act: (ctx) => ctx.handlers().migrate({ executionArn: 'x' }), error: 'InputError', message: /Malformed task event: "plan"/ },
   {
     name: 'event: contract with drainConfirmed as a string',
@@ -338,7 +338,7 @@ const CASES: BadInput[] = [
     name: 'database: an applied step changed since (drift)',
     category: 'database state',
     state: 'expanded',
-    act: (ctx) => ctx.handlers(demoWith((f) => (f['bexar/expand02_add_owner_id.sql'] += '-- edited after it was applied\n'))).plan({ executionArn: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith((f) => (f['bexar/expand02_add_owner_id.sql'] += '-- edited after it was applied\n'))).start({ executionArn: 'x', input: {} }),
     error: 'DriftError',
     message: /bexar_expand02: applied with checksum sha256:[0-9a-f]{64}, file now has sha256:[0-9a-f]{64}/,
   },
@@ -346,7 +346,7 @@ const CASES: BadInput[] = [
     name: 'database: newer than the code (a step the code does not ship)',
     category: 'database state',
     state: 'completed',
-    act: (ctx) => ctx.handlers(demoWith((f) => delete f['bexar/contract03_require_visibility.sql'])).plan({ executionArn: 'x', input: {} }),
+    act: (ctx) => ctx.handlers(demoWith((f) => delete f['bexar/contract03_require_visibility.sql'])).start({ executionArn: 'x', input: {} }),
     error: 'DatabaseAheadError',
     message: /applied steps this code does not ship: bexar_contract03 \(database version bexar_expand03, bexar_contract03\)/,
   },
@@ -355,7 +355,7 @@ const CASES: BadInput[] = [
     category: 'database state',
     state: 'expanded',
     act: (ctx) =>
-      ctx.handlers(demoWith((f) => (f['aardvark/expand01_add_notes.sql'] = 'ALTER TABLE images ADD COLUMN notes text;\n'), ['aardvark', 'bexar'])).plan({ executionArn: 'x', input: {} }),
+      ctx.handlers(demoWith((f) => (f['aardvark/expand01_add_notes.sql'] = 'ALTER TABLE images ADD COLUMN notes text;\n'), ['aardvark', 'bexar'])).start({ executionArn: 'x', input: {} }),
     error: 'CatalogOrderError',
     message: /Step aardvark_expand01 \(aardvark\/expand01_add_notes\.sql\) is not applied, but the later step bexar_expand03 is/,
   },
@@ -364,7 +364,7 @@ const CASES: BadInput[] = [
     category: 'database state',
     state: 'expanded',
     setup: (ctx) => holdLease(ctx, 'arn:aws:states:us-east-1:123456789012:execution:Upgrade:other'),
-    act: plan({}),
+    act: start({}),
     error: 'LeaseHeldError',
     message: /held by arn:aws:states:us-east-1:123456789012:execution:Upgrade:other until .*only one upgrade may run at a time/,
   },
@@ -436,7 +436,7 @@ const CASES: BadInput[] = [
          VALUES ('bexar_migrate01', '100', 100, 100, 1, 'sha256:${'0'.repeat(64)}', 'keyset table=images key=id')`,
       );
     },
-    act: plan({}),
+    act: start({}),
     error: 'MigrateStepChangedError',
     message: /bexar_migrate01 \(bexar\/migrate01_backfill_visibility\.sql\): 100 rows in 1 batches done with checksum sha256:0{64}, file now has sha256:[0-9a-f]{64}/,
   },
@@ -543,7 +543,7 @@ describe('bad input is refused, named, and changes nothing', () => {
         clients.push(client);
         const deps = { sql: async () => client, catalog: once(() => loadCatalog(migrations)) };
         return {
-          plan: createPlanTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: drain }),
+          start: createStartTask({ ...deps, settingsDefaults: { batchPauseMs: 0 }, drainSource: drain }),
           migrate: createMigrateTask(deps),
           contract: createContractTask(deps),
         };

@@ -158,7 +158,7 @@ describe('a holder that dies without its failure path', () => {
       check: `Holder killed mid-migrate with no failure path (lease ttl ${TTL_SECONDS} s)`,
       tried: 2,
       passed: 2,
-      detail: `a plan right after the kill was refused (LeaseHeldError naming the dead holder, database unchanged); the lease expired ${waitedMs} ms later and the next execution finished from the dead run's cursor (200 rows not redone)`,
+      detail: `"Start upgrade" right after the kill was refused (LeaseHeldError naming the dead holder, database unchanged); the lease expired ${waitedMs} ms later and the next execution finished from the dead run's cursor (200 rows not redone)`,
     });
   });
 });

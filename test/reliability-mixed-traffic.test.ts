@@ -113,7 +113,7 @@ describe('two releases of the application writing while the upgrade runs', () =>
     const cactus = releaseWriter('cactus', db.url, 'images-cactus-v1', ids.filter((id) => id % 2 === 1), ledger, 12);
     const writers = [bexar, cactus];
     const phaseOf: Record<string, string> = {
-      [STATE_NAMES.plan]: 'plan',
+      [STATE_NAMES.start]: 'start',
       [STATE_NAMES.expand]: 'expand',
       [STATE_NAMES.migrate]: 'migrate',
       'Start waiting for old release to drain': 'drain',

@@ -14,7 +14,7 @@ import { recordFigures, type Figure } from './support/reliability-figures.ts';
 /**
  * Nothing secret and no row data in the logs or the execution history. The database is owned by an ordinary role
  * (no superuser) whose password is in the database URL; its rows carry a marker string, and their keys (hence the
- * migrate cursors) a marker prefix. A whole local execution (plan, expand, migrate in several calls, drain,
+ * migrate cursors) a marker prefix. A whole local execution (start, expand, migrate in several calls, drain,
  * contract, finish) and a failing one run with the handlers' logger at DEBUG; every line it writes and every event
  * of the execution history (inputs and outputs of every state) is searched for the markers.
  */

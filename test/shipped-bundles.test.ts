@@ -101,7 +101,7 @@ describe('the shipped Lambda bundles', () => {
     const mine = 'arn:aws:states:us-east-1:123456789012:execution:mine:run';
     await ensureStateSchema(db.client);
     await acquireLease(db.client, other, 900);
-    expect(await errorTypeOf(freshProcess('plan').invoke({ executionArn: mine, input: {} }))).toBe('LeaseHeldError');
+    expect(await errorTypeOf(freshProcess('start').invoke({ executionArn: mine, input: {} }))).toBe('LeaseHeldError');
     await releaseLease(db.client, other);
     // With the lease but before expand ran, migrate's gate refuses.
     await acquireLease(db.client, mine, 900);

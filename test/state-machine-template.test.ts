@@ -405,7 +405,7 @@ describe('the synthesized state machine definition', () => {
       expect(retried.flat(), name).not.toContain('States.ALL');
       expect(retried.flat(), name).not.toContain('StepFailedError');
       // Lock waits and index builds come only from the tasks that run catalog steps.
-      const runsSteps = ([STATE_NAMES.plan, STATE_NAMES.expand, STATE_NAMES.migrate, STATE_NAMES.contract] as string[]).includes(name);
+      const runsSteps = ([STATE_NAMES.start, STATE_NAMES.expand, STATE_NAMES.migrate, STATE_NAMES.contract] as string[]).includes(name);
       expect(retried, name).toEqual(
         name === 'Record failure'
           ? [LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED]
@@ -520,7 +520,7 @@ describe('the definition with an ECS drain source', () => {
     expect(result.errorsText('\n')).toBe('');
   });
 
-  it('records the old release between the plan and expand, when the plan asks, with the drain function', () => {
+  it('records the old release between "Start upgrade" and expand, when the plan asks, with the drain function', () => {
     expect(definition.StartAt).toBe('Start upgrade');
     expect(definition.States['Start upgrade'].Next).toBe('Old release to record?');
     expect(definition.States['Old release to record?']).toEqual({

@@ -128,7 +128,7 @@ export class BenchServer {
   }
 }
 
-/** A run context holding the lease (as the plan step leaves it), with the benchmark's settings. */
+/** A run context holding the lease (as the start task leaves it), with the benchmark's settings. */
 export async function engineContext(
   client: SqlClient,
   overrides: SettingsOverrides,

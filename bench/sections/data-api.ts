@@ -100,7 +100,7 @@ async function measureKeyset(
     // taken between two events of the same call: the first batch of a call also pays for the call's own reads).
     const atBatch: { call: number; calls: number }[] = [];
     let migrateCall = 0;
-    // Counted from the first migrate call: the lease and the state schema set up before it are the plan's calls.
+    // Counted from the first migrate call: the lease and the state schema set up before it are the start's calls.
     let before: number | undefined;
     const run = await engineToEnd(client, catalog, {}, {
       onBatch: () => atBatch.push({ call: migrateCall, calls: total() }),

@@ -71,8 +71,8 @@ const TASK_BY_STATE = new Map<string, TaskName>([
 ]);
 /** Choice, Pass and Wait states, by the phase they belong to. */
 const OTHER_STATES: Readonly<Record<string, WorkflowTask | 'failed' | 'complete'>> = {
-  [C.oldReleaseToRecord]: 'plan',
-  [C.recordOldRelease]: 'plan',
+  [C.oldReleaseToRecord]: 'start',
+  [C.recordOldRelease]: 'start',
   [C.stopAfterExpand]: 'expand',
   [C.migrationFinished]: 'migrate',
   [C.stopAfterMigrate]: 'migrate',
@@ -120,7 +120,7 @@ export function viewExecution(description: DescribeExecutionOutput, events: read
     }
     const result = taskResultOf(event, currentState);
     switch (result?.task) {
-      case 'plan':
+      case 'start':
         plan = result.value;
         break;
       case 'expand':

@@ -137,7 +137,7 @@ function retriedAfter(events: readonly HistoryEvent[], index: number): boolean {
 /** What a task's result says, in one line. */
 function resultDetail(result: TaskResultEvent): string | null {
   switch (result.task) {
-    case 'plan': {
+    case 'start': {
       const { target, versionBefore, pending } = result.value;
       return `target ${target}, version ${versionBefore}, pending expand ${pending.expand.length} / migrate ${pending.migrate.length} / contract ${pending.contract.length}`;
     }

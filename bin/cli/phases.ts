@@ -33,7 +33,7 @@ import { addDatabaseCommandOptions, withDatabase, type DatabaseCommandFlags, typ
 
 /**
  * `emc expand`, `emc migrate` and `emc contract`: one phase run by hand, with the state machine's engine and its
- * rules. Each run plans and takes the lease as the plan task does (`startUpgrade`: input, drift and order checks
+ * rules. Each run plans and takes the lease as the start task does (`startUpgrade`: input, drift and order checks
  * first, nothing written before them), runs the engine's phase (its gates, its history rows under the run's id),
  * and releases the lease as the finish task does (`finishUpgrade`), or, when it fails, as "Record failure" does.
  * The lease is held only while the command runs: migrate's progress lives in the database, so the next

@@ -309,8 +309,8 @@ function describeOutput(name: string, output: unknown): string {
 }
 
 /** The tasks whose results the running log describes, by the name of their state. */
-const TASK_BY_STATE_NAME = new Map<string, 'plan' | 'expand' | 'migrate' | 'drain' | 'contract'>([
-  [STATE_NAMES.plan, 'plan'],
+const TASK_BY_STATE_NAME = new Map<string, 'start' | 'expand' | 'migrate' | 'drain' | 'contract'>([
+  [STATE_NAMES.start, 'start'],
   [STATE_NAMES.expand, 'expand'],
   [STATE_NAMES.migrate, 'migrate'],
   [STATE_NAMES.drain, 'drain'],

@@ -18,7 +18,7 @@ import { startUpgrade } from '../../lambdas/core/workflow/upgrade-plan.ts';
  */
 
 /**
- * A run context holding the lease, as the state machine's plan step leaves it. Batches are `batchSize` rows each
+ * A run context holding the lease, as the state machine's start task ("Start upgrade") leaves it. Batches are `batchSize` rows each
  * (`targetBatchMs` 0) unless the test asks for adaptive sizes: batch counts and cursors then follow from the data
  * alone, not from how fast this machine is.
  */
@@ -39,7 +39,7 @@ export async function endRun(ctx: RunContext): Promise<void> {
 
 export { migrateToEnd, type MigrateToEndOptions } from '../../lambdas/core/phases/migrate-to-end.ts';
 
-export type UpgradePhase = 'plan' | 'expand' | 'migrate' | 'contract' | 'finish';
+export type UpgradePhase = 'start' | 'expand' | 'migrate' | 'contract' | 'finish';
 
 /**
  * The phases in the state machine's order with the lease already held: expand, migrate until finished, contract with
@@ -72,7 +72,7 @@ export async function runWorkflow(
   catalog: Catalog,
   options: { runId: string; defaults?: SettingsOverrides; input?: unknown; onPhase?: (phase: UpgradePhase) => void },
 ): Promise<RunSummary> {
-  options.onPhase?.('plan');
+  options.onPhase?.('start');
   const plan = await startUpgrade(client, catalog, { runId: options.runId, input: options.input ?? {}, defaults: options.defaults });
   await upgrade({ client, runId: plan.runId, settings: plan.settings }, catalog, plan.target, {
     stopAfter: plan.stopAfter,

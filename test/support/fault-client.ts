@@ -35,7 +35,7 @@ export interface SentStatement {
   readonly inTransaction: boolean;
   /** Number of the transaction the statement ran in (1, 2, ... over the run); undefined outside transactions. */
   readonly transaction: number | undefined;
-  /** What the run was doing, as set by `label` (plan, expand, migrate, contract, finish). */
+  /** What the run was doing, as set by `label` (start, expand, migrate, contract, finish). */
   readonly label: string;
 }
 

@@ -14,7 +14,7 @@ import type { Figure } from './reliability-figures.ts';
 import { runWorkflow, type UpgradePhase } from './engine.ts';
 
 /**
- * The crash-at-every-statement experiment on the demo release bexar: a full upgrade (plan, expand, migrate to the
+ * The crash-at-every-statement experiment on the demo release bexar: a full upgrade (start, expand, migrate to the
  * end, contract, finish) of a seeded 300-row table with 100-row batches is killed at statement k, for every k of an
  * uninterrupted run, then run again from scratch by a new client; the result must be exactly what an uninterrupted
  * run gives.
@@ -160,7 +160,7 @@ async function killAndRecover(db: TestDatabase, reference: Reference, mode: Kill
   let error = '(none)';
   const deadRun = `dead-run-${mode}-${at}`;
   const faulty = new FaultInjectingSqlClient(new PgSqlClient(db.url), { at, mode });
-  let failedIn: UpgradePhase = 'plan';
+  let failedIn: UpgradePhase = 'start';
   try {
     await runWorkflow(faulty, reference.catalog, {
       runId: deadRun,
@@ -258,7 +258,7 @@ export async function convergenceProblems(db: TestDatabase, schema: SchemaDump, 
   return problems;
 }
 
-/** Kill points per workflow task, e.g. "plan 12, expand 31, ...". */
+/** Kill points per workflow task, e.g. "start 12, expand 31, ...". */
 export function perPhase(statements: readonly SentStatement[]): string {
   const counts = new Map<string, number>();
   for (const s of statements) counts.set(s.label, (counts.get(s.label) ?? 0) + 1);

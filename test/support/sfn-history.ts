@@ -171,7 +171,7 @@ export function lambdaErrorDocument(task: PhaseTask, thrown: Error): { error: st
   return { error: failed.name, cause: JSON.stringify({ errorType: failed.name, errorMessage: failed.message, trace: [] }) };
 }
 
-/** The plan task's result (`$.plan`), as lambdas/core/workflow/upgrade-plan.ts returns it. */
+/** The start task's result, the upgrade's plan (`$.plan`), as lambdas/core/workflow/upgrade-plan.ts returns it. */
 export function planResult(runId: string, overrides: Partial<UpgradePlan> = {}): UpgradePlan {
   return {
     runId,

@@ -27,7 +27,7 @@ export async function reportFailure(
   client: SqlClient | undefined,
   options: { runId: string; failedIn: Partial<Record<FailureSource, CaughtError>> },
 ): Promise<FailureReport> {
-  const source = FAILURE_SOURCES.find((t) => options.failedIn[t] !== undefined) ?? 'plan';
+  const source = FAILURE_SOURCES.find((t) => options.failedIn[t] !== undefined) ?? 'start';
   const caught = options.failedIn[source] ?? { Error: 'UnknownError', Cause: 'no error was recorded' };
   const record = taskFailureOf(caught.Cause);
   let leaseReleased = false;

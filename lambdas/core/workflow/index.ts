@@ -7,6 +7,6 @@
 export * from './task-contract.ts';
 export * from './state-names.ts';
 export { executionInputSchema, parseExecutionInput, type ExecutionInput } from './execution-input.ts';
-export { startUpgrade, type PlanDrainDependencies } from './upgrade-plan.ts';
+export { startUpgrade, type StartDrainDependencies } from './upgrade-plan.ts';
 export { finishUpgrade } from './run-summary.ts';
 export { reportFailure } from './failure-report.ts';

@@ -5,7 +5,7 @@ import { readOldTaskDefinitions } from '../drain/ecs-release.ts';
 import type { OldReleaseTaskResult, UpgradePlan } from './task-contract.ts';
 
 /**
- * "Record old release", between the plan and expand: per ECS service of the drain source, the task definitions the
+ * "Record old release", between "Start upgrade" and expand: per ECS service of the drain source, the task definitions the
  * old release runs now, while it is certainly the old one (readOldTaskDefinitions), less the new release's when the
  * execution input names it. The state machine writes the answer into the plan's `oldTaskDefinitions`, so the drain
  * gate fails when a service runs one of them again. A plan that asks for no record keeps its own (carried or empty).

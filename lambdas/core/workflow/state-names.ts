@@ -6,7 +6,7 @@ import type { TaskName } from './task-contract.ts';
  * state exactly as the console shows it.
  */
 export const STATE_NAMES = {
-  plan: 'Start upgrade',
+  start: 'Start upgrade',
   expand: 'Expand schema',
   migrate: 'Migrate data (one batch run)',
   drain: 'Check old release drained',

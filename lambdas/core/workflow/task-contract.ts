@@ -18,7 +18,7 @@ const stepIds = z.array(z.string());
  * The tasks of the workflow, by the short name the code uses (TASK_STATE_NAMES gives the console's names).
  * `recordOldRelease` is a request the drain task's function answers (it alone holds the ECS client), not a function.
  */
-export const TASKS = ['plan', 'recordOldRelease', 'expand', 'migrate', 'drain', 'contract', 'finish', 'recordFailure'] as const;
+export const TASKS = ['start', 'recordOldRelease', 'expand', 'migrate', 'drain', 'contract', 'finish', 'recordFailure'] as const;
 export type TaskName = (typeof TASKS)[number];
 /** The tasks whose failure a Catch sends to "Record failure". */
 export type PhaseTask = Exclude<TaskName, 'recordFailure'>;
@@ -183,7 +183,7 @@ export type FailureReport = z.infer<typeof failureReportSchema>;
 export const caughtErrorSchema = z.object({ Error: z.string(), Cause: z.optional(z.string()) });
 export type CaughtError = z.infer<typeof caughtErrorSchema>;
 /** Where a Catch records an error: a phase task, or the start of the continuing execution. */
-export const FAILURE_SOURCES = ['plan', 'recordOldRelease', 'expand', 'migrate', 'drain', 'contract', 'finish', 'continuation'] as const;
+export const FAILURE_SOURCES = ['start', 'recordOldRelease', 'expand', 'migrate', 'drain', 'contract', 'finish', 'continuation'] as const;
 export type FailureSource = (typeof FAILURE_SOURCES)[number];
 
 /** The `request` of "Record old release"'s event. */
@@ -196,7 +196,7 @@ export function isOldReleaseRequest(event: unknown): boolean {
 
 /** Each task's event, as the state machine builds it. */
 export const TASK_EVENTS = {
-  plan: z.object({ executionArn: nonEmpty, input: z.unknown() }),
+  start: z.object({ executionArn: nonEmpty, input: z.unknown() }),
   /** Sent to the drain task's function; `request` tells it from a drain poll (isOldReleaseRequest). */
   recordOldRelease: z.object({ request: z.literal(OLD_RELEASE_REQUEST), plan: upgradePlanSchema }),
   expand: withPlan,
@@ -219,7 +219,7 @@ export const TASK_EVENTS = {
 export type TaskEvent<T extends TaskName> = z.infer<(typeof TASK_EVENTS)[T]>;
 
 const RESULT_SCHEMAS = {
-  plan: upgradePlanSchema,
+  start: upgradePlanSchema,
   recordOldRelease: oldReleaseResultSchema,
   expand: schemaPhaseResultSchema,
   migrate: migrateResultSchema,
@@ -234,7 +234,8 @@ export const TASK_RESULTS: { readonly [T in TaskName]: z.ZodMiniType<TaskResult<
 
 /** The key of each task's result in the execution's data (its ResultPath is `$.<key>`). */
 export const RESULT_KEYS = {
-  plan: 'plan',
+  // The start task's result is the upgrade's plan, which every later task reads.
+  start: 'plan',
   // Into the plan, which every later task receives (the drain gate, the continuation).
   recordOldRelease: 'plan.oldTaskDefinitions',
   expand: 'expand',

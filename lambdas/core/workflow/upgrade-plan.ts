@@ -13,8 +13,8 @@ import type { UpgradePlan } from './task-contract.ts';
 
 export type { UpgradePlan } from './task-contract.ts';
 
-/** What the plan needs to know of the drain gate: its source. The plan reads no ECS service itself. */
-export interface PlanDrainDependencies {
+/** What starting the upgrade needs to know of the drain gate: its source. The start reads no ECS service itself. */
+export interface StartDrainDependencies {
   readonly source: DrainSourceConfig;
 }
 
@@ -28,7 +28,7 @@ type PlannedDrain = Pick<UpgradePlan, 'sessionPattern' | 'recordOldRelease'> & {
 export async function startUpgrade(
   client: SqlClient,
   catalog: Catalog,
-  options: { runId: string; input: unknown; defaults?: SettingsOverrides; drain?: PlanDrainDependencies },
+  options: { runId: string; input: unknown; defaults?: SettingsOverrides; drain?: StartDrainDependencies },
 ): Promise<UpgradePlan> {
   const input = parseExecutionInput(options.input);
   const settings = resolveSettings(options.defaults, input.settings);
@@ -69,7 +69,7 @@ export async function startUpgrade(
  * expand (a continuation after `stopAfter`) cannot tell the old release from the new one, so it must name the new
  * release per service; otherwise a rollback would pass as drained.
  */
-function planDrain(deps: PlanDrainDependencies, input: ExecutionInput, planned: Awaited<ReturnType<typeof plan>>): PlannedDrain {
+function planDrain(deps: StartDrainDependencies, input: ExecutionInput, planned: Awaited<ReturnType<typeof plan>>): PlannedDrain {
   const sessions = input.drain?.sessions;
   if (deps.source.kind === 'database-sessions') {
     return sessions === undefined ? { recordOldRelease: false } : { sessionPattern: sessions, recordOldRelease: false };

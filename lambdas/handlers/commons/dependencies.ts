@@ -21,7 +21,8 @@ export interface CatalogDependency {
 /** Expand, migrate and contract. */
 export type PhaseDependencies = SqlDependency & CatalogDependency;
 
-export interface PlanDependencies extends SqlDependency, CatalogDependency {
+/** The start task ("Start upgrade"). */
+export interface StartDependencies extends SqlDependency, CatalogDependency {
   readonly settingsDefaults: SettingsOverrides;
   readonly drainSource: DrainSourceConfig;
 }

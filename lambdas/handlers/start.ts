@@ -1,11 +1,11 @@
 import { parseLambdaEnvironment } from './commons/environment.ts';
 import { compiledCatalog, dataApiSql } from './commons/lambda-dependencies.ts';
-import { createPlanTask } from './tasks/plan-task.ts';
+import { createStartTask } from './tasks/start-task.ts';
 
 const environment = parseLambdaEnvironment(process.env);
 
-/** Lambda entry point of the "plan" task of the upgrade state machine. */
-export const handler = createPlanTask({
+/** Lambda entry point of the "start" task ("Start upgrade") of the upgrade state machine. */
+export const handler = createStartTask({
   sql: dataApiSql(environment),
   catalog: compiledCatalog(environment),
   settingsDefaults: environment.settings,
