@@ -25,7 +25,7 @@ export interface UpgradeDefinitionProps {
   readonly drainPollInterval: Duration;
   /** Migrate calls one execution makes before it continues in a new execution (the history limit). */
   readonly maxMigrateCallsPerExecution: number;
-  /** The drain source is ECS services: "Record old release" runs between the start and expand when the plan asks. */
+  /** The drain source is ECS services: "Record old release" runs between "Start upgrade" and expand when its plan asks. */
   readonly recordsOldRelease: boolean;
 }
 
